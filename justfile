@@ -1,0 +1,43 @@
+# kemp: task runner. `just --list` shows every recipe.
+# The install path pins torch to the CPU 2.13.0 wheel (constraints.txt); see README "GPU".
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+python := env_var_or_default("PYTHON", "python3")
+venv := ".venv"
+bin := venv / "bin"
+shared := env_var_or_default("KEMP_SHARED", "../shared")
+export NLTK_DATA := env_var_or_default("NLTK_DATA", shared / "nltk_data")
+
+# Show the recipes.
+default:
+    @just --list
+
+# Create .venv and install both packages (editable) with the test tools.
+setup:
+    test -x {{bin}}/python || {{python}} -m venv {{venv}}
+    {{bin}}/python -m pip install -q --disable-pip-version-check -c constraints.txt \
+        -e packages/kemp-kg -e packages/kemp-model -r requirements-dev.txt
+
+# The main job on the embedded default: index -> enrich -> train -> generate, on the built-in sample
+# (a small knowledge graph, lexicon and dialogue set written for this project; see data/README.md).
+demo out="work/demo": setup
+    {{bin}}/kemp-kg sample --to {{out}}
+    {{bin}}/kemp-kg build-index {{out}}/knowledge.tsv --lexicon {{out}}/lexicon.tsv --index {{out}}/index
+    {{bin}}/kemp-kg query happy --index {{out}}/index --top 8
+    {{bin}}/kemp-kg enrich {{out}}/dialogues.jsonl --index {{out}}/index --out {{out}}/graphs.arrow
+    {{bin}}/kemp-kg inspect {{out}}/graphs.arrow --example 0
+    {{bin}}/kemp-model train --graphs {{out}}/graphs.arrow --preset tiny --max-steps 60 --out {{out}}/run
+    {{bin}}/kemp-model generate {{out}}/run --graphs {{out}}/graphs.arrow --split test --limit 3
+
+# The whole test suite that CI runs (slow tests excluded; `just test-slow` runs them).
+test: setup
+    {{bin}}/python -m pytest -q -m "not slow" tests
+
+# Slow tests only (long real-data runs).
+test-slow: setup
+    {{bin}}/python -m pytest -q -m slow tests
+
+# Benchmarks (see bench/README.md); results land in bench/results/.
+bench name="all": setup
+    {{bin}}/python bench/run.py {{name}}

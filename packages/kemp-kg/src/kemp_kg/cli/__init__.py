@@ -1,0 +1,9 @@
+"""The `kemp-kg` command: a thin Typer layer over the library (one module per command group).
+
+Each command module registers its commands on :data:`kemp_kg.cli.app.app`; importing them here is
+what makes them part of the command.
+"""
+
+from kemp_kg.cli.app import app, main  # noqa: F401
+
+# Command modules (each registers on `app` at import).

@@ -1,0 +1,53 @@
+"""The Typer application and the one place where errors become a one-line message and exit code."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from kemp_kg.errors import KempError
+from kemp_kg.schema import GraphFileError
+
+app = typer.Typer(
+    name="kemp-kg",
+    help="Knowledge index and emotional context graphs for KEMP.\n\n"
+    "Example: kemp-kg build-index wordnet --lexicon NRC-VAD-Lexicon.txt && kemp-kg query happy",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+
+
+def main() -> None:
+    """Console-script entry point: run the app, mapping user errors to one line and an exit code."""
+    import kemp_kg.cli  # noqa: F401  (registers every command module)
+
+    try:
+        app(standalone_mode=False)
+    except KempError as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except GraphFileError as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except OSError as exc:  # disk full, permission denied, ...: environmental, not a bug
+        where = f"{exc.filename}: " if exc.filename else ""
+        console.print(f"[bold red]error:[/] {where}{exc.strerror or exc}", highlight=False)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        console.print("[bold red]interrupted[/]: outputs under their final names are untouched")
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.exit(1)
+    except Exception as exc:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

@@ -1,0 +1,333 @@
+"""The data contract between kemp-kg and kemp-model: one Arrow IPC file of emotional context graphs.
+
+This module is the only part of kemp-kg that kemp-model may import. It depends on pyarrow and the
+standard library only, and it owns:
+
+* the column names and types of a graph file (:data:`GRAPH_SCHEMA`),
+* the schema version and the rule for opening files of another version,
+* the label sets that both sides must agree on (:data:`EMOTIONS`, :data:`RELATIONS`,
+  :data:`SPECIAL_TOKENS`, :class:`Role`),
+* writing a file atomically (:func:`write_graphs`) and opening one or many shards zero-copy
+  (:func:`open_graphs`).
+
+One row is one training example: a dialogue history (all turns before a listener turn) and that
+listener turn as the target. The row holds everything that defines the example's emotional
+context graph (KEMP, Li et al. 2022, section 3.1):
+
+* word vertices: ``context_ids[0]`` is always the CLS token; positions ``1..n`` are the tokens of
+  the history flattened turn by turn. ``context_roles`` says whether each position is CLS, a
+  speaker token or a listener token; ``context_intensity`` holds Eq. 1 for each token.
+* concept vertices: ``concept_ids[j]`` hangs off word position ``concept_anchor[j]`` (>= 1)
+  through ``RELATIONS[concept_relation[j]]`` with confidence ``concept_weight[j]`` and intensity
+  ``concept_intensity[j]``. Their role is :attr:`Role.KNOWLEDGE`.
+
+The three edge types of the paper are derivable from a row alone (:func:`edge_lists`):
+
+* temporary edges: between word positions ``i`` and ``i + 1`` for ``1 <= i < n`` (successive
+  words of the flattened history, across turn boundaries, as in the official code);
+* emotion edges: between ``concept_anchor[j]`` and concept vertex ``j``;
+* globality edges: between CLS (position 0) and every other vertex, words and concepts.
+
+Vertex numbering used by :func:`edge_lists` and by the model: word vertices first
+(``0..len(context_ids)-1``), then concept vertices (``len(context_ids) + j``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.ipc as ipc
+
+#: Major.minor. A reader refuses a file whose major differs; minors only add optional metadata.
+SCHEMA_VERSION = "1.0"
+
+#: Suffix of graph files; a folder passed to :func:`open_graphs` is read as all such files in it.
+GRAPH_SUFFIX = ".arrow"
+
+#: The 32 EmpatheticDialogues emotion labels, in the order of MoEL/KEMP's ``emo_map``.
+EMOTIONS: tuple[str, ...] = (
+    "surprised", "excited", "annoyed", "proud", "angry", "sad", "grateful", "lonely",
+    "impressed", "afraid", "disgusted", "confident", "terrified", "hopeful", "anxious",
+    "disappointed", "joyful", "prepared", "guilty", "furious", "nostalgic", "jealous",
+    "anticipating", "embarrassed", "content", "devastated", "sentimental", "caring", "trusting",
+    "ashamed", "apprehensive", "faithful",
+)  # fmt: skip
+EMOTION_INDEX: Mapping[str, int] = {name: i for i, name in enumerate(EMOTIONS)}
+#: Value of the ``emotion`` column when the label is unknown (inference-only data).
+UNKNOWN_EMOTION = -1
+
+#: ConceptNet 5.7 relation names (without ``/r/``); ``concept_relation`` indexes this tuple.
+#: ``dbpedia`` stands for every ``/r/dbpedia/...`` relation; ``Other`` for anything unlisted.
+RELATIONS: tuple[str, ...] = (
+    "RelatedTo", "FormOf", "IsA", "PartOf", "HasA", "UsedFor", "CapableOf", "AtLocation",
+    "Causes", "HasSubevent", "HasFirstSubevent", "HasLastSubevent", "HasPrerequisite",
+    "HasProperty", "MotivatedByGoal", "ObstructedBy", "Desires", "CreatedBy", "Synonym",
+    "Antonym", "DistinctFrom", "DerivedFrom", "SymbolOf", "DefinedAs", "MannerOf",
+    "LocatedNear", "HasContext", "SimilarTo", "EtymologicallyRelatedTo",
+    "EtymologicallyDerivedFrom", "CausesDesire", "MadeOf", "ReceivesAction", "ExternalURL",
+    "NotDesires", "NotUsedFor", "NotCapableOf", "NotHasProperty", "InstanceOf", "Entails",
+    "dbpedia", "Other",
+)  # fmt: skip
+RELATION_INDEX: Mapping[str, int] = {name: i for i, name in enumerate(RELATIONS)}
+
+#: Special tokens, always the first ids of every vocabulary, in this order.
+SPECIAL_TOKENS: tuple[str, ...] = (
+    "<pad>", "<unk>", "<sos>", "<eos>", "<cls>", "<speaker>", "<listener>", "<knowledge>",
+)  # fmt: skip
+PAD_ID, UNK_ID, SOS_ID, EOS_ID, CLS_ID, SPEAKER_ID, LISTENER_ID, KNOWLEDGE_ID = range(8)
+
+
+class Role(enum.IntEnum):
+    """Vertex role (the paper's vertex state, Eq. 2)."""
+
+    CLS = 0
+    SPEAKER = 1
+    LISTENER = 2
+    KNOWLEDGE = 3
+
+
+#: Column name -> Arrow type. Token ids are int32 so the values buffer wraps as a tensor as-is.
+GRAPH_SCHEMA = pa.schema(
+    [
+        pa.field("example_id", pa.string(), nullable=False),
+        pa.field("conv_id", pa.string(), nullable=False),
+        pa.field("split", pa.string(), nullable=False),
+        pa.field("emotion", pa.int8(), nullable=False),
+        pa.field("history", pa.list_(pa.string()), nullable=False),
+        pa.field("target", pa.string(), nullable=False),
+        pa.field("context_ids", pa.list_(pa.int32()), nullable=False),
+        pa.field("context_roles", pa.list_(pa.int8()), nullable=False),
+        pa.field("context_intensity", pa.list_(pa.float32()), nullable=False),
+        pa.field("concept_ids", pa.list_(pa.int32()), nullable=False),
+        pa.field("concept_anchor", pa.list_(pa.int32()), nullable=False),
+        pa.field("concept_relation", pa.list_(pa.int8()), nullable=False),
+        pa.field("concept_weight", pa.list_(pa.float32()), nullable=False),
+        pa.field("concept_intensity", pa.list_(pa.float32()), nullable=False),
+        pa.field("target_ids", pa.list_(pa.int32()), nullable=False),
+    ]
+)
+COLUMNS: tuple[str, ...] = tuple(GRAPH_SCHEMA.names)
+
+#: Schema-metadata keys (all values are UTF-8 JSON, except the version which is a plain string).
+META_VERSION = b"kemp.schema_version"
+META_PROVENANCE = b"kemp.provenance"
+META_VOCAB = b"kemp.vocab"
+META_EMOTIONS = b"kemp.emotions"
+META_RELATIONS = b"kemp.relations"
+
+SPLITS: tuple[str, ...] = ("train", "valid", "test")
+
+
+class GraphFileError(ValueError):
+    """A graph file that cannot be used; the message is one line naming the file and the fix."""
+
+
+@dataclass(frozen=True)
+class GraphFile:
+    """An opened graph file (or several shards of one corpus) with its metadata.
+
+    Attributes:
+        table: the rows, memory-mapped (columns are zero-copy views of the file's pages).
+        vocab: token strings; ``vocab[i]`` is the token of id ``i``.
+        provenance: the JSON object written by the producer (source, lexicon, preset, thresholds,
+            tool version, ...).
+        paths: the files the rows came from, in order.
+    """
+
+    table: pa.Table
+    vocab: tuple[str, ...]
+    provenance: Mapping[str, object]
+    paths: tuple[Path, ...]
+
+    def split(self, name: str) -> pa.Table:
+        """The rows of one split (a filtered copy of the small scalar columns, lists stay views)."""
+        import pyarrow.compute as pc
+
+        return self.table.filter(pc.equal(self.table["split"], name))
+
+    def __len__(self) -> int:
+        return self.table.num_rows
+
+
+def _metadata(vocab: Sequence[str], provenance: Mapping[str, object]) -> dict[bytes, bytes]:
+    if tuple(vocab[: len(SPECIAL_TOKENS)]) != SPECIAL_TOKENS:
+        raise ValueError(f"vocab must start with the special tokens {SPECIAL_TOKENS}")
+    return {
+        META_VERSION: SCHEMA_VERSION.encode(),
+        META_PROVENANCE: json.dumps(dict(provenance), sort_keys=True).encode(),
+        META_VOCAB: json.dumps(list(vocab), ensure_ascii=False).encode(),
+        META_EMOTIONS: json.dumps(list(EMOTIONS)).encode(),
+        META_RELATIONS: json.dumps(list(RELATIONS)).encode(),
+    }
+
+
+@contextlib.contextmanager
+def atomic_path(final: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path in ``final``'s folder; on success fsync it and rename it to ``final``.
+
+    On any exception the temporary file is removed and ``final`` is left as it was, so a crash
+    never leaves a half-written file under the final name.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, final)
+        with contextlib.suppress(OSError):  # fsync the folder so the rename itself is durable
+            dir_fd = os.open(final.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+def write_graphs(
+    path: str | os.PathLike[str],
+    batches: Iterable[pa.RecordBatch | pa.Table],
+    *,
+    vocab: Sequence[str],
+    provenance: Mapping[str, object],
+) -> Path:
+    """Write record batches of :data:`GRAPH_SCHEMA` to ``path`` atomically (IPC file, uncompressed).
+
+    Args:
+        path: the final file name (conventionally ending in ``.arrow``).
+        batches: record batches or tables whose columns match :data:`GRAPH_SCHEMA` by name; they
+            are cast to the exact schema (a mismatch raises ``ValueError`` naming the column).
+        vocab: the vocabulary, starting with :data:`SPECIAL_TOKENS`.
+        provenance: JSON-serialisable description of how the file was made.
+
+    Returns:
+        the final path.
+    """
+    schema = GRAPH_SCHEMA.with_metadata(_metadata(vocab, provenance))
+    final = Path(path)
+    with atomic_path(final) as tmp:
+        with pa.OSFile(str(tmp), "wb") as sink, ipc.new_file(sink, schema) as writer:
+            for batch in batches:
+                table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
+                missing = [name for name in COLUMNS if name not in table.column_names]
+                if missing:
+                    raise ValueError(f"graph batch lacks column(s) {missing}")
+                table = table.select(list(COLUMNS)).cast(GRAPH_SCHEMA)
+                for record_batch in table.to_batches():
+                    writer.write_batch(record_batch)
+    return final
+
+
+def _shard_paths(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[Path]:
+    items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    out: list[Path] = []
+    for item in items:
+        item = Path(item)
+        if item.is_dir():
+            found = sorted(p for p in item.iterdir() if p.suffix == GRAPH_SUFFIX)
+            if not found:
+                raise GraphFileError(f"{item}: folder holds no {GRAPH_SUFFIX} graph files")
+            out.extend(found)
+        elif item.is_file():
+            out.append(item)
+        else:
+            raise GraphFileError(f"{item}: no such graph file; run `kemp-kg enrich` to create it")
+    if not out:
+        raise GraphFileError("no graph files given")
+    return out
+
+
+def _open_one(path: Path) -> tuple[pa.Table, dict[bytes, bytes]]:
+    try:
+        source = pa.memory_map(str(path), "r")
+        reader = ipc.open_file(source)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise GraphFileError(
+            f"{path}: not a readable Arrow graph file ({str(exc).splitlines()[0]}); "
+            "it may be truncated, rerun `kemp-kg enrich`"
+        ) from None
+    meta = dict(reader.schema.metadata or {})
+    version = meta.get(META_VERSION, b"").decode() or "none"
+    if version.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
+        raise GraphFileError(
+            f"{path}: graph schema version {version}, this kemp reads {SCHEMA_VERSION}; "
+            "rerun `kemp-kg enrich` with this version to rebuild it"
+        )
+    missing = [name for name in COLUMNS if name not in reader.schema.names]
+    if missing:
+        raise GraphFileError(f"{path}: missing column(s) {missing}; rerun `kemp-kg enrich`")
+    if META_VOCAB not in meta:
+        raise GraphFileError(f"{path}: no vocabulary in metadata; rerun `kemp-kg enrich`")
+    try:
+        table = reader.read_all()
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise GraphFileError(
+            f"{path}: corrupt record batch ({str(exc).splitlines()[0]}); rerun `kemp-kg enrich`"
+        ) from None
+    return table, meta
+
+
+def open_graphs(
+    paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+) -> GraphFile:
+    """Open one graph file, a list of shard files, or a folder of shards, memory-mapped.
+
+    Opening reads only the footer and metadata: the columns are views of the mapped pages, so a
+    file of any size opens in milliseconds with near-zero resident memory.
+
+    Raises:
+        GraphFileError: a missing, truncated or foreign file, another major schema version, or
+            shards whose vocabularies differ. The message is one line saying what to rerun.
+    """
+    files = _shard_paths(paths)
+    tables: list[pa.Table] = []
+    vocab_blob: bytes | None = None
+    provenance: dict[str, object] = {}
+    for path in files:
+        table, meta = _open_one(path)
+        if vocab_blob is None:
+            vocab_blob = meta[META_VOCAB]
+            provenance = json.loads(meta.get(META_PROVENANCE, b"{}"))
+        elif meta[META_VOCAB] != vocab_blob:
+            raise GraphFileError(
+                f"{path}: vocabulary differs from {files[0]}; enrich all shards with one --vocab"
+            )
+        tables.append(table.select(list(COLUMNS)))
+    assert vocab_blob is not None
+    table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+    vocab = tuple(json.loads(vocab_blob))
+    return GraphFile(table=table, vocab=vocab, provenance=provenance, paths=tuple(files))
+
+
+def edge_lists(
+    num_words: int, concept_anchor: Sequence[int]
+) -> dict[str, list[tuple[int, int]]]:
+    """The three undirected edge types of one example's graph, as (u, v) vertex pairs with u < v.
+
+    Args:
+        num_words: ``len(context_ids)`` (CLS included).
+        concept_anchor: the row's ``concept_anchor`` list.
+
+    Returns:
+        ``{"temporary": [...], "emotion": [...], "globality": [...]}``; concept vertex ``j`` is
+        numbered ``num_words + j``.
+    """
+    num_concepts = len(concept_anchor)
+    temporary = [(i, i + 1) for i in range(1, num_words - 1)]
+    emotion = [(int(anchor), num_words + j) for j, anchor in enumerate(concept_anchor)]
+    globality = [(0, v) for v in range(1, num_words + num_concepts)]
+    return {"temporary": temporary, "emotion": emotion, "globality": globality}
