@@ -47,7 +47,10 @@ def main() -> None:
     except Exception as exc:  # click usage errors arrive here in non-standalone mode
         import click
 
-        if isinstance(exc, click.exceptions.ClickException):
+        # typer >= 0.16 vendors its own click (typer._click): its usage errors are not
+        # click.ClickException but share typer.exceptions.TyperException as base.
+        vendored = getattr(getattr(typer, "exceptions", None), "TyperException", ())
+        if isinstance(exc, (click.exceptions.ClickException, vendored)) and hasattr(exc, "show"):
             exc.show()
-            sys.exit(exc.exit_code)
+            sys.exit(getattr(exc, "exit_code", 2))
         raise
