@@ -7,3 +7,4 @@ what makes them part of the command.
 from kemp_kg.cli.app import app, main  # noqa: F401
 
 # Command modules (each registers on `app` at import).
+from kemp_kg.cli import download  # noqa: F401,E402
