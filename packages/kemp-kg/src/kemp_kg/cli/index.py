@@ -1,0 +1,135 @@
+"""`kemp-kg build-index` and `kemp-kg query`: build the knowledge index, look a word up in it."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from kemp_kg.cli.app import app
+from kemp_kg.index import BuildOptions, build_index, open_index, resolve_source
+
+out = Console()
+err = Console(stderr=True)
+
+
+def _progress_reporter(total_bytes: int):
+    """A rich progress display (bytes read, ETA) and the callback build_index calls."""
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    )
+    task = progress.add_task("starting", total=total_bytes or None)
+
+    def report(stage: str, fraction: float | None) -> None:
+        if fraction is None:
+            progress.update(task, description=stage)
+        else:
+            progress.update(task, description=stage, completed=int(fraction * total_bytes))
+
+    return progress, report
+
+
+@app.command("build-index")
+def build_index_command(
+    source: str = typer.Argument(
+        ...,
+        help="ConceptNet assertions dump (.csv / .csv.gz), 'wordnet' (NLTK WordNet 3.0), or a "
+        "triples file (.tsv with header head, relation, tail, weight; or .parquet).",
+    ),
+    lexicon: Optional[Path] = typer.Option(
+        None,
+        "--lexicon",
+        help="NRC-VAD lexicon (NRC-VAD-Lexicon.txt layout). Without it every intensity is 0 and "
+        "the manifest records no lexicon.",
+    ),
+    index: Path = typer.Option(Path("index"), "--index", help="Index folder to create."),
+    force: bool = typer.Option(False, "--force", help="Rebuild even if the input is unchanged."),
+    memory_limit: str = typer.Option("3GB", "--memory-limit", help="DuckDB memory limit."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="DuckDB threads (default: all)."),
+) -> None:
+    """Build the knowledge index (DuckDB + Parquet + manifest.json) from SOURCE and a lexicon.
+
+    Example: kemp-kg build-index conceptnet-assertions-5.7.0.csv.gz --lexicon
+    NRC-VAD-Lexicon.txt --index index/
+    """
+    options = BuildOptions(memory_limit=memory_limit, threads=threads)
+    spec = resolve_source(source)
+    if lexicon is None:
+        err.print("[yellow]warning:[/] no --lexicon: every concept intensity will be 0")
+    started = time.perf_counter()
+    progress, report = _progress_reporter(spec.bytes)
+    with progress:
+        manifest = build_index(
+            source, lexicon, index, force=force, options=options, progress=report
+        )
+    seconds = time.perf_counter() - started
+    if not manifest.get("rebuilt", True):
+        out.print(
+            f"[green]{index}[/]: already built from the same input "
+            f"({manifest['source']['sha256'][:12]}...); nothing to do (use --force to rebuild)"
+        )
+        return
+    table = Table(title=f"knowledge index {index}", show_header=False)
+    table.add_row("source", f"{manifest['source']['kind']}: {manifest['source']['path']}")
+    table.add_row("source sha256", manifest["source"]["sha256"])
+    lex = manifest["lexicon"]
+    table.add_row("lexicon", f"{lex['path']} ({lex['words']} words)" if lex["path"] else "none")
+    for key, value in manifest["counts"].items():
+        table.add_row(key.replace("_", " "), "?" if value is None else f"{value:,}")
+    top = list(manifest["relations"].items())[:8]
+    table.add_row("top relations", ", ".join(f"{name} {count:,}" for name, count in top))
+    skipped = manifest["skipped"]
+    table.add_row(
+        "skipped lines",
+        ", ".join(f"{reason}: {count:,}" for reason, count in skipped.items()) or "none",
+    )
+    table.add_row("time", f"{seconds:.1f} s")
+    out.print(table)
+
+
+@app.command("query")
+def query_command(
+    word: str = typer.Argument(..., help="The word (or phrase) to look up."),
+    index: Path = typer.Option(Path("index"), "--index", help="Index folder."),
+    top: int = typer.Option(10, "--top", min=1, help="How many neighbours to show."),
+) -> None:
+    """Show WORD's neighbours in the index, ranked by emotion intensity, with relation and weight.
+
+    Example: kemp-kg query happy --index index/ --top 10
+    """
+    knowledge = open_index(index)
+    rows = knowledge.neighbours(word, top=top)
+    own = knowledge.intensity(word)
+    if not rows:
+        out.print(f"'{word}' (intensity {own:.3f}) has no neighbours in {index}")
+        return
+    table = Table(title=f"neighbours of '{word}' (intensity {own:.3f})")
+    table.add_column("concept")
+    table.add_column("relation")
+    table.add_column("weight", justify="right")
+    table.add_column("intensity", justify="right")
+    for row in rows:
+        table.add_row(row.concept, row.relation, f"{row.weight:.2f}", f"{row.concept_intensity:.3f}")
+    out.print(table)

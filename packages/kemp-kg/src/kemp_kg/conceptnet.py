@@ -1,0 +1,356 @@
+"""ConceptNet: URIs (Python and SQL), and reading an official assertions dump with DuckDB.
+
+The official dump (``conceptnet-assertions-5.7.0.csv.gz``) is tab-separated, one assertion per
+line, no header, no quoting::
+
+    /a/[/r/IsA/,/c/en/ice_cream/n/,/c/en/dessert/n/]  /r/IsA  /c/en/ice_cream/n  /c/en/dessert/n  {"dataset": ..., "weight": 2.0, ...}
+
+:func:`load_dump` scans it with DuckDB's parallel CSV reader (no Python loop over rows), keeps the
+English-English assertions (BOTH ends must start with ``/c/en/``; the official KEMP code tests the
+head twice), parses the concept URIs into a term and a part of speech, the relation, and the
+``weight`` and ``dataset`` of the JSON metadata. Malformed lines are skipped and counted by reason;
+a file that cannot be read at all is a one-line :class:`~kemp_kg.errors.InputError`.
+
+:func:`parse_concept_uri` and :func:`parse_relation_uri` are the same rules in plain Python (for
+tests, property tests and the plain-Python benchmark baseline); a property test checks that the SQL
+expressions agree with them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from kemp_kg.errors import InputError
+
+#: Parts of speech ConceptNet uses in concept URIs (``s`` = adjective satellite).
+POS_TAGS: frozenset[str] = frozenset({"n", "v", "a", "r", "s"})
+
+#: Suffixes recognised as an assertions dump.
+DUMP_SUFFIXES: tuple[str, ...] = (".csv", ".csv.gz", ".tsv.gz", ".gz")
+
+#: Skip reasons reported in the manifest (``skipped``), in display order.
+SKIP_REASONS: tuple[str, ...] = (
+    "wrong column count", "non-UTF-8", "bad JSON", "missing weight", "bad concept URI",
+    "truncated gzip", "other CSV error",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ConceptURI:
+    """A parsed concept URI ``/c/<lang>/<term>[/<pos>[/...]]``.
+
+    Attributes:
+        language: the language code (``en``).
+        term: lowercase text, underscores turned into spaces (``ice cream``).
+        pos: ``n``/``v``/``a``/``r``/``s`` or None when absent or not a POS tag.
+    """
+
+    language: str
+    term: str
+    pos: str | None
+
+
+def parse_concept_uri(uri: str) -> ConceptURI | None:
+    """Parse ``/c/en/ice_cream/n/wn/food`` into ``ConceptURI('en', 'ice cream', 'n')``.
+
+    Returns None for anything that is not a concept URI with a non-empty term. Same rules as the
+    SQL in :func:`concept_term_sql` / :func:`concept_pos_sql`.
+    """
+    parts = uri.split("/")
+    if len(parts) < 4 or parts[0] != "" or parts[1] != "c" or not parts[2]:
+        return None
+    term = parts[3].replace("_", " ").lower()
+    if not term.strip():
+        return None
+    pos = parts[4] if len(parts) > 4 and parts[4] in POS_TAGS else None
+    return ConceptURI(parts[2], term, pos)
+
+
+def parse_relation_uri(uri: str) -> str:
+    """``/r/IsA`` -> ``IsA``; every ``/r/dbpedia/...`` -> ``dbpedia``; a bare name is kept."""
+    if uri.startswith("/r/dbpedia/") or uri == "/r/dbpedia":
+        return "dbpedia"
+    if uri.startswith("/r/"):
+        return uri.split("/")[2]
+    return uri
+
+
+def concept_term_sql(column: str) -> str:
+    """SQL for the term of a concept-URI column (same rule as :func:`parse_concept_uri`)."""
+    return f"lower(replace(split_part({column}, '/', 4), '_', ' '))"
+
+
+def concept_pos_sql(column: str) -> str:
+    """SQL for the POS of a concept-URI column: the 5th path part when it is a POS tag, else NULL."""
+    tags = ", ".join(f"'{tag}'" for tag in sorted(POS_TAGS))
+    return f"CASE WHEN split_part({column}, '/', 5) IN ({tags}) THEN split_part({column}, '/', 5) END"
+
+
+def relation_sql(column: str) -> str:
+    """SQL for the relation name of a relation-URI column (same rule as :func:`parse_relation_uri`)."""
+    return (
+        f"CASE WHEN prefix({column}, '/r/dbpedia/') OR {column} = '/r/dbpedia' THEN 'dbpedia' "
+        f"WHEN prefix({column}, '/r/') THEN split_part({column}, '/', 3) ELSE {column} END"
+    )
+
+
+def is_dump_path(path: Path) -> bool:
+    """True when ``path``'s name looks like an assertions dump (``.csv``, ``.csv.gz``, ...)."""
+    name = path.name.lower()
+    return any(name.endswith(suffix) for suffix in DUMP_SUFFIXES)
+
+
+def _read_csv_sql(compressed: bool) -> str:
+    """The one place that spells the dump's format for DuckDB (``?`` = the file path)."""
+    compression = "gzip" if compressed else "none"
+    return (
+        "read_csv(?, delim='\t', quote='', escape='', header=false, auto_detect=false, "
+        "columns={'uri': 'VARCHAR', 'relation': 'VARCHAR', 'start': 'VARCHAR', "
+        "'end': 'VARCHAR', 'meta': 'VARCHAR'}, "
+        f"compression='{compression}', store_rejects=true, "
+        "rejects_table='kemp_rejects', rejects_scan='kemp_reject_scans')"
+    )
+
+
+def bare_scan_sql(compressed: bool) -> str:
+    """``SELECT count(*)`` over the dump with the same reader options (the benchmark's floor)."""
+    return f"SELECT count(*) FROM {_read_csv_sql(compressed)}"
+
+
+def _is_gzip(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(2) == b"\x1f\x8b"
+
+
+@dataclass(frozen=True)
+class DumpLoad:
+    """What :func:`load_dump` read: ``counts`` (lines read, English-English rows, rows kept) and
+    ``skipped`` (reason -> lines), as they go into the manifest."""
+
+    counts: dict[str, int | None]
+    skipped: dict[str, int]
+
+
+def _recover_gzip_prefix(path: Path, out: Path) -> tuple[int, bool]:
+    """Decompress the readable prefix of a truncated/corrupt gzip file into ``out``, cut after the
+    last complete line. Returns (bytes recovered, whether a partial last line was dropped)."""
+    decomp = zlib.decompressobj(wbits=47)  # gzip or zlib header, auto-detected
+    written = 0
+    tail = b""
+    with open(path, "rb") as src, open(out, "wb") as dst:
+        while True:
+            chunk = src.read(1 << 22)
+            if not chunk:
+                break
+            try:
+                data = decomp.decompress(chunk)
+            except zlib.error:
+                break
+            data = tail + data
+            cut = data.rfind(b"\n") + 1
+            dst.write(data[:cut])
+            written += cut
+            tail = data[cut:]
+            if decomp.eof:  # a multi-member file: continue with the next member
+                rest = decomp.unused_data
+                decomp = zlib.decompressobj(wbits=47)
+                if rest:
+                    try:
+                        more = decomp.decompress(rest)
+                    except zlib.error:
+                        break
+                    data = tail + more
+                    cut = data.rfind(b"\n") + 1
+                    dst.write(data[:cut])
+                    written += cut
+                    tail = data[cut:]
+    return written, bool(tail)
+
+
+def _map_error_type(error_type: str) -> str:
+    kind = error_type.upper()
+    if "COLUMNS" in kind:
+        return "wrong column count"
+    if "ENCODING" in kind or "UNICODE" in kind:
+        return "non-UTF-8"
+    return "other CSV error"
+
+
+def _rows_scanned(con: duckdb.DuckDBPyConnection) -> int | None:
+    """Rows the last query's CSV scan produced (from DuckDB's profiler), or None if unavailable."""
+    try:
+        info = json.loads(con.get_profiling_information(format="json"))
+    except Exception:  # profiling output is best-effort metadata, never worth failing a build
+        return None
+    stack = list(info.get("children", [])) + list(info.get("operator", []))
+    total = None
+    while stack:
+        node = stack.pop()
+        stack.extend(node.get("children", []))
+        if node.get("extra_info", {}).get("Function") == "READ_CSV" and "rows_scanned" in node:
+            total = (total or 0) + int(node["rows_scanned"])
+    return total
+
+
+def _run_with_progress(
+    con: duckdb.DuckDBPyConnection,
+    sql: str,
+    params: list[object],
+    on_progress: Callable[[float], None] | None,
+) -> None:
+    """Execute ``sql``, reporting DuckDB's query progress (0..1) from a polling thread."""
+    if on_progress is None:
+        con.execute(sql, params)
+        return
+    done = threading.Event()
+
+    def poll() -> None:
+        while not done.wait(0.2):
+            try:
+                value = con.query_progress()
+            except Exception:  # the query may finish between the check and the call
+                return
+            if value is not None and value >= 0:
+                on_progress(min(value / 100.0, 1.0))
+
+    thread = threading.Thread(target=poll, name="kemp-progress", daemon=True)
+    thread.start()
+    try:
+        con.execute(sql, params)
+    finally:
+        done.set()
+        thread.join()
+    on_progress(1.0)
+
+
+def load_dump(
+    con: duckdb.DuckDBPyConnection,
+    path: str | os.PathLike[str],
+    table: str,
+    *,
+    scratch: Path,
+    on_progress: Callable[[float], None] | None = None,
+) -> DumpLoad:
+    """Append the English-English assertions of a ConceptNet dump to ``table``.
+
+    ``table`` must have columns (head, head_pos, relation, tail, tail_pos, weight, dataset).
+    Rows are NOT yet deduplicated and may include self-loops (the index does that for every
+    source). ``scratch`` is a folder for the recovered prefix of a truncated gzip file.
+
+    Raises:
+        InputError: the file does not exist, is not readable, is not gzip although named so, or
+            holds no readable line at all.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file (expected a ConceptNet assertions dump)")
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder, expected a ConceptNet assertions dump file")
+    try:
+        compressed = _is_gzip(path)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the dump ({exc.strerror or exc})") from None
+    if path.name.lower().endswith(".gz") and not compressed:
+        raise InputError(f"{path}: named .gz but not gzip-compressed; rename it or recompress it")
+
+    start, end = '"start"', '"end"'
+    scan = (
+        f"CREATE OR REPLACE TEMP TABLE kemp_cn_en AS SELECT "
+        f"{concept_term_sql(start)} AS head, {concept_pos_sql(start)} AS head_pos, "
+        f"{relation_sql('relation')} AS relation, "
+        f"{concept_term_sql(end)} AS tail, {concept_pos_sql(end)} AS tail_pos, "
+        "json_valid(meta) AS json_ok, "
+        "CASE WHEN json_valid(meta) THEN json_extract_string(meta, ['$.weight', '$.dataset']) END "
+        "AS fields "
+        f"FROM {_read_csv_sql(compressed)} "
+        f"WHERE prefix({start}, '/c/en/') AND prefix({end}, '/c/en/')"
+    )
+    truncated_line = 0
+    partial_line = False
+    read_path = path
+    con.execute("PRAGMA enable_profiling='no_output'")
+    try:
+        try:
+            _run_with_progress(con, scan, [str(path)], on_progress)
+        except duckdb.IOException as exc:
+            message = str(exc).splitlines()[0]
+            if compressed and ("GZIP" in message.upper() or "gzip" in message):
+                # Truncated or corrupt gzip: rebuild from the readable prefix, report the loss.
+                scratch.mkdir(parents=True, exist_ok=True)
+                read_path = scratch / "recovered-prefix.csv"
+                recovered, partial_line = _recover_gzip_prefix(path, read_path)
+                if recovered == 0:
+                    raise InputError(
+                        f"{path}: gzip stream is corrupt before its first complete line "
+                        f"({message})"
+                    ) from None
+                con.execute("DROP TABLE IF EXISTS kemp_rejects")
+                con.execute("DROP TABLE IF EXISTS kemp_reject_scans")
+                scan_plain = scan.replace(_read_csv_sql(True), _read_csv_sql(False))
+                _run_with_progress(con, scan_plain, [str(read_path)], on_progress)
+                truncated_line = 1  # reported even when the cut fell on a line boundary
+            else:
+                raise InputError(f"{path}: cannot read the dump ({message})") from None
+        except duckdb.InvalidInputException as exc:
+            raise InputError(f"{path}: cannot read the dump ({str(exc).splitlines()[0]})") from None
+        scanned = _rows_scanned(con)
+    finally:
+        con.execute("PRAGMA disable_profiling")
+        if read_path != path:
+            read_path.unlink(missing_ok=True)
+
+    skipped: dict[str, int] = {}
+    for error_type, lines in con.execute(
+        "SELECT error_type, count(DISTINCT (file_id, line)) FROM kemp_rejects GROUP BY ALL"
+    ).fetchall():
+        reason = _map_error_type(str(error_type))
+        skipped[reason] = skipped.get(reason, 0) + int(lines)
+    english, bad_json, missing_weight, bad_uri = con.execute(
+        "SELECT count(*), count(*) FILTER (NOT json_ok), "
+        "count(*) FILTER (json_ok AND TRY_CAST(fields[1] AS DOUBLE) IS NULL), "
+        "count(*) FILTER (json_ok AND TRY_CAST(fields[1] AS DOUBLE) IS NOT NULL "
+        "                 AND (trim(head) = '' OR trim(tail) = '')) "
+        "FROM kemp_cn_en"
+    ).fetchone()
+    for reason, value in (
+        ("bad JSON", bad_json), ("missing weight", missing_weight), ("bad concept URI", bad_uri),
+        ("truncated gzip", truncated_line),
+    ):  # fmt: skip
+        if value:
+            skipped[reason] = skipped.get(reason, 0) + int(value)
+    con.execute(
+        f"INSERT INTO {table} SELECT head, head_pos, relation, tail, tail_pos, "
+        "TRY_CAST(fields[1] AS DOUBLE), fields[2] FROM kemp_cn_en "
+        "WHERE json_ok AND TRY_CAST(fields[1] AS DOUBLE) IS NOT NULL "
+        "AND trim(head) <> '' AND trim(tail) <> ''"
+    )
+    kept = int(english) - int(bad_json) - int(missing_weight) - int(bad_uri)
+    con.execute("DROP TABLE kemp_cn_en")
+    rejected = sum(skipped.get(r, 0) for r in ("wrong column count", "non-UTF-8", "other CSV error"))
+    if scanned == 0 and rejected > 0:
+        raise InputError(
+            f"{path}: no readable assertion line ({rejected} lines rejected: "
+            + ", ".join(f"{k} {v}" for k, v in sorted(skipped.items()))
+            + "); is this a ConceptNet assertions dump?"
+        )
+    counts: dict[str, int | None] = {
+        "lines_read": None if scanned is None else scanned + rejected + int(partial_line),
+        "english_rows": int(english),
+        "rows_kept": kept,
+    }
+    return DumpLoad(counts=counts, skipped=dict(sorted(skipped.items())))
+
+
+__all__ = [
+    "ConceptURI", "DumpLoad", "POS_TAGS", "SKIP_REASONS", "bare_scan_sql", "concept_pos_sql",
+    "concept_term_sql", "is_dump_path", "load_dump", "parse_concept_uri", "parse_relation_uri",
+    "relation_sql",
+]  # fmt: skip

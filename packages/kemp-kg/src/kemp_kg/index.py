@@ -1,0 +1,548 @@
+"""The knowledge index: one folder with a DuckDB database, Parquet exports and a manifest.
+
+``build_index(source, lexicon, index_dir)`` turns a knowledge source (an official ConceptNet
+assertions dump, ``"wordnet"``, or a triples ``.tsv``/``.parquet`` file) plus an NRC-VAD lexicon
+into ``index_dir/``:
+
+* ``index.duckdb`` with tables
+
+  - ``edges(head, head_pos, relation, tail, tail_pos, weight, dataset)``: directed as in the
+    source, lowercase terms (phrases keep spaces), POS n/v/a/r/s or NULL, relation without
+    ``/r/``, unique on (head, relation, tail) keeping the highest weight, no self-loops;
+  - ``lexicon(word PRIMARY KEY, valence, arousal, dominance, intensity)``: Eq. 1 in [0, 1];
+  - ``concepts(term PRIMARY KEY, intensity, degree)``: every term of ``edges``, intensity from
+    the lexicon (0 when absent), degree = number of edges touching it;
+  - view ``neighbours(word, concept, relation, weight, concept_intensity)``: the UNDIRECTED
+    neighbourhood (each edge read both ways). ``kemp-kg query`` and ``kemp-kg enrich`` use it.
+
+* ``edges.parquet``, ``lexicon.parquet``, ``concepts.parquet``: exports of the tables;
+* ``manifest.json``: format, tool version, build time, source and lexicon checksums, options,
+  counts, relation counts and skipped lines by reason.
+
+The folder is built as ``DIR.tmp-XXXX`` beside the final name and renamed into place, so a failed
+build leaves no index under the final name. Rebuilding with the same source and lexicon checksums
+and the same options is a no-op unless ``force=True``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from kemp_kg import __version__
+from kemp_kg.errors import IndexNotFoundError, InputError
+from kemp_kg.intensity import Lexicon, load_lexicon
+
+INDEX_FORMAT = "kemp-index/1"
+DB_NAME = "index.duckdb"
+MANIFEST_NAME = "manifest.json"
+EXPORTED_TABLES: tuple[str, ...] = ("edges", "lexicon", "concepts")
+WORDNET = "wordnet"
+
+#: Source kinds as written in the manifest.
+SOURCE_KINDS: tuple[str, ...] = ("conceptnet", "wordnet", "triples")
+
+#: Progress callback: (stage description, completed fraction in [0, 1] or None when unknown).
+ProgressFn = Callable[[str, "float | None"], None]
+
+_RAW_EDGES_DDL = (
+    "CREATE TEMP TABLE raw_edges (head VARCHAR, head_pos VARCHAR, relation VARCHAR, "
+    "tail VARCHAR, tail_pos VARCHAR, weight DOUBLE, dataset VARCHAR)"
+)
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """Options that change what an index holds (recorded in the manifest; part of the no-op key).
+
+    Attributes:
+        memory_limit: DuckDB memory limit for the build (spills to disk beyond it).
+        threads: DuckDB worker threads (None = DuckDB's default, all cores).
+    """
+
+    memory_limit: str = "3GB"
+    threads: int | None = None
+
+    def fingerprint(self) -> dict[str, Any]:
+        """The options that change the index's CONTENT (threads and memory do not)."""
+        return {}
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """A resolved knowledge source: kind, path (None for nothing on disk), size and checksum."""
+
+    kind: str
+    path: Path
+    bytes: int
+
+    def describe(self) -> str:
+        return "wordnet (NLTK WordNet 3.0)" if self.kind == "wordnet" else str(self.path)
+
+
+def _sha256_file(path: Path, chunk: int = 1 << 23) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def resolve_source(source: str | os.PathLike[str]) -> SourceSpec:
+    """Classify ``source``: ``"wordnet"``, a ConceptNet dump (``.csv``/``.csv.gz``) or triples
+    (``.tsv``/``.parquet``).
+
+    Raises:
+        InputError: the file does not exist, or its name matches none of the kinds.
+    """
+    from kemp_kg.conceptnet import is_dump_path
+    from kemp_kg.triples import is_triples_path
+
+    if str(source).strip().lower() == WORDNET:
+        from kemp_kg.wordnet_source import wordnet_files
+
+        files = wordnet_files()
+        return SourceSpec("wordnet", files[0].parent, sum(f.stat().st_size for f in files))
+    path = Path(source)
+    if not path.exists():
+        raise InputError(
+            f"{path}: no such file; SOURCE is a ConceptNet dump (.csv/.csv.gz), 'wordnet', or a "
+            "triples file (.tsv/.parquet)"
+        )
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder; SOURCE must be a file or 'wordnet'")
+    if is_triples_path(path):
+        kind = "triples"
+    elif is_dump_path(path):
+        kind = "conceptnet"
+    else:
+        raise InputError(
+            f"{path}: unknown source type (name it .csv/.csv.gz for a ConceptNet dump, "
+            ".tsv/.parquet for triples, or pass 'wordnet')"
+        )
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    return SourceSpec(kind, path, size)
+
+
+def source_sha256(spec: SourceSpec) -> str:
+    """SHA-256 of the source's bytes (for WordNet: of its database files, in name order)."""
+    if spec.kind == "wordnet":
+        from kemp_kg.wordnet_source import wordnet_files
+
+        digest = hashlib.sha256()
+        for file in wordnet_files():
+            digest.update(file.name.encode() + b"\0" + _sha256_file(file).encode() + b"\n")
+        return digest.hexdigest()
+    try:
+        return _sha256_file(spec.path)
+    except OSError as exc:
+        raise InputError(f"{spec.path}: cannot read ({exc.strerror or exc})") from None
+
+
+def _read_manifest(index_dir: Path) -> dict[str, Any] | None:
+    try:
+        manifest = json.loads((index_dir / MANIFEST_NAME).read_text())
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) else None
+
+
+def _same_input(
+    index_dir: Path,
+    manifest: dict[str, Any] | None,
+    spec: SourceSpec,
+    source_hash: Callable[[], str],
+    lexicon: Lexicon | None,
+    options: BuildOptions,
+) -> bool:
+    if not manifest or manifest.get("format") != INDEX_FORMAT:
+        return False
+    src = manifest.get("source", {})
+    lex = manifest.get("lexicon", {})
+    if src.get("kind") != spec.kind or src.get("bytes") != spec.bytes:
+        return False
+    if lex.get("sha256") != (lexicon.sha256 if lexicon else None):
+        return False
+    if manifest.get("options") != options.fingerprint():
+        return False
+    if not all((index_dir / name).is_file() for name in (DB_NAME, *(t + ".parquet" for t in EXPORTED_TABLES))):
+        return False
+    return src.get("sha256") == source_hash()
+
+
+@contextlib.contextmanager
+def _building(final: Path) -> Iterator[Path]:
+    """Yield a fresh ``FINAL.tmp-XXXX`` folder; on success swap it in under ``final``."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{final.name}.tmp-", dir=final.parent))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = None
+    if final.exists():
+        old = Path(tempfile.mkdtemp(prefix=f"{final.name}.old-", dir=final.parent))
+        old.rmdir()
+        final.rename(old)
+    tmp.rename(final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _fsync_tree(folder: Path) -> None:
+    for path in folder.iterdir():
+        if path.is_file():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _load_source(
+    con: duckdb.DuckDBPyConnection,
+    spec: SourceSpec,
+    scratch: Path,
+    progress: ProgressFn | None,
+) -> tuple[dict[str, int | None], dict[str, int], str | None]:
+    """Fill ``raw_edges`` from the source; return (counts, skipped, dataset note)."""
+    if spec.kind == "conceptnet":
+        from kemp_kg.conceptnet import load_dump
+
+        on_progress = None if progress is None else (lambda f: progress("reading dump", f))
+        loaded = load_dump(con, spec.path, "raw_edges", scratch=scratch, on_progress=on_progress)
+        return loaded.counts, loaded.skipped, None
+    if spec.kind == "triples":
+        from kemp_kg.triples import load_triples
+
+        if progress:
+            progress("reading triples", None)
+        loaded_t = load_triples(con, spec.path, "raw_edges")
+        return loaded_t.counts, loaded_t.skipped, None
+    from kemp_kg.wordnet_source import load_wordnet
+
+    if progress:
+        progress("reading WordNet", None)
+    loaded_w = load_wordnet(con, "raw_edges")
+    return loaded_w.counts, loaded_w.skipped, None
+
+
+def _write_index(
+    con: duckdb.DuckDBPyConnection, lexicon: Lexicon | None, progress: ProgressFn | None
+) -> dict[str, int]:
+    """From ``raw_edges`` and the lexicon, create edges, lexicon, concepts and the view."""
+    if progress:
+        progress("deduplicating edges", None)
+    raw_rows, self_loops = con.execute(
+        "SELECT count(*), count(*) FILTER (head = tail) FROM raw_edges"
+    ).fetchone()
+    con.execute(
+        "CREATE TABLE edges (head VARCHAR NOT NULL, head_pos VARCHAR, relation VARCHAR NOT NULL, "
+        "tail VARCHAR NOT NULL, tail_pos VARCHAR, weight DOUBLE NOT NULL, dataset VARCHAR)"
+    )
+    # max() over a struct compares field by field: the highest weight wins, ties are broken by
+    # POS and dataset so that the same input always gives the same rows.
+    con.execute(
+        "INSERT INTO edges SELECT head, nullif(best.hp, ''), relation, tail, nullif(best.tp, ''), "
+        "best.w, nullif(best.ds, '') FROM ("
+        "  SELECT head, relation, tail, max({'w': weight, 'hp': coalesce(head_pos, ''), "
+        "  'tp': coalesce(tail_pos, ''), 'ds': coalesce(dataset, '')}) AS best "
+        "  FROM raw_edges WHERE head <> tail GROUP BY head, relation, tail"
+        ") ORDER BY head, relation, tail"
+    )
+    con.execute("DROP TABLE raw_edges")
+    con.execute(
+        "CREATE TABLE lexicon (word VARCHAR PRIMARY KEY, valence DOUBLE NOT NULL, "
+        "arousal DOUBLE NOT NULL, dominance DOUBLE NOT NULL, intensity DOUBLE NOT NULL)"
+    )
+    if lexicon is not None:
+        con.register("kemp_lexicon_arrow", lexicon.to_arrow())
+        con.execute("INSERT INTO lexicon SELECT * FROM kemp_lexicon_arrow ORDER BY word")
+        con.unregister("kemp_lexicon_arrow")
+    if progress:
+        progress("concepts", None)
+    con.execute(
+        "CREATE TABLE concepts (term VARCHAR PRIMARY KEY, intensity DOUBLE NOT NULL, "
+        "degree INTEGER NOT NULL)"
+    )
+    con.execute(
+        "INSERT INTO concepts SELECT t.term, coalesce(l.intensity, 0.0), t.degree FROM ("
+        "  SELECT term, CAST(count(*) AS INTEGER) AS degree FROM ("
+        "    SELECT head AS term FROM edges UNION ALL SELECT tail FROM edges"
+        "  ) GROUP BY term"
+        ") t LEFT JOIN lexicon l ON l.word = t.term ORDER BY t.term"
+    )
+    con.execute(
+        "CREATE VIEW neighbours AS "
+        "SELECT e.head AS word, e.tail AS concept, e.relation, e.weight, "
+        "c.intensity AS concept_intensity FROM edges e JOIN concepts c ON c.term = e.tail "
+        "UNION ALL "
+        "SELECT e.tail AS word, e.head AS concept, e.relation, e.weight, "
+        "c.intensity AS concept_intensity FROM edges e JOIN concepts c ON c.term = e.head"
+    )
+    edges, concepts, in_lexicon = con.execute(
+        "SELECT (SELECT count(*) FROM edges), (SELECT count(*) FROM concepts), "
+        "(SELECT count(*) FROM concepts WHERE intensity > 0 OR term IN (SELECT word FROM lexicon))"
+    ).fetchone()
+    return {
+        "source_rows": int(raw_rows),
+        "self_loops_dropped": int(self_loops),
+        "duplicates_merged": int(raw_rows) - int(self_loops) - int(edges),
+        "edges": int(edges),
+        "concepts": int(concepts),
+        "concepts_in_lexicon": int(in_lexicon),
+        "lexicon_words": 0 if lexicon is None else len(lexicon),
+    }
+
+
+def build_index(
+    source: str | os.PathLike[str],
+    lexicon: str | os.PathLike[str] | None,
+    index_dir: str | os.PathLike[str],
+    *,
+    force: bool = False,
+    options: BuildOptions | None = None,
+    progress: ProgressFn | None = None,
+) -> dict[str, Any]:
+    """Build the knowledge index folder ``index_dir`` and return its manifest.
+
+    Args:
+        source: ConceptNet dump path (``.csv``/``.csv.gz``), ``"wordnet"``, or a triples file
+            (``.tsv``/``.parquet``).
+        lexicon: NRC-VAD-layout lexicon; None builds an index whose intensities are all 0 (the
+            manifest's ``lexicon`` then has ``path`` null and ``words`` 0).
+        index_dir: the folder to create (replaced when it already holds an index of other input).
+        force: rebuild even when the folder holds an index of the same input and options.
+        options: :class:`BuildOptions` (DuckDB memory and threads).
+        progress: optional callback ``(stage, fraction or None)`` for long builds.
+
+    Returns:
+        The manifest dict (also written to ``index_dir/manifest.json``). When the build was a
+        no-op, the existing manifest with ``"rebuilt": False`` added (not written).
+
+    Raises:
+        InputError: unreadable source or lexicon, or ``index_dir`` is a non-empty folder that is
+            not a kemp index (it is never deleted).
+    """
+    options = options or BuildOptions()
+    final = Path(index_dir)
+    spec = resolve_source(source)
+    lex = load_lexicon(lexicon) if lexicon is not None else None
+
+    if final.exists() and not final.is_dir():
+        raise InputError(f"{final}: exists and is not a folder; choose another --index")
+    existing = _read_manifest(final) if final.is_dir() else None
+    if final.is_dir() and existing is None and any(final.iterdir()):
+        raise InputError(
+            f"{final}: is a non-empty folder without a kemp index manifest; choose another "
+            "--index or remove it yourself"
+        )
+
+    hash_result: dict[str, str] = {}
+
+    def cached_hash() -> str:
+        if "sha256" not in hash_result:
+            hash_result["sha256"] = source_sha256(spec)
+        return hash_result["sha256"]
+
+    if existing is not None and not force:
+        if _same_input(final, existing, spec, cached_hash, lex, options):
+            return {**existing, "rebuilt": False}
+
+    # Hash big sources while DuckDB reads them (hashlib releases the GIL on large blocks).
+    hasher: threading.Thread | None = None
+    hash_error: list[BaseException] = []
+    if "sha256" not in hash_result:
+
+        def run_hash() -> None:
+            try:
+                cached_hash()
+            except BaseException as exc:  # re-raised in the main thread
+                hash_error.append(exc)
+
+        hasher = threading.Thread(target=run_hash, name="kemp-sha256", daemon=True)
+        hasher.start()
+
+    started = dt.datetime.now(dt.timezone.utc)
+    try:
+        with _building(final) as tmp:
+            con = duckdb.connect(str(tmp / DB_NAME))
+            try:
+                con.execute("SET memory_limit = ?", [options.memory_limit])
+                con.execute("SET temp_directory = ?", [str(tmp / ".spill")])
+                con.execute("SET preserve_insertion_order = false")
+                if options.threads:
+                    con.execute("SET threads = ?", [int(options.threads)])
+                con.execute(_RAW_EDGES_DDL)
+                counts, skipped, _ = _load_source(con, spec, tmp / ".scratch", progress)
+                counts.update(_write_index(con, lex, progress))
+                relations = dict(
+                    con.execute(
+                        "SELECT relation, count(*) FROM edges GROUP BY relation "
+                        "ORDER BY count(*) DESC, relation"
+                    ).fetchall()
+                )
+                if progress:
+                    progress("writing Parquet", None)
+                for name in EXPORTED_TABLES:
+                    con.execute(
+                        f"COPY {name} TO '{(tmp / (name + '.parquet')).as_posix()}' "
+                        "(FORMAT parquet, COMPRESSION zstd)"
+                    )
+                con.execute("CHECKPOINT")
+            finally:
+                con.close()
+            shutil.rmtree(tmp / ".spill", ignore_errors=True)
+            shutil.rmtree(tmp / ".scratch", ignore_errors=True)
+            if hasher is not None:
+                hasher.join()
+                if hash_error:
+                    raise hash_error[0]
+            manifest = {
+                "format": INDEX_FORMAT,
+                "tool_version": __version__,
+                "built_at": started.isoformat(timespec="seconds"),
+                "source": {
+                    "kind": spec.kind,
+                    "path": str(spec.path if spec.kind == "wordnet" else spec.path.resolve()),
+                    "sha256": cached_hash(),
+                    "bytes": spec.bytes,
+                },
+                "lexicon": {
+                    "path": None if lex is None else str(lex.path.resolve()),
+                    "sha256": None if lex is None else lex.sha256,
+                    "words": 0 if lex is None else len(lex),
+                    "raw_min": None if lex is None else lex.raw_min,
+                    "raw_max": None if lex is None else lex.raw_max,
+                },
+                "options": options.fingerprint(),
+                "counts": counts,
+                "relations": relations,
+                "skipped": skipped,
+            }
+            (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
+            _fsync_tree(tmp)
+    finally:
+        if hasher is not None and hasher.is_alive():
+            hasher.join()
+    return {**manifest, "rebuilt": True}
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    """One row of the ``neighbours`` view for a word."""
+
+    concept: str
+    relation: str
+    weight: float
+    concept_intensity: float
+
+
+class KnowledgeIndex:
+    """An opened index folder (see :func:`open_index`).
+
+    Attributes:
+        path: the folder.
+        manifest: its manifest.json.
+    """
+
+    def __init__(self, path: Path, manifest: dict[str, Any]) -> None:
+        self.path = path
+        self.manifest = manifest
+
+    @property
+    def database(self) -> Path:
+        """``index.duckdb`` inside the folder."""
+        return self.path / DB_NAME
+
+    def connect(self) -> duckdb.DuckDBPyConnection:
+        """A read-only DuckDB connection to ``index.duckdb`` (close it when done)."""
+        try:
+            return duckdb.connect(str(self.database), read_only=True)
+        except duckdb.Error as exc:
+            raise IndexNotFoundError(
+                f"{self.path}: cannot open {DB_NAME} ({str(exc).splitlines()[0]}); rebuild with "
+                "`kemp-kg build-index SOURCE --index DIR --force`"
+            ) from None
+
+    def neighbours(self, word: str, top: int = 10) -> list[Neighbour]:
+        """The ``top`` neighbours of ``word`` (either edge direction), most intense first.
+
+        Ordered by concept intensity, then weight (both descending), then concept and relation.
+        ``word`` is lowercased, stripped, and underscores become spaces.
+        """
+        if top < 1:
+            raise ValueError(f"top must be >= 1, got top={top}")
+        term = word.strip().lower().replace("_", " ")
+        con = self.connect()
+        try:
+            rows = con.execute(
+                "SELECT concept, relation, weight, concept_intensity FROM neighbours "
+                "WHERE word = ? ORDER BY concept_intensity DESC, weight DESC, concept, relation "
+                "LIMIT ?",
+                [term, int(top)],
+            ).fetchall()
+        finally:
+            con.close()
+        return [Neighbour(c, r, float(w), float(i)) for c, r, w, i in rows]
+
+    def intensity(self, word: str) -> float:
+        """Eq. 1 intensity of ``word`` from the lexicon table (0.0 outside it)."""
+        con = self.connect()
+        try:
+            row = con.execute(
+                "SELECT intensity FROM lexicon WHERE word = ?", [word.strip().lower()]
+            ).fetchone()
+        finally:
+            con.close()
+        return 0.0 if row is None else float(row[0])
+
+    def __repr__(self) -> str:
+        counts = self.manifest.get("counts", {})
+        return f"KnowledgeIndex({str(self.path)!r}, edges={counts.get('edges')})"
+
+
+def open_index(index_dir: str | os.PathLike[str]) -> KnowledgeIndex:
+    """Open an index folder built by :func:`build_index`.
+
+    Raises:
+        IndexNotFoundError: no folder, no manifest/database, or a manifest of another format.
+    """
+    path = Path(index_dir)
+    hint = f"run `kemp-kg build-index SOURCE --index {path}`"
+    if not path.is_dir():
+        raise IndexNotFoundError(f"{path}: no knowledge index here; {hint}")
+    manifest = _read_manifest(path)
+    if manifest is None or not (path / DB_NAME).is_file():
+        raise IndexNotFoundError(f"{path}: not a complete knowledge index (no {MANIFEST_NAME} "
+                                 f"or {DB_NAME}); {hint}")
+    if manifest.get("format") != INDEX_FORMAT:
+        raise IndexNotFoundError(
+            f"{path}: index format {manifest.get('format')!r}, this kemp-kg reads {INDEX_FORMAT!r}; "
+            f"{hint} --force"
+        )
+    return KnowledgeIndex(path, manifest)
+
+
+__all__ = [
+    "BuildOptions", "INDEX_FORMAT", "KnowledgeIndex", "Neighbour", "SourceSpec", "build_index",
+    "open_index", "resolve_source", "source_sha256",
+]  # fmt: skip
