@@ -1,0 +1,582 @@
+"""Phase (A) of KEMP: dialogues -> emotional context graphs in one Arrow file.
+
+Pipeline (:func:`enrich`):
+
+1. read the dialogues (:mod:`kemp_kg.dialogues`), keep this shard's conversations, expand every
+   listener turn into an example;
+2. run the text pipeline (:mod:`kemp_kg.text`) once per *unique* utterance, over all cores;
+3. vocabulary from the training split (:mod:`kemp_kg.vocab`), or ``--vocab``;
+4. retrieval + ranking as ONE DuckDB query: the distinct query words (surface form and WordNet
+   lemma as keys) are joined against the index's ``neighbours`` view, filtered by relation,
+   confidence, concept intensity, stopwords and vocabulary, de-duplicated per (word, concept)
+   (highest weight, then relation name) and cut to the top K' per word with ``row_number()``
+   ordered by intensity desc, weight desc, concept asc;
+5. assembly with numpy: each example's CLS + flattened history, roles, per-token Eq. 1 intensity
+   (the index's ``lexicon`` table, 0 outside), and its concepts: every query-word occurrence
+   contributes its top K'; a concept reachable from several occurrences is kept once (the
+   best-ranked one: highest weight, then earliest position); the example keeps its N best by
+   (intensity desc, weight desc, concept asc, position asc), in that order;
+6. :func:`kemp_kg.schema.write_graphs` (atomic) with the vocabulary and the provenance.
+
+Shards (``shard=(i, n)``): a conversation belongs to shard ``blake2b(conv_id) mod n``. The
+vocabulary is still computed from the WHOLE training split (every shard tokenises all training
+turns, tagging only its own) unless a vocabulary file is given, so shards always agree on it and
+their union equals the unsharded file row for row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+import kemp_kg
+from kemp_kg import schema
+from kemp_kg.dialogues import Conversation, ReadReport, expand_examples, read_dialogues
+from kemp_kg.errors import InputError
+from kemp_kg.presets import EnrichConfig
+from kemp_kg.text import PIPELINE_DESCRIPTION, ProcessedTexts, lemma, process_texts, stopwords
+from kemp_kg.vocab import load_vocab, vocab_from_counts
+
+_ROLE_CODE = {"speaker": int(schema.Role.SPEAKER), "listener": int(schema.Role.LISTENER)}
+_POS_CODES = {"n": 0, "v": 1, "a": 2, "r": 3}
+
+#: A progress hook: ``hook(stage_name, total)`` returns ``advance(n)``.
+ProgressHook = Callable[[str, int], Callable[[int], None]]
+
+_RETRIEVAL_SQL = """
+WITH cand AS (
+    SELECT q.qid, n.concept, n.relation, n.weight, n.concept_intensity
+    FROM query_keys AS q
+    JOIN neighbours AS n ON n.word = q.key
+    JOIN vocab_terms AS v ON v.term = n.concept
+    WHERE CASE WHEN ? THEN n.weight >= ? ELSE n.weight > ? END
+      AND n.concept_intensity >= ?
+      AND NOT list_contains(?, n.relation)
+      AND NOT list_contains(?, n.concept)
+      AND n.concept <> q.surface AND n.concept <> q.lemma
+),
+dedup AS (
+    SELECT *, row_number() OVER (
+        PARTITION BY qid, concept ORDER BY weight DESC, relation) AS dup
+    FROM cand
+),
+ranked AS (
+    SELECT qid, concept, relation, weight, concept_intensity,
+           row_number() OVER (
+               PARTITION BY qid ORDER BY concept_intensity DESC, weight DESC, concept) AS rank
+    FROM dedup WHERE dup = 1
+)
+SELECT qid, rank, concept, relation, weight, concept_intensity,
+       dense_rank() OVER (ORDER BY concept) AS concept_order
+FROM ranked WHERE rank <= ?
+ORDER BY qid, rank
+"""
+
+
+def _arrow(con: Any, sql: str, params: Sequence[object] | None = None) -> pa.Table:
+    """The whole result of a (parameterised) DuckDB query as a pyarrow Table."""
+    relation = con.sql(sql, params=list(params) if params is not None else None)
+    fetch = getattr(relation, "to_arrow_table", None) or relation.arrow  # duckdb < 1.4: .arrow()
+    return fetch()
+
+
+def shard_of(conv_id: str, num_shards: int) -> int:
+    """The shard (0-based) of a conversation: a stable hash of its id, not Python's ``hash``."""
+    digest = hashlib.blake2b(conv_id.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % num_shards
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"i/n"`` -> ``(i, n)`` with ``0 <= i < n``; ``ValueError`` naming the value otherwise."""
+    try:
+        left, right = text.split("/")
+        index, count = int(left), int(right)
+    except ValueError:
+        raise ValueError(f"shard must look like i/n (e.g. 0/4), got {text!r}") from None
+    if count < 1 or not 0 <= index < count:
+        raise ValueError(f"shard {text!r}: need 0 <= i < n")
+    return index, count
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class HistoryPlan:
+    """What the assembly needs per example, as indices into a list of unique texts.
+
+    ``history[e]`` is ``[(role, text_index), ...]``; ``target[e]`` is a text index or -1.
+    """
+
+    example_ids: list[str]
+    conv_ids: list[str]
+    splits: list[str]
+    emotions: list[int]
+    history: list[list[tuple[str, int]]]
+    target: list[int]
+
+
+@dataclass
+class EnrichResult:
+    """What :func:`enrich` did: the file, counts, skipped input, timings."""
+
+    path: Path | None
+    examples: Counter[str] = field(default_factory=Counter)
+    report: ReadReport = field(default_factory=ReadReport)
+    vocab_size: int = 0
+    unique_utterances: int = 0
+    tokens: int = 0
+    query_words: int = 0
+    concepts_per_example: dict[str, float] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    shard: tuple[int, int] | None = None
+
+
+class TokenTables:
+    """Tokens of unique texts as flat numpy arrays (vocab ids, intensity, query ids)."""
+
+    def __init__(
+        self,
+        processed: ProcessedTexts,
+        vocab_index: dict[str, int],
+        con: Any,
+        config: EnrichConfig,
+    ) -> None:
+        lengths = np.fromiter((len(t) for t in processed.tokens), dtype=np.int64,
+                              count=len(processed.tokens))
+        self.length = lengths
+        self.offset = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=self.offset[1:])
+        flat = pa.array([tok for toks in processed.tokens for tok in toks], type=pa.string())
+        encoded = flat.dictionary_encode()
+        codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+        words = encoded.dictionary.to_pylist()
+        self.codes = codes
+        self.words = words
+        unk = schema.UNK_ID
+        word_ids = np.fromiter((vocab_index.get(w, unk) for w in words), dtype=np.int32,
+                               count=len(words))
+        self.ids = word_ids[codes] if len(codes) else np.zeros(0, dtype=np.int32)
+        # Eq. 1 per distinct token from the index's lexicon table (0 outside it).
+        word_table = pa.table({"word": pa.array(words, type=pa.string()),
+                               "code": pa.array(np.arange(len(words), dtype=np.int64))})
+        con.register("token_words", word_table)
+        try:
+            hits = _arrow(
+                con, "SELECT t.code, l.intensity FROM token_words t JOIN lexicon l ON l.word = t.word"
+            )
+        finally:
+            con.unregister("token_words")
+        word_intensity = np.zeros(len(words), dtype=np.float32)
+        if hits.num_rows:
+            word_intensity[hits["code"].to_numpy()] = hits["intensity"].to_numpy().astype(np.float32)
+        self.intensity = word_intensity[codes] if len(codes) else np.zeros(0, dtype=np.float32)
+        # Query words: distinct (token, POS) pairs -> qid; keys are the surface form and the lemma.
+        pos_bytes = "".join(processed.query_pos).encode("ascii")
+        pos_char = np.frombuffer(pos_bytes, dtype=np.uint8) if pos_bytes else np.zeros(0, np.uint8)
+        pos_num = np.full(len(pos_char), -1, dtype=np.int64)
+        for letter in config.query_pos:
+            pos_num[pos_char == ord(letter)] = _POS_CODES[letter]
+        is_query = pos_num >= 0
+        self.qid = np.full(len(codes), -1, dtype=np.int64)
+        self.query_surface: list[str] = []
+        self.query_lemma: list[str] = []
+        if is_query.any():
+            pair = codes[is_query] * 4 + pos_num[is_query]
+            unique_pairs, inverse = np.unique(pair, return_inverse=True)
+            self.qid[is_query] = inverse
+            letters = "nvar"
+            for value in unique_pairs.tolist():
+                surface = words[value // 4]
+                self.query_surface.append(surface)
+                self.query_lemma.append(lemma(surface, letters[value % 4]))
+
+
+@dataclass
+class Candidates:
+    """The top-K' concepts of every query word, flat and grouped by qid (from one SQL query)."""
+
+    offset: np.ndarray  # (num_qids + 1,) int64
+    concept_id: np.ndarray  # int32 vocab ids
+    relation: np.ndarray  # int8 RELATIONS index
+    weight: np.ndarray  # float32
+    intensity: np.ndarray  # float32
+    order: np.ndarray  # int64 rank of the concept string (for ties)
+    concept: list[str]
+
+
+def retrieve(
+    con: Any,
+    tables: TokenTables,
+    vocab_index: dict[str, int],
+    config: EnrichConfig,
+) -> Candidates:
+    """Run the one retrieval + ranking query for all distinct query words."""
+    num_q = len(tables.query_surface)
+    surfaces, lemmas = tables.query_surface, tables.query_lemma
+    keys_qid = list(range(num_q)) + [q for q in range(num_q) if lemmas[q] != surfaces[q]]
+    keys = surfaces + [lemmas[q] for q in range(num_q) if lemmas[q] != surfaces[q]]
+    query_keys = pa.table({
+        "qid": pa.array(keys_qid, type=pa.int64()),
+        "key": pa.array(keys, type=pa.string()),
+        "surface": pa.array([surfaces[q] for q in keys_qid], type=pa.string()),
+        "lemma": pa.array([lemmas[q] for q in keys_qid], type=pa.string()),
+    })
+    vocab_terms = pa.table({"term": pa.array(list(vocab_index), type=pa.string())})
+    con.register("query_keys", query_keys)
+    con.register("vocab_terms", vocab_terms)
+    try:
+        result = _arrow(
+            con,
+            _RETRIEVAL_SQL,
+            [
+                config.confidence_inclusive, config.min_confidence, config.min_confidence,
+                config.min_concept_intensity, list(config.excluded_relations),
+                sorted(stopwords()), config.top_k_per_token,
+            ],
+        )
+    finally:
+        con.unregister("query_keys")
+        con.unregister("vocab_terms")
+    qid = result["qid"].to_numpy().astype(np.int64)
+    counts = np.bincount(qid, minlength=num_q) if len(qid) else np.zeros(num_q, dtype=np.int64)
+    offset = np.zeros(num_q + 1, dtype=np.int64)
+    np.cumsum(counts, out=offset[1:])
+    concepts = result["concept"].to_pylist()
+    other = schema.RELATION_INDEX["Other"]
+    return Candidates(
+        offset=offset,
+        concept_id=np.fromiter((vocab_index[c] for c in concepts), dtype=np.int32,
+                               count=len(concepts)),
+        relation=np.fromiter((schema.RELATION_INDEX.get(r, other)
+                              for r in result["relation"].to_pylist()),
+                             dtype=np.int8, count=result.num_rows),
+        weight=result["weight"].to_numpy().astype(np.float32),
+        intensity=result["concept_intensity"].to_numpy().astype(np.float32),
+        order=result["concept_order"].to_numpy().astype(np.int64),
+        concept=concepts,
+    )
+
+
+def _gather_ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Concatenate ``arange(s, s + l)`` for every (s, l), vectorised."""
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    ends = np.cumsum(lengths)
+    within = np.arange(total, dtype=np.int64) - np.repeat(ends - lengths, lengths)
+    return np.repeat(starts, lengths) + within
+
+
+def _list_array(offsets: np.ndarray, values: np.ndarray, value_type: pa.DataType) -> pa.ListArray:
+    return pa.ListArray.from_arrays(
+        pa.array(offsets.astype(np.int32), type=pa.int32()), pa.array(values, type=value_type)
+    )
+
+
+def assemble(
+    plan: HistoryPlan,
+    texts: Sequence[str],
+    tables: TokenTables,
+    candidates: Candidates,
+    config: EnrichConfig,
+) -> pa.Table:
+    """Build the rows of :data:`schema.GRAPH_SCHEMA` for every example of ``plan`` (numpy only).
+
+    Shapes: E examples, T history turns in all, W history tokens in all, C candidate concepts.
+    """
+    num_ex = len(plan.example_ids)
+    turns_per_ex = np.fromiter((len(h) for h in plan.history), dtype=np.int64, count=num_ex)
+    turn_text = np.fromiter((i for h in plan.history for _, i in h), dtype=np.int64,
+                            count=int(turns_per_ex.sum()))  # (T,)
+    turn_role = np.fromiter((_ROLE_CODE[r] for h in plan.history for r, _ in h), dtype=np.int8,
+                            count=len(turn_text))  # (T,)
+    turn_ex = np.repeat(np.arange(num_ex, dtype=np.int64), turns_per_ex)  # (T,)
+    turn_len = tables.length[turn_text]  # (T,)
+    src = _gather_ranges(tables.offset[turn_text], turn_len)  # (W,) index into token tables
+    tok_ex = np.repeat(turn_ex, turn_len)  # (W,)
+    words_per_ex = np.bincount(tok_ex, minlength=num_ex) if len(tok_ex) else np.zeros(num_ex, np.int64)
+    ctx_len = words_per_ex + 1  # CLS first
+    ctx_off = np.zeros(num_ex + 1, dtype=np.int64)
+    np.cumsum(ctx_len, out=ctx_off[1:])
+    out_idx = np.arange(len(src), dtype=np.int64) + tok_ex + 1  # skip one CLS per example so far
+    ctx_ids = np.full(int(ctx_off[-1]), schema.CLS_ID, dtype=np.int32)
+    ctx_roles = np.full(len(ctx_ids), int(schema.Role.CLS), dtype=np.int8)
+    ctx_int = np.zeros(len(ctx_ids), dtype=np.float32)
+    ctx_ids[out_idx] = tables.ids[src]
+    ctx_roles[out_idx] = np.repeat(turn_role, turn_len)
+    ctx_int[out_idx] = tables.intensity[src]
+    position = out_idx - ctx_off[tok_ex]  # (W,) position inside the example (>= 1)
+
+    # Concepts: every query-word occurrence contributes its top-K' candidates.
+    q = tables.qid[src]
+    is_q = q >= 0
+    q_ex, q_pos, q_id = tok_ex[is_q], position[is_q], q[is_q]
+    n_cand = candidates.offset[q_id + 1] - candidates.offset[q_id]
+    rows = _gather_ranges(candidates.offset[q_id], n_cand)  # (C,) index into candidates
+    c_ex = np.repeat(q_ex, n_cand)
+    c_pos = np.repeat(q_pos, n_cand)
+    if len(rows):
+        order = np.lexsort((
+            c_pos, candidates.order[rows], -candidates.weight[rows].astype(np.float64),
+            -candidates.intensity[rows].astype(np.float64), c_ex,
+        ))
+        rows, c_ex, c_pos = rows[order], c_ex[order], c_pos[order]
+        key = c_ex * (int(candidates.order.max()) + 1) + candidates.order[rows]
+        _, first = np.unique(key, return_index=True)
+        first.sort()
+        rows, c_ex, c_pos = rows[first], c_ex[first], c_pos[first]
+        starts = np.searchsorted(c_ex, c_ex, side="left")
+        keep = (np.arange(len(rows)) - starts) < config.max_concepts_per_dialogue
+        rows, c_ex, c_pos = rows[keep], c_ex[keep], c_pos[keep]
+    per_ex = np.bincount(c_ex, minlength=num_ex) if len(c_ex) else np.zeros(num_ex, np.int64)
+    con_off = np.zeros(num_ex + 1, dtype=np.int64)
+    np.cumsum(per_ex, out=con_off[1:])
+
+    # Targets.
+    target = np.asarray(plan.target, dtype=np.int64)
+    has_t = target >= 0
+    t_len = np.where(has_t, tables.length[np.where(has_t, target, 0)], 0)
+    t_src = _gather_ranges(tables.offset[np.where(has_t, target, 0)], t_len)
+    t_off = np.zeros(num_ex + 1, dtype=np.int64)
+    np.cumsum(t_len, out=t_off[1:])
+
+    hist_off = np.zeros(num_ex + 1, dtype=np.int64)
+    np.cumsum(turns_per_ex, out=hist_off[1:])
+    return pa.table({
+        "example_id": pa.array(plan.example_ids, type=pa.string()),
+        "conv_id": pa.array(plan.conv_ids, type=pa.string()),
+        "split": pa.array(plan.splits, type=pa.string()),
+        "emotion": pa.array(np.asarray(plan.emotions, dtype=np.int8), type=pa.int8()),
+        "history": pa.ListArray.from_arrays(
+            pa.array(hist_off.astype(np.int32)),
+            pa.array([texts[i] for i in turn_text.tolist()], type=pa.string()),
+        ),
+        "target": pa.array([texts[i] if i >= 0 else "" for i in plan.target], type=pa.string()),
+        "context_ids": _list_array(ctx_off, ctx_ids, pa.int32()),
+        "context_roles": _list_array(ctx_off, ctx_roles, pa.int8()),
+        "context_intensity": _list_array(ctx_off, ctx_int, pa.float32()),
+        "concept_ids": _list_array(con_off, candidates.concept_id[rows], pa.int32()),
+        "concept_anchor": _list_array(con_off, c_pos.astype(np.int32), pa.int32()),
+        "concept_relation": _list_array(con_off, candidates.relation[rows], pa.int8()),
+        "concept_weight": _list_array(con_off, candidates.weight[rows], pa.float32()),
+        "concept_intensity": _list_array(con_off, candidates.intensity[rows], pa.float32()),
+        "target_ids": _list_array(t_off, tables.ids[t_src], pa.int32()),
+    })
+
+
+def index_provenance(index: Any) -> dict[str, object]:
+    """The parts of an index manifest a graph file records (source and lexicon checksums)."""
+    manifest = dict(index.manifest)
+    return {
+        "path": str(index.path),
+        "format": manifest.get("format"),
+        "tool_version": manifest.get("tool_version"),
+        "source": manifest.get("source"),
+        "lexicon": manifest.get("lexicon"),
+    }
+
+
+def _noop(_stage: str, _total: int) -> Callable[[int], None]:
+    return lambda _n: None
+
+
+def enrich(
+    dialogues: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    index_dir: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    config: EnrichConfig,
+    split: str | None = None,
+    shard: tuple[int, int] | None = None,
+    strict: bool = False,
+    vocab_file: str | os.PathLike[str] | None = None,
+    workers: int | None = None,
+    progress: ProgressHook | None = None,
+) -> EnrichResult:
+    """Enrich dialogues into emotional context graphs and write them to ``out`` atomically.
+
+    Args:
+        dialogues: a kemp dialogues ``.jsonl``/``.json``, ED CSV(s) or their folder, or a list.
+        index_dir: the folder written by ``kemp-kg build-index``.
+        out: the ``.arrow`` file to write (one file, all splits, ``split`` column).
+        config: thresholds (:mod:`kemp_kg.presets`).
+        split: force every conversation into this split.
+        shard: ``(i, n)``: write only conversations of shard i of n.
+        strict: stop at the first bad record instead of skipping it.
+        vocab_file: reuse this vocabulary (JSON list or a graph file) instead of building one.
+        workers: text-pipeline processes (default: all usable CPUs).
+        progress: optional progress hook.
+
+    Returns:
+        an :class:`EnrichResult` (counts, skipped input by reason, timings).
+    """
+    from kemp_kg.index import open_index
+
+    hook = progress or _noop
+    seconds: dict[str, float] = {}
+    clock = time.perf_counter()
+    index = open_index(index_dir)  # fail early on a missing index, before the slow part
+    inputs = [dialogues] if isinstance(dialogues, (str, os.PathLike)) else list(dialogues)
+
+    conversations, report = read_dialogues(inputs, split=split, strict=strict)
+    if shard is not None:
+        mine = [c for c in conversations if shard_of(c.conv_id, shard[1]) == shard[0]]
+    else:
+        mine = conversations
+    examples = expand_examples(mine)
+    seconds["read"] = time.perf_counter() - clock
+
+    # Unique texts: this shard's turns (tagged if ever in a history), plus every training turn
+    # (tokens only) when the vocabulary is built here.
+    clock = time.perf_counter()
+    text_index: dict[str, int] = {}
+    texts: list[str] = []
+    needs_tag: list[bool] = []
+
+    def intern(text: str, tag: bool) -> int:
+        i = text_index.get(text)
+        if i is None:
+            i = text_index[text] = len(texts)
+            texts.append(text)
+            needs_tag.append(tag)
+        elif tag:
+            needs_tag[i] = True
+        return i
+
+    conv_text_ids: dict[str, list[int]] = {}
+    for conv in mine:
+        last_target = max(i for i, t in enumerate(conv.turns) if t.role == "listener")
+        conv_text_ids[conv.conv_id] = [
+            intern(t.text, i < last_target) for i, t in enumerate(conv.turns)
+        ]
+    train_turns: list[int] = []
+    if vocab_file is None:
+        for conv in conversations:
+            if conv.split == "train":
+                train_turns.extend(intern(t.text, False) for t in conv.turns)
+        if not train_turns:
+            raise InputError(
+                "no training conversations to build the vocabulary from; pass --vocab FILE "
+                "(a JSON token list or an earlier graph file) or include the train split"
+            )
+    advance = hook("text", len(texts))
+    processed = process_texts(texts, tag=needs_tag, workers=workers, progress=advance)
+    seconds["text"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    if vocab_file is not None:
+        vocab = load_vocab(vocab_file)
+        vocab_source: dict[str, object] = {"file": str(vocab_file)}
+    else:
+        occurrences = np.bincount(np.asarray(train_turns, dtype=np.int64), minlength=len(texts))
+        counts: Counter[str] = Counter()
+        for i in np.flatnonzero(occurrences).tolist():
+            n = int(occurrences[i])
+            for token in processed.tokens[i]:
+                counts[token] += n
+        vocab = vocab_from_counts(counts, min_count=config.min_count)
+        vocab_source = {"split": "train", "min_count": config.min_count}
+    vocab_index = {tok: i for i, tok in enumerate(vocab)}
+    seconds["vocab"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    con = index.connect()
+    try:
+        tables = TokenTables(processed, vocab_index, con, config)
+        candidates = retrieve(con, tables, vocab_index, config)
+    finally:
+        con.close()
+    seconds["retrieve"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    plan = HistoryPlan([], [], [], [], [], [])
+    for ex in examples:
+        conv = ex.conversation
+        ids = conv_text_ids[conv.conv_id]
+        plan.example_ids.append(ex.example_id)
+        plan.conv_ids.append(conv.conv_id)
+        plan.splits.append(conv.split)
+        plan.emotions.append(
+            schema.EMOTION_INDEX[conv.emotion] if conv.emotion else schema.UNKNOWN_EMOTION
+        )
+        plan.history.append([(t.role, ids[i]) for i, t in enumerate(ex.history)])
+        plan.target.append(ids[ex.target_index])
+    advance = hook("graphs", len(examples))
+    table = assemble(plan, texts, tables, candidates, config)
+    advance(len(examples))
+    seconds["assemble"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    split_counts = Counter(plan.splits)
+    per_ex = pc.list_value_length(table["concept_ids"]).to_numpy(zero_copy_only=False)
+    provenance = {
+        "tool": "kemp-kg enrich",
+        "tool_version": kemp_kg.__version__,
+        "schema_version": schema.SCHEMA_VERSION,
+        "preset": config.preset,
+        "thresholds": config.to_json(),
+        "index": index_provenance(index),
+        "inputs": [
+            {"path": str(p), "sha256": file_sha256(p), "bytes": p.stat().st_size}
+            for p in _input_files(inputs)
+        ],
+        "split_override": split,
+        "shard": f"{shard[0]}/{shard[1]}" if shard else None,
+        "shard_hash": "blake2b-64(conv_id) mod n",
+        "vocab": {**vocab_source, "size": len(vocab), "concept_terms": "vocabulary tokens only"},
+        "text_pipeline": PIPELINE_DESCRIPTION,
+        "examples": dict(sorted(split_counts.items())),
+        "skipped": dict(sorted(report.skipped.items())),
+    }
+    path = schema.write_graphs(out, [table], vocab=vocab, provenance=provenance)
+    seconds["write"] = time.perf_counter() - clock
+    return EnrichResult(
+        path=path,
+        examples=split_counts,
+        report=report,
+        vocab_size=len(vocab),
+        unique_utterances=len(texts),
+        tokens=int(tables.length.sum()),
+        query_words=len(tables.query_surface),
+        concepts_per_example=_stats(per_ex),
+        seconds=seconds,
+        shard=shard,
+    )
+
+
+def _stats(values: np.ndarray) -> dict[str, float]:
+    if len(values) == 0:
+        return {"mean": 0.0, "max": 0.0, "zero": 0.0}
+    return {
+        "mean": float(values.mean()),
+        "max": float(values.max()),
+        "zero": float((values == 0).sum()),
+    }
+
+
+def _input_files(inputs: Sequence[str | os.PathLike[str]]) -> list[Path]:
+    from kemp_kg.dialogues import input_files
+
+    return [p for item in inputs for p in input_files(item)]
+
+
+__all__ = [
+    "Conversation", "EnrichResult", "HistoryPlan", "assemble", "enrich", "parse_shard",
+    "retrieve", "shard_of",
+]  # fmt: skip

@@ -1,0 +1,227 @@
+"""KEMP's text pipeline, run once per unique utterance and spread over the CPU cores.
+
+Per utterance (official KEMP/MoEL ``clean`` + ``read_our_dataset``, made deterministic):
+
+1. lowercase; curly apostrophes (U+2018/U+2019) become ``'``;
+2. contraction expansion with :data:`CONTRACTIONS` (the official table, applied on word boundaries
+   instead of the official plain substring ``replace``, so ``"bit's"`` is not touched by ``"it's"``);
+3. NLTK word tokenisation: the text is cut into sentences after ``.``, ``!`` or ``?`` followed by
+   white space (a fixed rule, so the tokens do not depend on whether the ``punkt`` models are
+   installed), then each sentence goes through NLTK's Treebank word tokenizer (exactly what
+   ``nltk.word_tokenize`` runs per sentence);
+4. POS tags from NLTK's averaged perceptron tagger over the utterance's tokens (one call per
+   utterance, as the official code tags one sentence at a time);
+5. query words: tokens that are alphabetic, not NLTK English stopwords, and tagged noun/verb/
+   adjective/adverb (tag prefix ``N``/``V``/``J``/``R``, the official ``wordCate``);
+6. WordNet lemma of each query word with its POS (``WordNetLemmatizer``), used with the surface
+   form to match words to concepts.
+
+Tagging is skipped for utterances that are never part of a history (a conversation's last
+listener turn only appears as a target, so it needs tokens only).
+
+NLTK data comes from ``NLTK_DATA`` (stopwords, ``averaged_perceptron_tagger_eng``, ``wordnet``);
+:func:`ensure_nltk_data` says what is missing and tries ``nltk.download`` for online users.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+from kemp_kg.errors import KempError
+
+#: The official KEMP/MoEL contraction table (``data/preprocess.py`` ``word_pairs``), in order.
+CONTRACTIONS: dict[str, str] = {
+    "it's": "it is", "don't": "do not", "doesn't": "does not", "didn't": "did not",
+    "you'd": "you would", "you're": "you are", "you'll": "you will", "i'm": "i am",
+    "they're": "they are", "that's": "that is", "what's": "what is", "couldn't": "could not",
+    "i've": "i have", "we've": "we have", "can't": "cannot", "i'd": "i would",
+    "aren't": "are not", "isn't": "is not", "wasn't": "was not", "weren't": "were not",
+    "won't": "will not", "there's": "there is", "there're": "there are",
+}  # fmt: skip
+_CONTRACTION_RE = re.compile(
+    r"(?<![\w'])(" + "|".join(re.escape(k) for k in CONTRACTIONS) + r")(?![\w'])"
+)
+_SENTENCE_RE = re.compile(r"(?<=[.!?])\s+")
+#: Penn tag prefix -> WordNet POS letter (the official ``get_wordnet_pos``).
+QUERY_POS: dict[str, str] = {"N": "n", "V": "v", "J": "a", "R": "r"}
+#: The NLTK resources the pipeline needs: (nltk.data path, download id).
+NLTK_RESOURCES: tuple[tuple[str, str], ...] = (
+    ("corpora/stopwords", "stopwords"),
+    ("taggers/averaged_perceptron_tagger_eng", "averaged_perceptron_tagger_eng"),
+    ("corpora/wordnet", "wordnet"),
+)
+#: Recorded in the graph file's provenance.
+PIPELINE_DESCRIPTION = {
+    "lowercase": True,
+    "contractions": "official KEMP/MoEL word_pairs table, word-boundary match",
+    "sentences": "split after [.!?] + whitespace",
+    "tokenizer": "nltk Treebank word tokenizer (nltk.word_tokenize per sentence)",
+    "tagger": "nltk averaged_perceptron_tagger_eng",
+    "query_words": "alphabetic, not an NLTK English stopword, tag N*/V*/J*/R*",
+    "lemmas": "nltk WordNetLemmatizer with the tag's WordNet POS",
+}
+NOT_QUERY = "."
+
+
+def ensure_nltk_data(*, download: bool = True) -> None:
+    """Check the NLTK resources; try ``nltk.download`` for missing ones; else raise one line."""
+    import nltk
+
+    missing = []
+    for resource, package in NLTK_RESOURCES:
+        try:
+            nltk.data.find(resource)
+        except LookupError:
+            missing.append(package)
+    if missing and download:
+        for package in missing:
+            try:
+                nltk.download(package, quiet=True, raise_on_error=True)
+            except Exception:  # noqa: BLE001 - offline or blocked: reported below
+                pass
+        missing = [p for r, p in NLTK_RESOURCES if p in missing and not _found(r)]
+    if missing:
+        where = os.environ.get("NLTK_DATA", "(NLTK_DATA unset)")
+        raise KempError(
+            f"NLTK data missing: {', '.join(missing)} (searched {where}); set NLTK_DATA to a "
+            f"folder holding them or run python -m nltk.downloader {' '.join(missing)}"
+        )
+
+
+def _found(resource: str) -> bool:
+    import nltk
+
+    try:
+        nltk.data.find(resource)
+        return True
+    except LookupError:
+        return False
+
+
+def normalise(text: str) -> str:
+    """Lowercase, straighten apostrophes, expand contractions (:data:`CONTRACTIONS`)."""
+    text = text.lower().replace("\u2019", "'").replace("\u2018", "'")
+    return _CONTRACTION_RE.sub(lambda m: CONTRACTIONS[m.group(1)], text)
+
+
+@lru_cache(maxsize=1)
+def _tokenizer():
+    from nltk.tokenize import NLTKWordTokenizer
+
+    return NLTKWordTokenizer()
+
+
+@lru_cache(maxsize=1)
+def _tagger():
+    from nltk.tag.perceptron import PerceptronTagger
+
+    return PerceptronTagger()
+
+
+@lru_cache(maxsize=1)
+def stopwords() -> frozenset[str]:
+    """NLTK's English stopword list."""
+    from nltk.corpus import stopwords as corpus
+
+    return frozenset(corpus.words("english"))
+
+
+def tokenize(text: str) -> list[str]:
+    """Steps 1-3: the tokens of one utterance."""
+    tokenizer = _tokenizer()
+    return [
+        token
+        for sentence in _SENTENCE_RE.split(normalise(text).strip())
+        if sentence
+        for token in tokenizer.tokenize(sentence)
+    ]
+
+
+def query_pos_string(tokens: Sequence[str]) -> str:
+    """Steps 4-5: one character per token, the WordNet POS of a query word or ``.``."""
+    if not tokens:
+        return ""
+    stop = stopwords()
+    tags = _tagger().tag(list(tokens))
+    out = []
+    for token, (_, tag) in zip(tokens, tags):
+        pos = QUERY_POS.get(tag[:1], NOT_QUERY)
+        out.append(pos if pos != NOT_QUERY and token.isalpha() and token not in stop else NOT_QUERY)
+    return "".join(out)
+
+
+def _process_chunk(chunk: Sequence[tuple[str, bool]]) -> list[tuple[list[str], str]]:
+    out = []
+    for text, tag in chunk:
+        tokens = tokenize(text)
+        out.append((tokens, query_pos_string(tokens) if tag else NOT_QUERY * len(tokens)))
+    return out
+
+
+@dataclass(frozen=True)
+class ProcessedTexts:
+    """Tokens and query-word POS of each input text, in input order."""
+
+    tokens: list[list[str]]
+    query_pos: list[str]
+
+
+def process_texts(
+    texts: Sequence[str],
+    *,
+    tag: Sequence[bool] | None = None,
+    workers: int | None = None,
+    chunk_size: int = 2000,
+    progress: Callable[[int], None] | None = None,
+) -> ProcessedTexts:
+    """Run steps 1-5 over unique texts, chunked over ``workers`` processes.
+
+    Args:
+        texts: the utterances (pass each distinct text once).
+        tag: per text, whether it needs POS tags (default: all).
+        workers: processes (default: the CPUs this process may use); small inputs run in-process.
+        chunk_size: texts per task.
+        progress: called with the number of texts finished after each chunk.
+    """
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    ensure_nltk_data()
+    tag = [True] * len(texts) if tag is None else list(tag)
+    if len(tag) != len(texts):
+        raise ValueError(f"tag has {len(tag)} flags for {len(texts)} texts")
+    items = list(zip(texts, tag))
+    chunks = [items[i : i + chunk_size] for i in range(0, len(items), chunk_size)]
+    if workers is None:
+        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    workers = max(1, min(int(workers or 1), len(chunks)))
+    results: list[tuple[list[str], str]] = []
+    if workers == 1:
+        for chunk in chunks:
+            results.extend(_process_chunk(chunk))
+            if progress:
+                progress(len(chunk))
+    else:
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        with multiprocessing.get_context(method).Pool(workers) as pool:
+            for chunk, done in zip(chunks, pool.imap(_process_chunk, chunks)):
+                results.extend(done)
+                if progress:
+                    progress(len(chunk))
+    return ProcessedTexts([r[0] for r in results], [r[1] for r in results])
+
+
+@lru_cache(maxsize=1)
+def _lemmatizer():
+    from nltk.stem import WordNetLemmatizer
+
+    return WordNetLemmatizer()
+
+
+def lemma(word: str, pos: str) -> str:
+    """Step 6: WordNet lemma of ``word`` with WordNet POS ``pos`` (n/v/a/r)."""
+    return _lemmatizer().lemmatize(word, pos)

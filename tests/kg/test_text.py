@@ -1,0 +1,62 @@
+"""The text pipeline: contractions, tokens, query words, lemmas, and the parallel run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kemp_kg import text
+
+
+@pytest.fixture(autouse=True)
+def _nltk(nltk_data: Path) -> None:
+    """Every test here needs ../shared/nltk_data (conftest sets NLTK_DATA)."""
+
+
+def test_normalise_lowercases_and_expands_contractions_on_word_boundaries() -> None:
+    assert text.normalise("I'm sure it's FINE, don't worry") == "i am sure it is fine, do not worry"
+    assert text.normalise("It\u2019s ok") == "it is ok"
+    assert text.normalise("the bit's edge") == "the bit's edge"  # not "bit is"
+
+
+def test_tokenize_splits_sentences_before_the_treebank_tokenizer() -> None:
+    assert text.tokenize("I don't know. It's fine, isn't it?") == [
+        "i", "do", "not", "know", ".", "it", "is", "fine", ",", "is", "not", "it", "?"]
+    assert text.tokenize('He said "wow"') == ["he", "said", "``", "wow", "''"]
+
+
+def test_query_words_are_content_words_that_are_not_stopwords() -> None:
+    tokens = text.tokenize("I got a puppy as a gift, so happy!")
+    assert tokens == ["i", "got", "a", "puppy", "as", "a", "gift", ",", "so", "happy", "!"]
+    pos = text.query_pos_string(tokens)
+    assert len(pos) == len(tokens)
+    assert {tokens[i] for i, p in enumerate(pos) if p != "."} == {"got", "puppy", "gift", "happy"}
+    assert pos[1] == "v" and pos[6] == "n"
+
+
+def test_lemma_uses_the_wordnet_pos() -> None:
+    assert text.lemma("got", "v") == "get"
+    assert text.lemma("puppies", "n") == "puppy"
+    assert text.lemma("happier", "a") == "happy"
+
+
+def test_parallel_run_equals_serial_and_keeps_order() -> None:
+    texts = [f"Sentence number {i}: I feel {'happy' if i % 2 else 'sad'} today." for i in range(60)]
+    tag = [i % 3 != 0 for i in range(60)]
+    serial = text.process_texts(texts, tag=tag, workers=1, chunk_size=7)
+    parallel = text.process_texts(texts, tag=tag, workers=2, chunk_size=7)
+    assert serial == parallel
+    assert serial.tokens[5][:3] == ["sentence", "number", "5"]
+    assert set(serial.query_pos[0]) == {"."}  # untagged: no query words
+    assert "a" in serial.query_pos[1] or "n" in serial.query_pos[1]
+
+
+def test_missing_nltk_data_is_one_clear_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import nltk
+
+    monkeypatch.setattr(nltk.data, "path", [str(tmp_path)])
+    monkeypatch.setenv("NLTK_DATA", str(tmp_path))
+    with pytest.raises(text.KempError) as info:
+        text.ensure_nltk_data(download=False)
+    assert "stopwords" in str(info.value) and "\n" not in str(info.value)
