@@ -36,9 +36,11 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import errno
 import json
 import os
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -198,6 +200,76 @@ def atomic_path(final: str | os.PathLike[str]) -> Iterator[Path]:
         raise
 
 
+class OutputBusyError(OSError):
+    """Another process is writing the same output right now (see :func:`output_lock`)."""
+
+
+_HELD_LOCKS: set[str] = set()
+_HELD_LOCKS_GUARD = threading.Lock()
+
+
+@contextlib.contextmanager
+def output_lock(final: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold an exclusive lock on writing ``final`` (a file or a folder) for the ``with`` block.
+
+    A second process asking for the same output while it is held fails at once with
+    :class:`OutputBusyError` (an ``OSError`` naming ``final``, so both CLIs print it as one line)
+    instead of racing to rename its own result over the first one. Take it at the START of a
+    long job (enrich, build-index, train) so the loser fails before doing the work; nested calls
+    for the same path in one process are no-ops (:func:`write_graphs` takes it too).
+
+    The lock is an advisory ``flock`` on ``.NAME.lock`` beside ``final``, removed on release (the
+    inode is re-checked after locking, so removal cannot let two holders in). Where ``fcntl`` is
+    missing (Windows) it is a no-op.
+    """
+    final = Path(final)
+    key = str(final.resolve())
+    with _HELD_LOCKS_GUARD:
+        nested = key in _HELD_LOCKS
+        _HELD_LOCKS.add(key)
+    if nested:
+        yield
+        return
+    try:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows
+            yield
+            return
+        final.parent.mkdir(parents=True, exist_ok=True)
+        lock_path = final.parent / f".{final.name}.lock"
+        while True:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                os.close(fd)
+                if exc.errno in (errno.EAGAIN, errno.EACCES):
+                    raise OutputBusyError(
+                        errno.EBUSY,
+                        "another kemp process is writing this output right now; wait for it to "
+                        "finish or choose another output path",
+                        str(final),
+                    ) from None
+                raise
+            try:
+                same = os.stat(lock_path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)  # the previous holder removed it between our open and flock: retry
+        try:
+            yield
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(lock_path)
+            os.close(fd)
+    finally:
+        with _HELD_LOCKS_GUARD:
+            _HELD_LOCKS.discard(key)
+
+
 def write_graphs(
     path: str | os.PathLike[str],
     batches: Iterable[pa.RecordBatch | pa.Table],
@@ -216,10 +288,13 @@ def write_graphs(
 
     Returns:
         the final path.
+
+    Raises:
+        OutputBusyError: another process is writing ``path`` (see :func:`output_lock`).
     """
     schema = GRAPH_SCHEMA.with_metadata(_metadata(vocab, provenance))
     final = Path(path)
-    with atomic_path(final) as tmp:
+    with output_lock(final), atomic_path(final) as tmp:
         with pa.OSFile(str(tmp), "wb") as sink, ipc.new_file(sink, schema) as writer:
             for batch in batches:
                 table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
@@ -261,7 +336,7 @@ def _open_one(path: Path) -> tuple[pa.Table, dict[bytes, bytes]]:
             "it may be truncated, rerun `kemp-kg enrich`"
         ) from None
     meta = dict(reader.schema.metadata or {})
-    version = meta.get(META_VERSION, b"").decode() or "none"
+    version = meta.get(META_VERSION, b"").decode("utf-8", "replace") or "none"
     if version.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
         raise GraphFileError(
             f"{path}: graph schema version {version}, this kemp reads {SCHEMA_VERSION}; "
@@ -270,6 +345,13 @@ def _open_one(path: Path) -> tuple[pa.Table, dict[bytes, bytes]]:
     missing = [name for name in COLUMNS if name not in reader.schema.names]
     if missing:
         raise GraphFileError(f"{path}: missing column(s) {missing}; rerun `kemp-kg enrich`")
+    wrong = [
+        f"{field.name}: {reader.schema.field(field.name).type} (expected {field.type})"
+        for field in GRAPH_SCHEMA
+        if reader.schema.field(field.name).type != field.type
+    ]
+    if wrong:
+        raise GraphFileError(f"{path}: wrong column type(s) {wrong}; rerun `kemp-kg enrich`")
     if META_VOCAB not in meta:
         raise GraphFileError(f"{path}: no vocabulary in metadata; rerun `kemp-kg enrich`")
     try:
@@ -279,6 +361,20 @@ def _open_one(path: Path) -> tuple[pa.Table, dict[bytes, bytes]]:
             f"{path}: corrupt record batch ({str(exc).splitlines()[0]}); rerun `kemp-kg enrich`"
         ) from None
     return table, meta
+
+
+def _json_metadata(path: Path, meta: Mapping[bytes, bytes], key: bytes, kind: type) -> object:
+    """Decode one JSON metadata value of ``kind``; corrupt bytes are a one-line GraphFileError."""
+    try:
+        value = json.loads(meta.get(key, b"{}" if kind is dict else b"[]"))
+    except (UnicodeDecodeError, ValueError):
+        value = None
+    if not isinstance(value, kind) or (kind is list and not all(isinstance(v, str) for v in value)):
+        raise GraphFileError(
+            f"{path}: corrupt {key.decode()} metadata (not a JSON {kind.__name__}); "
+            "rerun `kemp-kg enrich`"
+        )
+    return value
 
 
 def open_graphs(
@@ -301,7 +397,8 @@ def open_graphs(
         table, meta = _open_one(path)
         if vocab_blob is None:
             vocab_blob = meta[META_VOCAB]
-            provenance = json.loads(meta.get(META_PROVENANCE, b"{}"))
+            provenance = _json_metadata(path, meta, META_PROVENANCE, dict)  # type: ignore[assignment]
+            vocab = tuple(_json_metadata(path, meta, META_VOCAB, list))  # type: ignore[arg-type]
         elif meta[META_VOCAB] != vocab_blob:
             raise GraphFileError(
                 f"{path}: vocabulary differs from {files[0]}; enrich all shards with one --vocab"
@@ -309,7 +406,6 @@ def open_graphs(
         tables.append(table.select(list(COLUMNS)))
     assert vocab_blob is not None
     table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
-    vocab = tuple(json.loads(vocab_blob))
     return GraphFile(table=table, vocab=vocab, provenance=provenance, paths=tuple(files))
 
 
