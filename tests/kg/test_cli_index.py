@@ -48,3 +48,16 @@ def test_one_line_errors_and_exit_codes(tmp_path: Path, sample_knowledge: Path) 
     assert len(lines) == 1 and "lex.txt: line 2:" in lines[0]
     assert "Traceback" not in run.stderr
     assert not (tmp_path / "idx").exists()
+
+
+def test_real_conceptnet_fixture_through_the_cli(tmp_path: Path, shared_data: Path,
+                                                 nrc_vad: Path) -> None:
+    dump = shared_data / "conceptnet" / "conceptnet5_testdata_assertions.csv"
+    run = kemp_kg("build-index", str(dump), "--lexicon", str(nrc_vad), "--index", "idx",
+                  cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    manifest = json.loads((tmp_path / "idx" / "manifest.json").read_text())
+    assert manifest["counts"]["english_rows"] == 96
+    query = kemp_kg("query", "test", "--index", "idx", cwd=tmp_path)
+    assert query.returncode == 0, query.stderr
+    assert "challenge" in query.stdout and "Synonym" in query.stdout

@@ -61,14 +61,17 @@ class ConceptURI:
 def parse_concept_uri(uri: str) -> ConceptURI | None:
     """Parse ``/c/en/ice_cream/n/wn/food`` into ``ConceptURI('en', 'ice cream', 'n')``.
 
-    Returns None for anything that is not a concept URI with a non-empty term. Same rules as the
-    SQL in :func:`concept_term_sql` / :func:`concept_pos_sql`.
+    Returns None for anything that is not a concept URI with a term that is more than spaces.
+    Same rules as the SQL in :func:`concept_term_sql` / :func:`concept_pos_sql`, with one caveat:
+    Python's ``str.lower`` applies Unicode's full, context-sensitive case mapping (``İ`` -> ``i̇``,
+    final sigma) where DuckDB applies the simple one. ConceptNet URIs are already lowercase, so the
+    two never differ on a real dump.
     """
     parts = uri.split("/")
     if len(parts) < 4 or parts[0] != "" or parts[1] != "c" or not parts[2]:
         return None
     term = parts[3].replace("_", " ").lower()
-    if not term.strip():
+    if not term.strip(" "):
         return None
     pos = parts[4] if len(parts) > 4 and parts[4] in POS_TAGS else None
     return ConceptURI(parts[2], term, pos)
@@ -108,14 +111,15 @@ def is_dump_path(path: Path) -> bool:
     return any(name.endswith(suffix) for suffix in DUMP_SUFFIXES)
 
 
-def _read_csv_sql(compressed: bool) -> str:
+def _read_csv_sql(compressed: bool, strict: bool = True) -> str:
     """The one place that spells the dump's format for DuckDB (``?`` = the file path)."""
     compression = "gzip" if compressed else "none"
+    lenient = "" if strict else "strict_mode=false, "
     return (
         "read_csv(?, delim='\t', quote='', escape='', header=false, auto_detect=false, "
         "columns={'uri': 'VARCHAR', 'relation': 'VARCHAR', 'start': 'VARCHAR', "
         "'end': 'VARCHAR', 'meta': 'VARCHAR'}, "
-        f"compression='{compression}', store_rejects=true, "
+        f"compression='{compression}', {lenient}store_rejects=true, "
         "rejects_table='kemp_rejects', rejects_scan='kemp_reject_scans')"
     )
 
@@ -132,11 +136,13 @@ def _is_gzip(path: Path) -> bool:
 
 @dataclass(frozen=True)
 class DumpLoad:
-    """What :func:`load_dump` read: ``counts`` (lines read, English-English rows, rows kept) and
-    ``skipped`` (reason -> lines), as they go into the manifest."""
+    """What :func:`load_dump` read: ``counts`` (lines read, English-English rows, rows kept),
+    ``skipped`` (reason -> lines) and ``notes`` (how the file was read when it needed a fallback),
+    as they go into the manifest."""
 
     counts: dict[str, int | None]
     skipped: dict[str, int]
+    notes: tuple[str, ...] = ()
 
 
 def _recover_gzip_prefix(path: Path, out: Path) -> tuple[int, bool]:
@@ -262,28 +268,38 @@ def load_dump(
         raise InputError(f"{path}: named .gz but not gzip-compressed; rename it or recompress it")
 
     start, end = '"start"', '"end"'
-    scan = (
-        f"CREATE OR REPLACE TEMP TABLE kemp_cn_en AS SELECT "
-        f"{concept_term_sql(start)} AS head, {concept_pos_sql(start)} AS head_pos, "
-        f"{relation_sql('relation')} AS relation, "
-        f"{concept_term_sql(end)} AS tail, {concept_pos_sql(end)} AS tail_pos, "
-        "json_valid(meta) AS json_ok, "
-        "CASE WHEN json_valid(meta) THEN json_extract_string(meta, ['$.weight', '$.dataset']) END "
-        "AS fields "
-        f"FROM {_read_csv_sql(compressed)} "
-        f"WHERE prefix({start}, '/c/en/') AND prefix({end}, '/c/en/')"
-    )
+
+    def scan_sql(compressed_now: bool, strict: bool) -> str:
+        return (
+            f"CREATE OR REPLACE TEMP TABLE kemp_cn_en AS SELECT "
+            f"{concept_term_sql(start)} AS head, {concept_pos_sql(start)} AS head_pos, "
+            f"{relation_sql('relation')} AS relation, "
+            f"{concept_term_sql(end)} AS tail, {concept_pos_sql(end)} AS tail_pos, "
+            "json_valid(meta) AS json_ok, "
+            "CASE WHEN json_valid(meta) THEN json_extract_string(meta, ['$.weight', '$.dataset']) "
+            "END AS fields "
+            f"FROM {_read_csv_sql(compressed_now, strict)} "
+            f"WHERE prefix({start}, '/c/en/') AND prefix({end}, '/c/en/')"
+        )
+
+    notes: list[str] = []
     truncated_line = 0
     partial_line = False
-    read_path = path
+    read_path, compressed_now, strict = path, compressed, True
     con.execute("PRAGMA enable_profiling='no_output'")
     try:
-        try:
-            _run_with_progress(con, scan, [str(path)], on_progress)
-        except duckdb.IOException as exc:
-            message = str(exc).splitlines()[0]
-            if compressed and ("GZIP" in message.upper() or "gzip" in message):
-                # Truncated or corrupt gzip: rebuild from the readable prefix, report the loss.
+        while True:
+            con.execute("DROP TABLE IF EXISTS kemp_rejects")
+            con.execute("DROP TABLE IF EXISTS kemp_reject_scans")
+            try:
+                _run_with_progress(con, scan_sql(compressed_now, strict), [str(read_path)],
+                                   on_progress)
+                break
+            except duckdb.IOException as exc:
+                message = str(exc).splitlines()[0]
+                if not (compressed_now and "gzip" in message.lower()):
+                    raise InputError(f"{path}: cannot read the dump ({message})") from None
+                # Truncated or corrupt gzip: build from the readable prefix, report the loss.
                 scratch.mkdir(parents=True, exist_ok=True)
                 read_path = scratch / "recovered-prefix.csv"
                 recovered, partial_line = _recover_gzip_prefix(path, read_path)
@@ -292,15 +308,23 @@ def load_dump(
                         f"{path}: gzip stream is corrupt before its first complete line "
                         f"({message})"
                     ) from None
-                con.execute("DROP TABLE IF EXISTS kemp_rejects")
-                con.execute("DROP TABLE IF EXISTS kemp_reject_scans")
-                scan_plain = scan.replace(_read_csv_sql(True), _read_csv_sql(False))
-                _run_with_progress(con, scan_plain, [str(read_path)], on_progress)
+                compressed_now = False
                 truncated_line = 1  # reported even when the cut fell on a line boundary
-            else:
-                raise InputError(f"{path}: cannot read the dump ({message})") from None
-        except duckdb.InvalidInputException as exc:
-            raise InputError(f"{path}: cannot read the dump ({str(exc).splitlines()[0]})") from None
+                notes.append(f"gzip stream ends early ({message}); built from the first "
+                             f"{recovered:,} decompressed bytes")
+            except duckdb.InvalidInputException as exc:
+                message = str(exc).splitlines()[0]
+                if strict and "invalid state" in message:
+                    # DuckDB's strict CSV mode stops at a stray carriage return; re-read leniently.
+                    strict = False
+                    notes.append("strict CSV parsing stopped (a stray carriage return?); re-read "
+                                 "with strict_mode=false: lines with too many columns were cut "
+                                 "to 5 fields instead of skipped")
+                    continue
+                raise InputError(
+                    f"{path}: cannot read the dump ({message}); is this a ConceptNet "
+                    "assertions dump?"
+                ) from None
         scanned = _rows_scanned(con)
     finally:
         con.execute("PRAGMA disable_profiling")
@@ -308,9 +332,13 @@ def load_dump(
             read_path.unlink(missing_ok=True)
 
     skipped: dict[str, int] = {}
-    for error_type, lines in con.execute(
-        "SELECT error_type, count(DISTINCT (file_id, line)) FROM kemp_rejects GROUP BY ALL"
-    ).fetchall():
+    try:
+        rejects = con.execute(
+            "SELECT error_type, count(DISTINCT (file_id, line)) FROM kemp_rejects GROUP BY ALL"
+        ).fetchall()
+    except duckdb.CatalogException:  # DuckDB creates the table only when it has rows
+        rejects = []
+    for error_type, lines in rejects:
         reason = _map_error_type(str(error_type))
         skipped[reason] = skipped.get(reason, 0) + int(lines)
     english, bad_json, missing_weight, bad_uri = con.execute(
@@ -346,7 +374,7 @@ def load_dump(
         "english_rows": int(english),
         "rows_kept": kept,
     }
-    return DumpLoad(counts=counts, skipped=dict(sorted(skipped.items())))
+    return DumpLoad(counts=counts, skipped=dict(sorted(skipped.items())), notes=tuple(notes))
 
 
 __all__ = [

@@ -222,27 +222,27 @@ def _load_source(
     spec: SourceSpec,
     scratch: Path,
     progress: ProgressFn | None,
-) -> tuple[dict[str, int | None], dict[str, int], str | None]:
-    """Fill ``raw_edges`` from the source; return (counts, skipped, dataset note)."""
+) -> tuple[dict[str, int | None], dict[str, int], list[str]]:
+    """Fill ``raw_edges`` from the source; return (counts, skipped, notes on how it was read)."""
     if spec.kind == "conceptnet":
         from kemp_kg.conceptnet import load_dump
 
         on_progress = None if progress is None else (lambda f: progress("reading dump", f))
         loaded = load_dump(con, spec.path, "raw_edges", scratch=scratch, on_progress=on_progress)
-        return loaded.counts, loaded.skipped, None
+        return loaded.counts, loaded.skipped, list(loaded.notes)
     if spec.kind == "triples":
         from kemp_kg.triples import load_triples
 
         if progress:
             progress("reading triples", None)
         loaded_t = load_triples(con, spec.path, "raw_edges")
-        return loaded_t.counts, loaded_t.skipped, None
+        return loaded_t.counts, loaded_t.skipped, []
     from kemp_kg.wordnet_source import load_wordnet
 
     if progress:
         progress("reading WordNet", None)
     loaded_w = load_wordnet(con, "raw_edges")
-    return loaded_w.counts, loaded_w.skipped, None
+    return loaded_w.counts, loaded_w.skipped, []
 
 
 def _write_index(
@@ -392,7 +392,7 @@ def build_index(
                 if options.threads:
                     con.execute("SET threads = ?", [int(options.threads)])
                 con.execute(_RAW_EDGES_DDL)
-                counts, skipped, _ = _load_source(con, spec, tmp / ".scratch", progress)
+                counts, skipped, notes = _load_source(con, spec, tmp / ".scratch", progress)
                 counts.update(_write_index(con, lex, progress))
                 relations = dict(
                     con.execute(
@@ -437,6 +437,7 @@ def build_index(
                 "counts": counts,
                 "relations": relations,
                 "skipped": skipped,
+                "notes": notes,
             }
             (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
             _fsync_tree(tmp)

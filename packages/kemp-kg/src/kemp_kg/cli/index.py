@@ -105,6 +105,8 @@ def build_index_command(
         "skipped lines",
         ", ".join(f"{reason}: {count:,}" for reason, count in skipped.items()) or "none",
     )
+    for note in manifest.get("notes", []):
+        table.add_row("note", note)
     table.add_row("time", f"{seconds:.1f} s")
     out.print(table)
 
