@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from kemp_kg.schema import EOS_ID, SOS_ID
+from kemp_kg.schema import EOS_ID, SOS_ID, UNK_ID
 from kemp_model.decoding import (
     DECODE_PRESETS,
     DecodeConfig,
@@ -256,3 +256,10 @@ def test_generate_restores_training_mode() -> None:
     model = Flagged(random_model().logits)
     generate(model, batch(2), DecodeConfig(max_len=3))
     assert model.training is True
+
+
+def test_unk_is_blocked_unless_allowed() -> None:
+    table = {SOS_ID: {UNK_ID: 0.9, 12: 0.05}, UNK_ID: {EOS_ID: 0.9}, 12: {EOS_ID: 0.9}}
+    model = chain_model([table])
+    assert generate(model, batch(1), DecodeConfig()) == [[12]]
+    assert generate(model, batch(1), DecodeConfig(block_unk=False)) == [[UNK_ID]]

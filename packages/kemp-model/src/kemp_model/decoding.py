@@ -28,7 +28,7 @@ from typing import Any, Literal, Protocol
 
 import torch
 
-from kemp_kg.schema import EOS_ID, PAD_ID, SOS_ID
+from kemp_kg.schema import EOS_ID, PAD_ID, SOS_ID, UNK_ID
 
 Strategy = Literal["greedy", "beam", "topk", "topp"]
 STRATEGIES: tuple[str, ...] = ("greedy", "beam", "topk", "topp")
@@ -73,6 +73,9 @@ class DecodeConfig:
         max_len: the most tokens generated per response (EOS excluded); 30 as in the paper.
         min_len: EOS is blocked until this many tokens have been generated.
         seed: seed of the sampling generator (same seed, same batch -> same responses).
+        block_unk: never generate ``<unk>`` (the vocabulary comes from the training split, so
+            references hold ``<unk>`` for unseen words; an ``<unk>`` reply would both read badly
+            and "match" those in BLEU).
     """
 
     strategy: Strategy = "greedy"
@@ -85,6 +88,7 @@ class DecodeConfig:
     max_len: int = 30
     min_len: int = 1
     seed: int = 0
+    block_unk: bool = True
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -340,6 +344,8 @@ def _search(model: GeneratorModel, batch: Any, config: DecodeConfig) -> list[lis
             logprobs[:, EOS_ID] = -math.inf
         logprobs[:, PAD_ID] = -math.inf
         logprobs[:, SOS_ID] = -math.inf
+        if config.block_unk:
+            logprobs[:, UNK_ID] = -math.inf
         if config.no_repeat_ngram:
             generated = prefix[:, 1:].tolist()
             for hyp, tokens in enumerate(generated):
