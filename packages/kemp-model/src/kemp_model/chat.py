@@ -1,0 +1,213 @@
+"""Talk to a trained run: each message becomes a one-row emotional context graph, live.
+
+Building the graph needs kemp-kg's text pipeline (tokenising, intensity, concept retrieval from
+the knowledge index), which kemp-model may not import (DESIGN.md section 2). kemp-kg therefore
+publishes its builder as the entry point ``default`` of group ``kemp.graph_builder``
+(brief section 4), and :func:`load_graph_builder` finds it through ``importlib.metadata``:
+no static import, so the one-way rule holds and another package can provide a builder.
+
+Builder protocol::
+
+    builder = GraphBuilder(index_dir, vocab, provenance)
+    table = builder.build([(role, text), ...])      # one row of schema.GRAPH_SCHEMA
+    builder.concepts(table) -> [(word, concept, relation, intensity), ...]
+
+A :class:`ChatSession` keeps the history as ``(role, text)`` turns: the user speaks as
+``speaker``, the model answers as ``listener``, and every reply is generated from the whole
+history so far.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+
+from kemp_kg import schema
+from kemp_model.data import GraphDataset
+from kemp_model.decoding import DecodeConfig, generate
+from kemp_model.errors import KempModelError
+from kemp_model.evaluate import emotion_top, ids_to_text, load_inference_run
+
+#: Entry-point group and name of the graph builder (brief section 4).
+ENTRY_POINT_GROUP = "kemp.graph_builder"
+ENTRY_POINT_NAME = "default"
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "ChatConfig",
+    "ChatReply",
+    "ChatSession",
+    "GraphBuilder",
+    "load_graph_builder",
+]
+
+
+class GraphBuilder(Protocol):
+    """What chat needs from the kemp-kg text pipeline."""
+
+    def build(self, turns: Sequence[tuple[str, str]]) -> Any: ...
+
+    def concepts(self, table: Any) -> list[tuple[str, str, str, float]]: ...
+
+
+def load_graph_builder(name: str = ENTRY_POINT_NAME) -> type:
+    """The graph-builder class registered as entry point ``name`` in ``kemp.graph_builder``.
+
+    Raises:
+        KempModelError: no such entry point (kemp-kg not installed), or it fails to load.
+    """
+    entry_points = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+    found = [ep for ep in entry_points if ep.name == name]
+    if not found:
+        raise KempModelError(
+            f"no graph builder {name!r} in entry-point group {ENTRY_POINT_GROUP!r}; "
+            "install kemp-kg (`pip install -e packages/kemp-kg`) to chat"
+        )
+    try:
+        return found[0].load()
+    except (ImportError, AttributeError) as exc:
+        raise KempModelError(
+            f"graph builder {found[0].value!r} failed to load ({exc}); reinstall kemp-kg"
+        ) from None
+
+
+@dataclass(frozen=True)
+class ChatConfig:
+    """What ``kemp-model chat`` does.
+
+    Attributes:
+        run_dir: the run folder.
+        index_dir: the knowledge index (``kemp-kg build-index``) to retrieve concepts from.
+        decode: the decoding configuration.
+        device: ``auto`` | ``cpu`` | ``cuda``.
+        builder: entry-point name of the graph builder.
+    """
+
+    run_dir: Path
+    index_dir: Path
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+    device: str = "auto"
+    builder: str = ENTRY_POINT_NAME
+
+
+@dataclass(frozen=True)
+class ChatReply:
+    """The model's answer to one message.
+
+    Attributes:
+        emotions: the three most likely emotions of the dialogue so far, with probabilities
+            (empty for a model without an emotion classifier).
+        concepts: injected knowledge, ``(word, concept, relation, intensity)`` (empty for
+            models that do not use knowledge).
+        response: the generated reply.
+        turns: turns in the history after this reply.
+    """
+
+    emotions: tuple[tuple[str, float], ...]
+    concepts: tuple[tuple[str, str, str, float], ...]
+    response: str
+    turns: int
+
+
+def _placeholder_target(table: Any) -> Any:
+    """The chat row with ``target_ids`` = ``[EOS]`` where it is empty.
+
+    A chat row has no reference (``target_ids == []``); ``GraphDataset.collate`` cannot pad a
+    batch in which every target is empty, and decoding never reads the target, so an EOS-only
+    target stands in for it.
+    """
+    import pyarrow as pa
+
+    targets = table.column("target_ids").to_pylist()
+    if all(targets):
+        return table
+    filled = pa.array([t or [schema.EOS_ID] for t in targets], type=pa.list_(pa.int32()))
+    return table.set_column(table.schema.get_field_index("target_ids"), "target_ids", filled)
+
+
+class ChatSession:
+    """A conversation with a model; the history grows turn by turn.
+
+    Args:
+        model: a KEMP model in eval mode.
+        vocab: its vocabulary.
+        builder: a graph builder for that vocabulary (see the module docstring).
+        decode: decoding configuration.
+        device: where the model lives.
+        provenance: recorded with each one-row graph (informational).
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        vocab: Sequence[str],
+        builder: GraphBuilder,
+        decode: DecodeConfig,
+        device: torch.device | str = "cpu",
+        provenance: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.model = model.eval()
+        self.vocab = tuple(vocab)
+        self.builder = builder
+        self.decode = decode
+        self.device = torch.device(device)
+        self.provenance = dict(provenance or {})
+        self.history: list[tuple[str, str]] = []
+        model_config = getattr(model, "config", None)
+        self.classifier = bool(getattr(model_config, "emotion_classifier", True))
+        self.knowledge = bool(getattr(model_config, "use_knowledge", True))
+
+    @classmethod
+    def open(cls, config: ChatConfig) -> ChatSession:
+        """Load the run and the graph builder for its vocabulary and recorded provenance.
+
+        Raises:
+            CheckpointError / KempModelError: a bad run folder, no builder, or a bad index.
+        """
+        run = load_inference_run(config.run_dir, config.device)
+        builder_class = load_graph_builder(config.builder)
+        if not Path(config.index_dir).exists():
+            raise KempModelError(
+                f"{config.index_dir}: no knowledge index; build one with `kemp-kg build-index`"
+            )
+        builder = builder_class(config.index_dir, run.vocab, run.provenance)
+        return cls(run.model, run.vocab, builder, config.decode, run.device, run.provenance)
+
+    def reset(self) -> None:
+        """Forget the history (a new conversation)."""
+        self.history.clear()
+
+    def respond(self, message: str) -> ChatReply:
+        """Add ``message`` as the speaker's turn, answer it, and add the answer as a listener turn.
+
+        Raises:
+            ValueError: an empty message.
+        """
+        message = " ".join(message.split())
+        if not message:
+            raise ValueError("empty message")
+        turns = [*self.history, ("speaker", message)]
+        table = self.builder.build(turns)
+        if getattr(table, "num_rows", 1) != 1:
+            raise KempModelError(f"graph builder returned {table.num_rows} rows for one dialogue")
+        graphs = schema.GraphFile(
+            table=_placeholder_target(table), vocab=self.vocab, provenance=self.provenance, paths=()
+        )
+        batch = GraphDataset(graphs, None).collate([0]).to(self.device)
+        with torch.no_grad():
+            logits = self.model.encode(batch).emotion_logits
+            ids = generate(self.model, batch, self.decode)[0]
+        response = ids_to_text(ids, self.vocab)
+        self.history = [*turns, ("listener", response)]
+        emotions = tuple(emotion_top(logits.cpu())[0]) if self.classifier else ()
+        concepts = tuple(
+            (str(w), str(c), str(r), float(i)) for w, c, r, i in self.builder.concepts(table)
+        ) if self.knowledge else ()
+        return ChatReply(
+            emotions=emotions, concepts=concepts, response=response, turns=len(self.history)
+        )

@@ -1,0 +1,269 @@
+"""`kemp-model evaluate | generate | score`: figures, batch responses, and scoring of any
+predictions file in the official KEMP format."""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from kemp_model.cli.app import app
+from kemp_model.decoding import DecodeConfig, decode_preset
+
+
+class Decode(str, enum.Enum):
+    """Named decoding presets (kemp_model.decoding.DECODE_PRESETS)."""
+
+    greedy = "greedy"
+    beam = "beam"
+    topk = "topk"
+    topp = "topp"
+    diverse = "diverse"
+
+
+# Shared decoding options (None = the preset's value).
+DECODE_OPTION = typer.Option(
+    Decode.greedy, "--decode", help="Decoding preset: greedy, beam, topk, topp or diverse."
+)
+BEAM_OPTION = typer.Option(None, "--beam-size", min=1, help="Beam width (beam).")
+NGRAM_OPTION = typer.Option(
+    None, "--no-repeat-ngram", min=0, help="Block repeated n-grams of this order (0 = off)."
+)
+TOPK_OPTION = typer.Option(None, "--top-k", min=1, help="k of top-k sampling.")
+TOPP_OPTION = typer.Option(None, "--top-p", help="p of nucleus sampling, in (0, 1].")
+TEMP_OPTION = typer.Option(None, "--temperature", help="Sampling temperature (> 0).")
+LP_OPTION = typer.Option(None, "--length-penalty", help="GNMT length penalty alpha (beam).")
+MAXLEN_OPTION = typer.Option(None, "--max-len", min=1, help="Most tokens per response (30).")
+SEED_OPTION = typer.Option(None, "--seed", help="Sampling seed.")
+
+
+def decode_config(
+    decode: Decode,
+    beam_size: int | None,
+    no_repeat_ngram: int | None,
+    top_k: int | None,
+    top_p: float | None,
+    temperature: float | None,
+    length_penalty: float | None,
+    max_len: int | None,
+    seed: int | None,
+) -> DecodeConfig:
+    """The preset with the given overrides; a bad value becomes a usage error."""
+    try:
+        return decode_preset(
+            decode.value,
+            beam_size=beam_size,
+            no_repeat_ngram=no_repeat_ngram,
+            top_k=top_k,
+            top_p=top_p,
+            temperature=temperature,
+            length_penalty=length_penalty,
+            max_len=max_len,
+            seed=seed,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+@contextmanager
+def row_progress(label: str) -> Iterator[Callable[[int], Callable[[int], None]]]:
+    """A rich progress bar; yields ``start(total) -> advance(rows)``."""
+    with Progress(
+        TextColumn(f"[bold]{label}[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("examples"),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as progress:
+
+        def start(total: int) -> Callable[[int], None]:
+            task = progress.add_task(label, total=total)
+            return lambda rows: progress.advance(task, rows)
+
+        yield start
+
+
+def _fmt(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+@app.command("evaluate")
+def evaluate_command(
+    run_dir: Path = typer.Argument(..., help="Run folder written by `kemp-model train`."),
+    graphs: list[Path] = typer.Option(
+        None, "--graphs", help="Graph file(s) (default: the one recorded in the run)."
+    ),
+    split: str = typer.Option("test", "--split", help="Split to evaluate."),
+    limit: int = typer.Option(None, "--limit", min=1, help="Only the first N examples."),
+    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Examples per batch."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    out_dir: Path = typer.Option(None, "--out-dir", help="Output folder (default RUN/eval)."),
+    decode: Decode = DECODE_OPTION,
+    beam_size: int = BEAM_OPTION,
+    no_repeat_ngram: int = NGRAM_OPTION,
+    top_k: int = TOPK_OPTION,
+    top_p: float = TOPP_OPTION,
+    temperature: float = TEMP_OPTION,
+    length_penalty: float = LP_OPTION,
+    max_len: int = MAXLEN_OPTION,
+    seed: int = SEED_OPTION,
+) -> None:
+    """Emotion accuracy, perplexity, Distinct-1/2 and BLEU of a run on a split.
+
+    Writes RUN/eval/SPLIT-DECODE.metrics.json and SPLIT-DECODE.predictions.txt (the official
+    KEMP Emotion/Context/Concept/Pred/Ref format).
+
+    Example: kemp-model evaluate runs/kemp --split test --decode beam
+    """
+    from kemp_model.evaluate import EvalConfig, evaluate_run
+
+    config = EvalConfig(
+        run_dir=run_dir,
+        graphs=tuple(graphs or ()),
+        split=split,
+        decode=decode_config(decode, beam_size, no_repeat_ngram, top_k, top_p, temperature,
+                             length_penalty, max_len, seed),  # fmt: skip
+        decode_name=decode.value,
+        limit=limit,
+        batch_size=batch_size,
+        device=device,
+        out_dir=out_dir,
+    )
+    with row_progress(f"evaluate {split}") as progress:
+        result = evaluate_run(config, progress=progress)
+    m = result.metrics
+    table = Table(title=f"kemp-model evaluate {run_dir} ({split}, {decode.value})")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    accuracy = m["emotion_accuracy"]
+    rows = [
+        ("examples", m["examples"]),
+        ("emotion accuracy (%)", None if accuracy is None else 100 * accuracy),
+        ("perplexity", m["perplexity"]),
+        ("Distinct-1", m["distinct_1"]),
+        ("Distinct-2", m["distinct_2"]),
+        ("BLEU-1 / BLEU-4", f"{m['bleu_1']:.2f} / {m['bleu_4']:.2f}"),
+        ("most frequent response share (%)", 100 * m["top_response_share"]),
+        ("wall time (s)", m["wall_seconds"]),
+    ]
+    for name, value in rows:
+        table.add_row(name, _fmt(value))
+    console = Console()
+    console.print(table)
+    console.print(f"metrics:     {result.metrics_path}", highlight=False)
+    console.print(f"predictions: {result.predictions_path}", highlight=False)
+
+
+@app.command("generate")
+def generate_command(
+    run_dir: Path = typer.Argument(..., help="Run folder written by `kemp-model train`."),
+    graphs: list[Path] = typer.Option(
+        None, "--graphs", help="Graph file(s) (default: the one recorded in the run)."
+    ),
+    split: str = typer.Option("test", "--split", help="Split to answer."),
+    limit: int = typer.Option(None, "--limit", min=1, help="Only the first N examples."),
+    out: Path = typer.Option(None, "--out", help="Write one JSON object per example here."),
+    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Examples per batch."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    show: int = typer.Option(10, "--show", min=0, help="Print at most this many examples."),
+    decode: Decode = DECODE_OPTION,
+    beam_size: int = BEAM_OPTION,
+    no_repeat_ngram: int = NGRAM_OPTION,
+    top_k: int = TOPK_OPTION,
+    top_p: float = TOPP_OPTION,
+    temperature: float = TEMP_OPTION,
+    length_penalty: float = LP_OPTION,
+    max_len: int = MAXLEN_OPTION,
+    seed: int = SEED_OPTION,
+) -> None:
+    """Generate responses (with predicted emotion and injected concepts) for a split.
+
+    Example: kemp-model generate runs/kemp --graphs out.arrow --limit 20 --out preds.jsonl
+    """
+    from kemp_model.evaluate import GenerateConfig, generate_run
+
+    config = GenerateConfig(
+        run_dir=run_dir,
+        graphs=tuple(graphs or ()),
+        split=split,
+        decode=decode_config(decode, beam_size, no_repeat_ngram, top_k, top_p, temperature,
+                             length_penalty, max_len, seed),  # fmt: skip
+        limit=limit,
+        batch_size=batch_size,
+        device=device,
+        out=out,
+    )
+    with row_progress(f"generate {split}") as progress:
+        predictions = generate_run(config, progress=progress)
+    console = Console()
+    table = Table(title=f"kemp-model generate {run_dir} ({split}, {decode.value})", show_lines=True)
+    for column in ("example", "last turn", "emotion (gold -> predicted)", "response", "reference"):
+        table.add_column(column, overflow="fold")
+    for prediction in predictions[:show]:
+        top = prediction.emotion_top[0][0] if prediction.emotion_top else "-"
+        table.add_row(
+            prediction.example_id,
+            prediction.history[-1] if prediction.history else "",
+            f"{prediction.emotion} -> {top}",
+            prediction.response,
+            prediction.reference,
+        )
+    console.print(table)
+    console.print(f"{len(predictions)} responses" + (f" -> {out}" if out else ""), highlight=False)
+
+
+@app.command("score")
+def score_command(
+    predictions: Path = typer.Argument(..., help="A predictions file in the official KEMP format."),
+    top: int = typer.Option(5, "--top", min=1, help="List this many most frequent responses."),
+    json_out: Path = typer.Option(None, "--json", help="Also write the figures as JSON here."),
+) -> None:
+    """Distinct-1/2, BLEU-1..4 and response repetition of an Emotion/Context/Concept/Pred/Ref file.
+
+    Example: kemp-model score ../shared/data/kemp_reference/KEMP_test_predictions.txt
+    """
+    from kemp_kg.schema import atomic_path
+    from kemp_model.score import score_predictions
+
+    report = score_predictions(predictions, top=top)
+    figures = report.as_dict()
+    table = Table(title=f"kemp-model score {predictions}")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    table.add_row("examples", str(report.examples))
+    table.add_row("Distinct-1", f"{report.distinct_1:.2f}")
+    table.add_row("Distinct-2", f"{report.distinct_2:.2f}")
+    table.add_row("Distinct-2 (official joined bigrams)", f"{report.distinct_2_joined:.2f}")
+    for n in range(1, 5):
+        table.add_row(f"BLEU-{n}", f"{report.bleu.bleu[n]:.2f}")
+    table.add_row("mean length (tokens)", f"{report.mean_length:.2f}")
+    table.add_row("unique responses", f"{report.unique_responses}")
+    table.add_row("most frequent response share (%)", f"{100 * report.top_share:.2f}")
+    console = Console()
+    console.print(table)
+    repeats = Table(title="most frequent responses")
+    repeats.add_column("count", justify="right")
+    repeats.add_column("share %", justify="right")
+    repeats.add_column("response")
+    for response, count in report.top_responses:
+        repeats.add_row(str(count), f"{100 * count / report.examples:.2f}", response)
+    console.print(repeats)
+    if json_out is not None:
+        with atomic_path(json_out) as tmp:
+            payload = {"predictions": str(predictions), **figures}
+            tmp.write_text(json.dumps(payload, indent=2) + "\n")
+        console.print(f"figures: {json_out}", highlight=False)
