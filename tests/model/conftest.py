@@ -76,3 +76,18 @@ def rows_factory():
 def rows_writer():
     """`write_rows` as a fixture."""
     return write_rows
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """Small models gain nothing from threads, and on a shared 2-core box OpenMP spinning slows
+    every test down several-fold; subprocesses inherit OMP_NUM_THREADS=1 too."""
+    import os
+
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    yield
+    torch.set_num_threads(previous)

@@ -1,0 +1,95 @@
+"""`kemp-model train`: train a KEMP model from a graph file into a run folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from kemp_model.cli.app import app
+from kemp_model.config import PRESETS
+from kemp_model.train import TrainJob, train
+
+
+@app.command("train")
+def train_command(
+    graphs: list[Path] = typer.Option(..., "--graphs", help="Graph file(s) or folder from `kemp-kg enrich`."),
+    preset: str = typer.Option(
+        None, "--preset", help=f"One of: {', '.join(PRESETS)} (default kemp; --resume: the run's)."
+    ),
+    dropout: float = typer.Option(None, "--dropout", min=0.0, max=0.99, help="Override the preset's dropout."),
+    out: Path = typer.Option(None, "--out", help="Run folder (default runs/PRESET)."),
+    embeddings: Path = typer.Option(
+        None, "--embeddings", help="GloVe .txt, or .npy with FILE.vocab.txt next to it."
+    ),
+    embeddings_vocab: Path = typer.Option(None, "--embeddings-vocab", help="Words of a .npy file."),
+    max_steps: int = typer.Option(None, "--max-steps", min=1, help="Optimiser steps (preset default)."),
+    batch_size: int = typer.Option(None, "--batch-size", min=1, help="GLOBAL batch size (all ranks)."),
+    eval_every: int = typer.Option(None, "--eval-every", min=1, help="Steps between validations/checkpoints."),
+    eval_examples: int = typer.Option(None, "--eval-examples", min=0, help="Validate on at most N examples (0 = all)."),
+    patience: int = typer.Option(None, "--patience", min=0, help="Stop after P validations without improvement (0 = never)."),
+    seed: int = typer.Option(None, "--seed", help="Seed for initialisation, dropout and batch order."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out exactly where it stopped."),
+    bf16: bool = typer.Option(None, "--bf16/--no-bf16", help="bfloat16 autocast (CUDA only)."),
+    compile_model: bool = typer.Option(None, "--compile/--no-compile", help="torch.compile (CUDA only)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
+) -> None:
+    """Train KEMP (or an ablation) on the train split, validating on the valid split.
+
+    Example: kemp-model train --graphs out.arrow --preset kemp --out runs/kemp
+    --embeddings ../shared/data/vectors/glove.6B.50d.npy
+
+    Resume after an interruption (bit-exact): kemp-model train --graphs out.arrow --out runs/kemp --resume
+
+    Several processes: torchrun --nproc_per_node 2 $(which kemp-model) train --graphs out.arrow ...
+    """
+    flags = {
+        "max_steps": max_steps, "batch_size": batch_size, "eval_every": eval_every,
+        "eval_examples": eval_examples, "patience": patience, "seed": seed, "bf16": bf16,
+        "compile": compile_model,
+    }  # fmt: skip
+    overrides = tuple((k, v) for k, v in flags.items() if v is not None)
+    try:
+        job = TrainJob(
+            graphs=tuple(graphs), out=out or Path("runs") / (preset or "kemp").replace("_", "-"), preset=preset,
+            model_overrides=(("dropout", dropout),) if dropout is not None else (),
+            train_overrides=overrides, embeddings=embeddings, embeddings_vocab=embeddings_vocab,
+            device=device, resume=resume, progress=progress,
+        )  # fmt: skip
+        summary = train(job)
+    except ValueError as exc:
+        if type(exc) is not ValueError:  # GraphFileError and friends: mapped by cli.app.main
+            raise
+        raise typer.BadParameter(str(exc)) from None
+    if _rank() != 0:  # under torchrun only rank 0 prints
+        return
+    table = Table(title=f"kemp-model train -> {summary.run_dir}")
+    table.add_column("")
+    table.add_column("value", justify="right")
+    rows = [
+        ("steps", f"{summary.steps:,}" + (f" (resumed at {summary.resumed_from:,})" if summary.resumed_from is not None else "")),
+        ("examples", f"{summary.examples:,}"),
+        ("examples/s (this session)", f"{summary.examples_per_s:,.1f}"),
+        ("device x processes", f"{summary.device} x {summary.world_size}"),
+        ("parameters", f"{summary.parameters:,}"),
+        ("best valid perplexity", f"{summary.best_perplexity:.3f} @ step {summary.best_step}" if summary.best_perplexity else "-"),
+    ]  # fmt: skip
+    for key in ("ppl", "emotion_accuracy"):
+        if key in summary.last_valid:
+            rows.append((f"last valid {key}", f"{summary.last_valid[key]:.4f}"))
+    rows.append(("stopped early", "yes" if summary.stopped_early else "no"))
+    for row in rows:
+        table.add_row(*row)
+    console = Console()
+    console.print(table)
+    for note in summary.notes:
+        console.print(f"note: {note}", highlight=False)
+
+
+def _rank() -> int:
+    import os
+
+    return int(os.environ.get("RANK", 0))

@@ -1,0 +1,137 @@
+"""The training recipe: loss goes down, resume is bit-exact (also after kill -9), DDP == 1 process."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from kemp_model import checkpoint as ckpt
+from kemp_model.train import TrainJob, noam_lr, read_metrics, train
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def job(graph_file: Path, out: Path, steps: int, **train) -> TrainJob:
+    overrides = {"max_steps": steps, "eval_every": 15, "log_every": 4, "eval_examples": 16, **train}
+    return TrainJob(graphs=(graph_file,), out=out, preset="tiny",
+                    train_overrides=tuple(overrides.items()), progress=False)
+
+
+def train_losses(run: Path) -> list[tuple[int, float]]:
+    return [(r["step"], r["loss"]) for r in read_metrics(run) if r["kind"] == "train"]
+
+
+def test_noam_schedule_peaks_at_warmup() -> None:
+    lrs = [noam_lr(s, 300, 8000, 1.0) for s in (1, 4000, 8000, 16000)]
+    assert lrs[0] < lrs[1] < lrs[2] > lrs[3]
+    assert lrs[2] == pytest.approx(300**-0.5 * 8000**-0.5)
+
+
+def test_tiny_run_lowers_the_loss_and_writes_the_run_folder(graph_file, tmp_path) -> None:
+    summary = train(job(graph_file, tmp_path / "run", 60))
+    losses = [loss for _, loss in train_losses(tmp_path / "run")]
+    assert summary.steps == 60 and len(losses) == 15
+    assert sum(losses[-3:]) / 3 < losses[0] - 0.5
+    for name in ("config.json", "vocab.json", "best.safetensors", "last.safetensors",
+                 "last.state.safetensors", "metrics.jsonl", "curves.png"):
+        assert (tmp_path / "run" / name).is_file(), name
+    model, config, vocab = ckpt.load_run(tmp_path / "run")
+    assert config.preset == "tiny" and len(vocab) == model.vocab_size
+    assert summary.best_perplexity is not None and summary.best_perplexity < 1000
+
+
+def test_resume_reproduces_the_uninterrupted_run_exactly(graph_file, tmp_path) -> None:
+    # 45 steps straight vs 30 steps, stop, resume to 45. Checkpoints every 15 steps and a log
+    # window of 4 that straddles the checkpoint (step 30 is not a multiple of 4); dropout is on.
+    train(job(graph_file, tmp_path / "a", 45))
+    train(job(graph_file, tmp_path / "b", 30))
+    summary = train(TrainJob(graphs=(graph_file,), out=tmp_path / "b", resume=True,
+                             train_overrides=(("max_steps", 45),), progress=False))
+    assert summary.resumed_from == 30 and summary.steps == 45
+    assert train_losses(tmp_path / "a") == train_losses(tmp_path / "b")
+    a, b = load_file(tmp_path / "a" / "last.safetensors"), load_file(tmp_path / "b" / "last.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.slow
+def test_resume_after_kill_9_reproduces_the_loss_curve(graph_file, tmp_path) -> None:
+    steps = 240
+    args = [str(BIN / "kemp-model"), "train", "--graphs", str(graph_file), "--preset", "tiny",
+            "--max-steps", str(steps), "--eval-every", "10", "--eval-examples", "8", "--no-progress"]
+    reference = tmp_path / "reference"
+    subprocess.run([*args, "--out", str(reference)], check=True, capture_output=True)
+    victim = tmp_path / "victim"
+    proc = subprocess.Popen([*args, "--out", str(victim)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline:  # wait until a few checkpoints exist, then kill mid-run
+        records = read_metrics(victim)
+        if any(r["kind"] == "valid" and r["step"] >= 60 for r in records):
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = max(r["step"] for r in read_metrics(victim))
+    assert killed_at < steps, "the run finished before it was killed"
+    subprocess.run([*args, "--out", str(victim), "--resume"], check=True, capture_output=True)
+    assert train_losses(victim) == train_losses(reference)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _without_key_bias(name: str, tensor: torch.Tensor) -> torch.Tensor:
+    """Drop key biases: softmax ignores a constant per query, so their gradient is exactly zero
+    in real arithmetic and only rounding noise, which Adam's normalisation amplifies to +-lr."""
+    if name.endswith("qkv.bias"):  # [q | k | v]
+        third = tensor.shape[0] // 3
+        return torch.cat([tensor[:third], tensor[2 * third :]])
+    if name.endswith("key_value.bias"):  # [k | v]
+        return tensor[tensor.shape[0] // 2 :]
+    if name.endswith("key.bias"):
+        return tensor[:0]
+    return tensor
+
+
+def test_two_process_ddp_equals_one_process(graph_file, tmp_path) -> None:
+    torchrun = BIN / "torchrun"
+    common = ["train", "--graphs", str(graph_file), "--preset", "tiny", "--batch-size", "8",
+              "--max-steps", "6", "--eval-every", "3", "--eval-examples", "16", "--dropout", "0",
+              "--no-progress", "--device", "cpu"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    single = subprocess.run([str(BIN / "kemp-model"), *common, "--out", str(tmp_path / "one")],
+                            capture_output=True, text=True, env=env)
+    assert single.returncode == 0, single.stderr
+    double = subprocess.run(
+        [str(torchrun), "--nproc_per_node", "2", "--master_port", str(_free_port()),
+         str(BIN / "kemp-model"), *common, "--out", str(tmp_path / "two")],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert double.returncode == 0, double.stderr[-2000:]
+    one = load_file(tmp_path / "one" / "last.safetensors")
+    two = load_file(tmp_path / "two" / "last.safetensors")
+    for name in one:
+        a, b = _without_key_bias(name, one[name]), _without_key_bias(name, two[name])
+        assert torch.allclose(a, b, atol=1e-5, rtol=1e-4), name
+    l1, l2 = train_losses(tmp_path / "one"), train_losses(tmp_path / "two")
+    assert [s for s, _ in l1] == [s for s, _ in l2]
+    assert all(abs(a - b) < 1e-5 for (_, a), (_, b) in zip(l1, l2))
+    v1 = [r["ppl"] for r in read_metrics(tmp_path / "one") if r["kind"] == "valid"]
+    v2 = [r["ppl"] for r in read_metrics(tmp_path / "two") if r["kind"] == "valid"]
+    assert v1 == pytest.approx(v2, rel=1e-5)
+    assert not any(t.startswith("..") for t in os.listdir(tmp_path / "two"))
+    shutil.rmtree(tmp_path / "two")
