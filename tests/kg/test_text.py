@@ -60,3 +60,17 @@ def test_missing_nltk_data_is_one_clear_line(monkeypatch: pytest.MonkeyPatch, tm
     with pytest.raises(text.KempError) as info:
         text.ensure_nltk_data(download=False)
     assert "stopwords" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_morphy_equals_nltk_wordnet_lemmatizer(nrc_vad: Path) -> None:
+    from nltk.stem import WordNetLemmatizer
+
+    reference = WordNetLemmatizer()
+    words = [line.split("\t", 1)[0] for line in nrc_vad.read_text().splitlines()[1::7]]
+    words = [w for w in words if w.isalpha()]
+    assert len(words) > 2000
+    forms = [w + suffix for w in words for suffix in ("", "s", "es", "ed", "ing", "er", "est")]
+    forms += ["geese", "mice", "went", "better", "worst", "children", "were"]
+    mismatches = [(f, p) for f in forms for p in "nvar"
+                  if text.lemma(f, p) != reference.lemmatize(f, p)]
+    assert mismatches == []

@@ -9,3 +9,6 @@ from kemp_kg.cli.app import app, main  # noqa: F401
 # Command modules (each registers on `app` at import).
 from kemp_kg.cli import download  # noqa: F401,E402
 from kemp_kg.cli import index  # noqa: F401,E402
+from kemp_kg.cli import enrich  # noqa: F401,E402
+from kemp_kg.cli import inspect  # noqa: F401,E402
+from kemp_kg.cli import sample  # noqa: F401,E402

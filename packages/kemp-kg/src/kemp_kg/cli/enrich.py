@@ -1,0 +1,126 @@
+"""`kemp-kg enrich`: dialogues -> emotional context graphs (one Arrow file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from kemp_kg.cli.app import app
+from kemp_kg.enrich import EnrichResult, enrich, parse_shard
+from kemp_kg.presets import preset as make_preset
+
+out = Console()
+err = Console(stderr=True)
+
+
+def _split_list(text: Optional[str]) -> Optional[tuple[str, ...]]:
+    if text is None:
+        return None
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+@app.command("enrich")
+def enrich_command(
+    dialogues: list[Path] = typer.Argument(
+        ...,
+        help="kemp dialogues .jsonl/.json, EmpatheticDialogues train/valid/test.csv, or their folder.",
+    ),
+    index: Path = typer.Option(Path("index"), "--index", help="Index folder (kemp-kg build-index)."),
+    out_path: Path = typer.Option(Path("out.arrow"), "--out", help="Graph file to write."),
+    preset_name: str = typer.Option("paper", "--preset", help="paper | official."),
+    min_confidence: Optional[float] = typer.Option(
+        None, "--min-confidence", help="Edge weight threshold (alpha; paper 0.1, official 1.0)."),
+    confidence_inclusive: Optional[bool] = typer.Option(
+        None, "--confidence-inclusive/--confidence-exclusive",
+        help="weight >= threshold (official) or > threshold (paper)."),
+    min_intensity: Optional[float] = typer.Option(
+        None, "--min-intensity", help="Concept Eq. 1 intensity floor (paper 0, official 0.6)."),
+    top_k: Optional[int] = typer.Option(
+        None, "--top-k-per-token", help="K': concepts per query word (paper 5, official 1)."),
+    max_concepts: Optional[int] = typer.Option(
+        None, "--max-concepts", help="N: concepts per example (10 in both presets)."),
+    exclude_relations: Optional[str] = typer.Option(
+        None, "--exclude-relations", help="Comma-separated relations never followed."),
+    query_pos: Optional[str] = typer.Option(
+        None, "--query-pos", help="Comma-separated WordNet POS of query words (n,v,a,r)."),
+    min_count: Optional[int] = typer.Option(
+        None, "--min-count", help="Vocabulary: drop training tokens seen fewer times."),
+    split: Optional[str] = typer.Option(
+        None, "--split", help="Put every conversation in this split (train/valid/test)."),
+    shard: Optional[str] = typer.Option(
+        None, "--shard", help="i/n: write only the i-th of n shards (by conversation)."),
+    vocab: Optional[Path] = typer.Option(
+        None, "--vocab", help="Reuse a vocabulary (JSON token list or a graph file)."),
+    strict: bool = typer.Option(False, "--strict", help="Stop at the first bad record."),
+    workers: Optional[int] = typer.Option(
+        None, "--workers", help="Text-pipeline processes (default: all usable CPUs)."),
+) -> None:
+    """Enrich dialogues into emotional context graphs (one row per listener turn).
+
+    Example: kemp-kg enrich ../shared/data/ed --index index/ --out ed.arrow --preset paper
+    """
+    try:
+        config = make_preset(preset_name).replace(
+            min_confidence=min_confidence,
+            confidence_inclusive=confidence_inclusive,
+            min_concept_intensity=min_intensity,
+            top_k_per_token=top_k,
+            max_concepts_per_dialogue=max_concepts,
+            excluded_relations=_split_list(exclude_relations),
+            query_pos=_split_list(query_pos),
+            min_count=min_count,
+        )
+        shard_pair = parse_shard(shard) if shard else None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+    progress = Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=err, transient=True, disable=not err.is_terminal,
+    )
+
+    def hook(stage: str, total: int):
+        task = progress.add_task(stage, total=total)
+        return lambda n: progress.advance(task, n)
+
+    with progress:
+        result = enrich(
+            dialogues, index, out_path, config=config, split=split, shard=shard_pair,
+            strict=strict, vocab_file=vocab, workers=workers, progress=hook,
+        )
+    _summary(result, config.preset)
+
+
+def _summary(result: EnrichResult, preset_name: str) -> None:
+    table = Table(title=f"kemp-kg enrich ({preset_name}) -> {result.path}", show_header=True)
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    for name in ("train", "valid", "test"):
+        if result.examples.get(name):
+            table.add_row(f"examples {name}", f"{result.examples[name]:,}")
+    table.add_row("examples total", f"{sum(result.examples.values()):,}")
+    table.add_row("conversations read", f"{result.report.conversations:,}")
+    for reason, count in sorted(result.report.skipped.items()):
+        table.add_row(f"skipped: {reason}", f"{count:,}")
+    for reason, count in sorted(result.report.notices.items()):
+        table.add_row(f"notice: {reason}", f"{count:,}")
+    table.add_row("unique utterances", f"{result.unique_utterances:,}")
+    table.add_row("tokens (unique utterances)", f"{result.tokens:,}")
+    table.add_row("distinct query words", f"{result.query_words:,}")
+    table.add_row("vocabulary", f"{result.vocab_size:,}")
+    stats = result.concepts_per_example
+    table.add_row("concepts / example (mean, max)", f"{stats['mean']:.2f}, {stats['max']:.0f}")
+    table.add_row("examples without concepts", f"{stats['zero']:,.0f}")
+    if result.shard:
+        table.add_row("shard", f"{result.shard[0]}/{result.shard[1]}")
+    for stage, seconds in result.seconds.items():
+        table.add_row(f"time {stage}", f"{seconds:.2f} s")
+    table.add_row("time total", f"{sum(result.seconds.values()):.2f} s")
+    out.print(table)
+    for message in result.report.messages[:5]:
+        err.print(f"[yellow]skipped/noted:[/] {message}", highlight=False, soft_wrap=True)
