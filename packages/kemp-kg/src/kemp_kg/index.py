@@ -403,10 +403,10 @@ def build_index(
                 if progress:
                     progress("writing Parquet", None)
                 for name in EXPORTED_TABLES:
-                    con.execute(
-                        f"COPY {name} TO '{(tmp / (name + '.parquet')).as_posix()}' "
-                        "(FORMAT parquet, COMPRESSION zstd)"
-                    )
+                    # COPY takes no `?` for its target: quote the path as an SQL string literal
+                    # (the --index folder is user data and may hold quotes or semicolons).
+                    target = (tmp / (name + ".parquet")).as_posix().replace("'", "''")
+                    con.execute(f"COPY {name} TO '{target}' (FORMAT parquet, COMPRESSION zstd)")
                 con.execute("CHECKPOINT")
             finally:
                 con.close()
