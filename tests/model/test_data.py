@@ -13,8 +13,11 @@ from kemp_model.data import BatchSampler, GraphDataset, load_split
 def test_token_buffers_are_views_of_the_mapped_file(graph_file) -> None:
     dataset, vocab, provenance = load_split(graph_file, "train")
     column = dataset.graphs.table.column("context_ids")
-    for chunk, arrow_chunk in zip(dataset._chunks["context_ids"], column.chunks):
-        assert chunk.values.data_ptr() == arrow_chunk.values.buffers()[1].address + 4 * arrow_chunk.values.offset
+    assert column.num_chunks > 1  # several record batches of one file: one view over all of them
+    flat = dataset.columns["context_ids"]
+    addresses = [c.values.buffers()[1].address + 4 * c.values.offset for c in column.chunks]
+    assert not flat.copied and flat.values.data_ptr() == min(addresses)
+    assert flat.values.data_ptr() + flat.values.nbytes >= max(addresses)
     assert provenance == {"test": True} and vocab[: len(schema.SPECIAL_TOKENS)] == schema.SPECIAL_TOKENS
 
 
@@ -88,6 +91,16 @@ def test_batch_to_device_keeps_values(graph_file) -> None:
     batch = dataset.collate(torch.arange(4))
     moved = batch.to("cpu")
     assert torch.equal(moved.context_ids, batch.context_ids) and len(moved) == 4
+
+
+def test_shards_of_several_files(graph_file, tmp_path, rows_factory, rows_writer) -> None:
+    first = rows_writer(tmp_path / "a.arrow", rows_factory(10, seed=5))
+    second = rows_writer(tmp_path / "b.arrow", rows_factory(10, seed=6))
+    both, _, _ = load_split([first, second], "train")
+    one, _, _ = load_split(second, "train")
+    assert len(both) == 20
+    assert torch.equal(both.collate([12, 15]).context_ids, one.collate([2, 5]).context_ids)
+    assert torch.equal(both.collate([12, 15]).target, one.collate([2, 5]).target)
 
 
 def test_whole_file_dataset(graph_file) -> None:

@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from kemp_kg import schema
 from kemp_model.config import ModelConfig, get_preset, tiny
@@ -41,13 +42,6 @@ def test_emotional_attention_loss_by_hand() -> None:
     assert got.item() == pytest.approx(expected, abs=1e-7)
 
 
-def fixed_log_probs(target: torch.Tensor) -> torch.Tensor:
-    """p(target) = 0.5 at every step, the other 0.5 spread evenly over the other V-1 tokens."""
-    probs = torch.full((1, target.shape[1], V), 0.5 / (V - 1))
-    probs.scatter_(2, target[:, :, None], 0.5)
-    return probs.log()
-
-
 @pytest.mark.parametrize("smoothing", [0.0, 0.1])
 def test_generation_and_emotion_losses_by_hand(monkeypatch, smoothing) -> None:
     torch.manual_seed(0)
@@ -55,13 +49,12 @@ def test_generation_and_emotion_losses_by_hand(monkeypatch, smoothing) -> None:
                          dropout=0.0, label_smoothing=smoothing)
     model = KEMP(config, V).eval()
     batch = one_example(target=(8, 9, 3, 0))  # 3 real tokens then padding
-    real = fixed_log_probs(batch.target)
-    monkeypatch.setattr(model, "decode", lambda state, prefix: (real, torch.zeros(1, 4, 5)))
+    # every reference token gets P = 0.5; the generator's cross-entropy with uniform is 3.0
+    fixed = (torch.full((3,), math.log(0.5)), torch.full((3,), 3.0), torch.zeros(1, 4, 5))
+    monkeypatch.setattr(model, "target_log_probs", lambda state, target: fixed)
     out = model(batch)
     nll = math.log(2.0)
-    other = -math.log(0.5 / (V - 1))
-    smooth = (nll + (V - 1) * other) / V  # cross-entropy with the uniform distribution
-    per_token = (1 - smoothing) * nll + smoothing * smooth
+    per_token = (1 - smoothing) * nll + smoothing * 3.0
     assert out.token_count.item() == 3
     assert out.generation_nll_sum.item() == pytest.approx(3 * nll, rel=1e-6)
     assert out.generation_loss_sum.item() == pytest.approx(3 * per_token, rel=1e-6)
@@ -71,10 +64,27 @@ def test_generation_and_emotion_losses_by_hand(monkeypatch, smoothing) -> None:
     # attention weights are all zero here, so Eq. 16 is the mean of softmax(eta)^2 over real vertices
     eta = [0.0, 0.5, 1.0, 0.25]
     soft = [math.exp(v) / sum(math.exp(u) for u in eta) for v in eta]
-    att = sum(s * s for s in soft) / 4
+    att = sum(x * x for x in soft) / 4
     assert out.attention_loss_sum.item() == pytest.approx(att, rel=1e-5)
     total = 1.0 * 3 * per_token / 3 + 1.0 * emo + 0.1 * att  # Eq. 21, gamma = (1, 1, 0.1)
     assert out.loss.item() == pytest.approx(total, rel=1e-5)
+
+
+@pytest.mark.parametrize("preset", ["kemp", "transformer"])
+def test_training_path_matches_the_full_distribution(preset) -> None:
+    """The fast teacher-forced path (gold tokens only) equals the full copy-mixed distribution."""
+    torch.manual_seed(3)
+    model = KEMP(get_preset(preset).model, V).eval()
+    batch = one_example(target=(9, 4, 8, 3, 0))
+    state = model.encode(batch)
+    log_prob, uniform_ce, _ = model.target_log_probs(state, batch.target)
+    prefix = torch.cat([torch.full((1, 1), schema.SOS_ID), batch.target[:, :-1]], dim=1)
+    full, _ = model.decode(state, prefix)  # [1, T, V]
+    gold = full.gather(2, batch.target[:, :, None]).squeeze(2)[batch.target != 0]
+    assert torch.allclose(log_prob, gold, atol=1e-5)
+    y, _ = model.decoder_states(state, prefix)
+    expected_ce = -F.log_softmax(model.vocab_logits(y), dim=-1).mean(-1)[batch.target != 0]
+    assert torch.allclose(uniform_ce, expected_ce, atol=1e-5)
 
 
 def test_unlabelled_examples_add_no_emotion_loss() -> None:

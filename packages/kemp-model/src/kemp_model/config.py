@@ -37,7 +37,10 @@ class ModelConfig:
         graph_layers: multi-head graph attention layers over the context graph (Eq. 3-4).
         encoder_layers: transformer layers over all vertices (Eq. 5-6).
         decoder_layers: emotion-dependency decoder layers (Eq. 11-14).
-        dropout: dropout after embeddings, attention outputs and feed-forward layers.
+        dropout: dropout after embeddings and in the transformer encoder/decoder layers (0 in
+            ``kemp``: the official code builds MoEL's layers with all their dropouts at 0).
+        graph_dropout: dropout on graph-attention weights and output (the official code's only
+            active dropout; 0.2).
         use_knowledge: include concept vertices and graph attention (off in ``wo_ece`` and
             ``transformer``: the graph is the word sequence only).
         emotion_classifier: train the 32-way emotion head on c_e (Eq. 7-10).
@@ -61,7 +64,8 @@ class ModelConfig:
     graph_layers: int = 1
     encoder_layers: int = 1
     decoder_layers: int = 1
-    dropout: float = 0.2
+    dropout: float = 0.0
+    graph_dropout: float = 0.2
     use_knowledge: bool = True
     emotion_classifier: bool = True
     emotion_decoder: bool = True
@@ -82,8 +86,10 @@ class ModelConfig:
             raise ValueError(
                 f"attention_dim={self.attention_dim} is not divisible by num_heads={self.num_heads}"
             )
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not (0.0 <= self.dropout < 1.0 and 0.0 <= self.graph_dropout < 1.0):
+            raise ValueError(
+                f"dropout={self.dropout} and graph_dropout={self.graph_dropout} must be in [0, 1)"
+            )
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.attention_loss and not self.emotion_decoder:
@@ -187,7 +193,7 @@ def tiny() -> Preset:
         "tiny",
         ModelConfig(
             embedding_dim=16, hidden_dim=32, num_heads=2, attention_dim=16, ffn_dim=32,
-            dropout=0.1, label_smoothing=0.0,
+            dropout=0.1, graph_dropout=0.1, label_smoothing=0.0,
         ),
         TrainConfig(
             batch_size=8, max_steps=200, warmup_steps=50, noam_factor=2.0, eval_every=50,

@@ -12,6 +12,7 @@ batch across DDP ranks the way ``DistributedSampler`` does.
 from __future__ import annotations
 
 import dataclasses
+import os
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -94,17 +95,63 @@ def _as_tensor(array: np.ndarray) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
-class _ListChunk:
-    offsets: torch.Tensor  # [rows + 1] int32/int64, absolute into values
-    values: torch.Tensor  # flat values, a view of the mapped file
+class ListColumn:
+    """A ``list<...>`` column as one flat tensor plus per-row starts and lengths.
+
+    ``values`` is a view of the memory-mapped file. When the column has several chunks (record
+    batches) of one file, their value buffers lie in one mapped region, so ``values`` is a view
+    of that whole region and ``starts`` point into it: one vectorised gather serves any batch.
+    The region is no larger than the files, and only real rows' positions are ever read. Only
+    when chunks lie farther apart than the files' total size (shards mapped far apart) are
+    their values concatenated once (a copy).
+
+    Shapes: values ``[total]``; starts, lengths ``[table_rows]`` int64.
+    """
+
+    values: torch.Tensor
+    starts: torch.Tensor
+    lengths: torch.Tensor
+    copied: bool
 
 
-def _list_chunk(array: pa.ListArray) -> _ListChunk:
-    offsets = array.offsets.to_numpy(zero_copy_only=True)
-    values = array.values
-    if values.null_count:
-        raise schema.GraphFileError("graph file has null list values; rerun `kemp-kg enrich`")
-    return _ListChunk(_as_tensor(offsets), _as_tensor(values.to_numpy(zero_copy_only=True)))
+def _list_column(column: pa.ChunkedArray, span_limit: int) -> ListColumn:
+    pieces = []  # (address, element count, offsets) per chunk
+    dtype = None
+    for chunk in column.chunks:
+        values = chunk.values
+        if values.null_count:
+            raise schema.GraphFileError("graph file has null list values; rerun `kemp-kg enrich`")
+        array = values.to_numpy(zero_copy_only=True)  # a view
+        dtype = array.dtype
+        offsets = chunk.offsets.to_numpy(zero_copy_only=True).astype(np.int64)
+        address = array.__array_interface__["data"][0] if len(array) else None
+        pieces.append((address, array, offsets))
+    if dtype is None:  # no chunks at all
+        empty = torch.zeros(0, dtype=torch.int64)
+        return ListColumn(torch.zeros(0), empty, empty, False)
+    lengths = np.concatenate([np.diff(o) for _, _, o in pieces])
+    real = [(a, arr, o) for a, arr, o in pieces if a is not None]
+    itemsize = dtype.itemsize
+    if len(real) <= 1:
+        base_array = real[0][1] if real else np.zeros(0, dtype=dtype)
+        starts = np.concatenate([o[:-1] for _, _, o in pieces])
+        return ListColumn(_as_tensor(base_array), torch.from_numpy(starts),
+                          torch.from_numpy(lengths), False)  # fmt: skip
+    base = min(a for a, _, _ in real)
+    end = max(a + arr.nbytes for a, arr, _ in real)
+    total = sum(arr.nbytes for _, arr, _ in real)
+    aligned = all((a - base) % itemsize == 0 for a, _, _ in real)
+    if aligned and end - base <= max(span_limit, 2 * total):  # one mapped file (or adjacent maps)
+        region = pa.foreign_buffer(base, end - base, base=column)  # keeps the mapping alive
+        flat = np.frombuffer(region, dtype=dtype, count=(end - base) // itemsize)
+        starts = np.concatenate([
+            o[:-1] + ((a - base) // itemsize if a is not None else 0) for a, _, o in pieces
+        ])  # fmt: skip
+        return ListColumn(_as_tensor(flat), torch.from_numpy(starts), torch.from_numpy(lengths), False)
+    flat = np.concatenate([arr for _, arr, _ in pieces])  # shards far apart: one copy
+    shift = np.cumsum([0] + [len(arr) for _, arr, _ in pieces[:-1]])
+    starts = np.concatenate([o[:-1] + s for (_, _, o), s in zip(pieces, shift)])
+    return ListColumn(torch.from_numpy(flat), torch.from_numpy(starts), torch.from_numpy(lengths), True)
 
 
 class GraphDataset:
@@ -121,28 +168,20 @@ class GraphDataset:
         table = graphs.table
         self.graphs = graphs
         self.split = split
-        # Chunk layout is shared by all columns (one chunk per record batch / shard).
-        first = table.column("context_ids")
-        chunk_sizes = np.array([len(c) for c in first.chunks], dtype=np.int64)
-        chunk_of = np.repeat(np.arange(len(chunk_sizes)), chunk_sizes)
-        local = np.arange(table.num_rows, dtype=np.int64) - np.repeat(
-            np.cumsum(chunk_sizes) - chunk_sizes, chunk_sizes
-        )
         if split is None:
             selected = np.arange(table.num_rows, dtype=np.int64)
         else:
-            split_column = table.column("split")
             is_split = np.concatenate(
-                [(c.to_numpy(zero_copy_only=False) == split) for c in split_column.chunks]
+                [(c.to_numpy(zero_copy_only=False) == split) for c in table.column("split").chunks]
             ) if table.num_rows else np.zeros(0, dtype=bool)  # fmt: skip
             selected = np.flatnonzero(is_split)
         #: dataset row -> table row
         self.table_rows = selected
-        self._chunk_of = torch.from_numpy(chunk_of[selected])
-        self._local = torch.from_numpy(local[selected])
-        self._chunks = {
-            name: [_list_chunk(c) for c in table.column(name).chunks] for name in LIST_COLUMNS
-        }
+        span_limit = sum(os.path.getsize(p) for p in graphs.paths if os.path.isfile(p))
+        self.columns = {name: _list_column(table.column(name), span_limit) for name in LIST_COLUMNS}
+        rows = torch.from_numpy(selected)
+        self._starts = {name: col.starts[rows] for name, col in self.columns.items()}
+        self._lengths_of = {name: col.lengths[rows] for name, col in self.columns.items()}
         emotion = np.concatenate(
             [c.to_numpy(zero_copy_only=False) for c in table.column("emotion").chunks]
         ) if table.num_rows else np.zeros(0, dtype=np.int8)  # fmt: skip
@@ -159,39 +198,24 @@ class GraphDataset:
         return self.graphs.vocab
 
     def _lengths(self, name: str) -> torch.Tensor:
-        out = torch.zeros(len(self), dtype=torch.long)
-        for index, chunk in enumerate(self._chunks[name]):
-            where = self._chunk_of == index
-            local = self._local[where]
-            out[where] = (chunk.offsets[local + 1] - chunk.offsets[local]).long()
-        return out
+        return self._lengths_of[name]
 
     def sizes(self) -> torch.Tensor:
         """Per-row cost used for length bucketing: vertices + target tokens. ``[N]`` long."""
         return self.num_words + self.num_concepts + self.num_targets
 
     def _gather(self, name: str, rows: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """Pad ``name`` for dataset ``rows`` into ``[B, max(lengths)]`` (one copy)."""
+        """Pad ``name`` for dataset ``rows`` into ``[B, max(lengths)]`` (one gather: the copy)."""
+        column = self.columns[name]
         width = int(lengths.max()) if len(rows) else 0
-        chunks = self._chunks[name]
-        dtype = chunks[0].values.dtype
-        out = torch.full((len(rows), width), LIST_COLUMNS[name], dtype=dtype)
-        if width == 0:
-            return out
-        chunk_of = self._chunk_of[rows]
-        local = self._local[rows]
+        pad = LIST_COLUMNS[name]
+        if width == 0 or len(column.values) == 0:
+            return torch.full((len(rows), width), pad, dtype=column.values.dtype)
         steps = torch.arange(width)
-        for index in torch.unique(chunk_of).tolist():
-            where = (chunk_of == index).nonzero().squeeze(1)
-            chunk = chunks[index]
-            starts = chunk.offsets[local[where]].long()  # [b]
-            valid = steps[None, :] < lengths[where][:, None]  # [b, width]
-            positions = torch.where(valid, starts[:, None] + steps[None, :], 0)
-            if len(chunk.values) == 0:
-                continue
-            gathered = chunk.values[positions]  # [b, width]: the copy
-            out[where] = torch.where(valid, gathered, out[where])
-        return out
+        valid = steps[None, :] < lengths[:, None]  # [B, width]
+        index = torch.where(valid, self._starts[name][rows][:, None] + steps[None, :], 0)
+        gathered = column.values[index]  # [B, width]
+        return gathered.masked_fill_(~valid, pad)
 
     def collate(self, rows: Sequence[int] | torch.Tensor) -> Batch:
         """Build the padded :class:`Batch` of dataset rows ``rows`` (vectorised per column)."""

@@ -276,7 +276,7 @@ class KEMP(nn.Module):
         self.role_embedding = nn.Embedding(NUM_ROLES, d)  # vertex state, Eq. 2
         self.embed_dropout = nn.Dropout(config.dropout)
         self.graph_layers = nn.ModuleList(
-            GraphAttention(d, config.num_heads, config.attention_dim, config.dropout)
+            GraphAttention(d, config.num_heads, config.attention_dim, config.graph_dropout)
             for _ in range(config.graph_layers if config.use_knowledge else 0)
         )
         self.encoder_layers = nn.ModuleList(EncoderLayer(config) for _ in range(config.encoder_layers))
@@ -352,33 +352,45 @@ class KEMP(nn.Module):
         return EncoderState(memory, mask, intensity, c_e, emotion_logits, source, start)
 
     # ---------------------------------------------------------------- decoder
-    def decode(self, state: EncoderState, prefix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Run the decoder on ``prefix`` (``[B, t]``, starting with SOS; SOS is replaced by y_0).
+    def decoder_states(self, state: EncoderState, prefix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Decoder output ``[B, t, D]`` and last-layer head-averaged cross-attention ``[B, t, N]``.
 
-        Returns:
-            log-probabilities ``[B, t, V]`` of each next token (copy included) and the
-            head-averaged cross-attention of the last layer ``[B, t, N]``.
+        ``prefix`` is ``[B, t]`` and starts with SOS, which is replaced by y_0 (Eq. 11).
         """
-        cfg = self.config
         steps = prefix.shape[1]
         y = torch.cat([state.start, self.embed_tokens(prefix[:, 1:])], dim=1)  # [B, t, D]
         positions = torch.arange(steps, device=prefix.device)[None, :]
-        y = self.embed_dropout(y + sinusoid(positions, cfg.hidden_dim))
+        y = self.embed_dropout(y + sinusoid(positions, self.config.hidden_dim))
         weights = state.memory.new_zeros(prefix.shape[0], steps, state.memory.shape[1])
         for layer in self.decoder_layers:
             y, weights = layer(y, state.memory, state.memory_mask, state.intensity, state.emotion_context)
-        y = self.decoder_norm(y)  # [B, t, D]
+        return self.decoder_norm(y), weights  # [B, t, D], [B, t, N]
+
+    def vocab_logits(self, y: torch.Tensor) -> torch.Tensor:
+        """Generator logits ``[..., V]`` (float32) from decoder states ``[..., D]``."""
         if self.output is not None:
-            logits = self.output(y)  # [B, t, V]
-        else:
-            logits = self.output_proj(y) @ self.embedding.weight.T  # [B, t, V]
-        logits = logits.float()
+            return self.output(y).float()
+        return (self.output_proj(y) @ self.embedding.weight.T).float()  # tied: [..., V]
+
+    def copy_gate_prob(self, y: torch.Tensor) -> torch.Tensor:
+        """p_gen ``[..., 1]`` (Eq. 17), float32."""
+        return torch.sigmoid(self.copy_gate(y).float())
+
+    def decode(self, state: EncoderState, prefix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Full next-token distributions for every prefix position (used for decoding).
+
+        Returns:
+            log-probabilities ``[B, t, V]`` (copy included) and the head-averaged cross-attention
+            of the last layer ``[B, t, N]``.
+        """
+        y, weights = self.decoder_states(state, prefix)
+        logits = self.vocab_logits(y)  # [B, t, V]
         if self.copy_gate is None:
             return F.log_softmax(logits, dim=-1), weights
-        p_gen = torch.sigmoid(self.copy_gate(y).float())  # [B, t, 1], Eq. 17
+        p_gen = self.copy_gate_prob(y)  # [B, t, 1]
         vocab_dist = p_gen * F.softmax(logits, dim=-1)  # [B, t, V]
         copy_dist = (1.0 - p_gen) * weights.float()  # [B, t, N], Eq. 18
-        index = state.source_ids[:, None, :].expand(-1, steps, -1)  # [B, t, N]
+        index = state.source_ids[:, None, :].expand(-1, prefix.shape[1], -1)  # [B, t, N]
         dist = vocab_dist.scatter_add(2, index, copy_dist)  # [B, t, V], Eq. 19
         return torch.log(dist.clamp_min(1e-12)), weights
 
@@ -387,22 +399,55 @@ class KEMP(nn.Module):
         log_probs, _ = self.decode(state, prefix)
         return log_probs[:, -1]
 
+    def target_log_probs(
+        self, state: EncoderState, target: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Teacher-forced log P(y_t) of the reference tokens, without building ``[B, T, V]``.
+
+        Only real target positions reach the vocabulary projection, and the copy term needs
+        just the attention on vertices holding the reference token:
+        ``P(y) = p_gen softmax(z)_y + (1 - p_gen) sum_{i: x_i = y} a_i`` (Eq. 17-19).
+
+        Returns:
+            ``log P(y)`` ``[M]`` for the ``M`` real target tokens (row-major order), the
+            cross-entropy of the generator's distribution with the uniform one ``[M]`` (the
+            label-smoothing term), and the attention ``[B, T, N]``.
+        """
+        sos = torch.full_like(target[:, :1], schema.SOS_ID)
+        prefix = torch.cat([sos, target[:, :-1]], dim=1)  # [B, T]
+        y, weights = self.decoder_states(state, prefix)  # [B, T, D], [B, T, N]
+        tokens = target != schema.PAD_ID  # [B, T]
+        y_real = y[tokens]  # [M, D]
+        gold = target[tokens]  # [M]
+        logits = self.vocab_logits(y_real)  # [M, V]
+        log_norm = torch.logsumexp(logits, dim=-1)  # [M]
+        vocab_log_prob = logits.gather(1, gold[:, None]).squeeze(1) - log_norm  # [M]
+        uniform_ce = log_norm - logits.mean(dim=-1)  # [M]: -mean_v log softmax(z)_v
+        if self.copy_gate is None:
+            return vocab_log_prob, uniform_ce, weights
+        p_gen = self.copy_gate_prob(y_real).squeeze(1)  # [M]
+        match = state.source_ids[:, None, :] == target[:, :, None]  # [B, T, N]
+        copy_prob = (weights.float() * match).sum(dim=-1)[tokens]  # [M]
+        prob = p_gen * vocab_log_prob.exp() + (1.0 - p_gen) * copy_prob  # [M]
+        return torch.log(prob.clamp_min(1e-12)), uniform_ce, weights
+
     # ---------------------------------------------------------------- training loss
     def forward(self, batch: Batch) -> ModelOutput:
-        """All loss terms of Eq. 21 for a batch (sums; see :class:`ModelOutput`)."""
+        """All loss terms of Eq. 21 for a batch (sums; see :class:`ModelOutput`).
+
+        Label smoothing (when configured) mixes the token NLL with the cross-entropy of the
+        generator's vocabulary distribution against the uniform one; it is a regulariser on
+        the generator only (the official code smooths the copy-mixed distribution, which costs
+        several full ``[B, T, V]`` passes).
+        """
         cfg = self.config
         state = self.encode(batch)
         target = batch.target  # [B, T]
-        sos = torch.full_like(target[:, :1], schema.SOS_ID)
-        prefix = torch.cat([sos, target[:, :-1]], dim=1)  # [B, T]
-        log_probs, weights = self.decode(state, prefix)  # [B, T, V], [B, T, N]
         tokens = target != schema.PAD_ID  # [B, T]
-        nll = -log_probs.gather(2, target[:, :, None]).squeeze(2)  # [B, T]
-        nll_sum = (nll * tokens).sum()
+        log_prob, uniform_ce, weights = self.target_log_probs(state, target)  # [M], [M], [B, T, N]
+        nll_sum = -log_prob.sum()
         if cfg.label_smoothing > 0:
-            smooth = -log_probs.mean(dim=-1)  # [B, T]: cross-entropy with the uniform
-            gen = (1 - cfg.label_smoothing) * nll + cfg.label_smoothing * smooth
-            gen_sum = (gen * tokens).sum()
+            gen_sum = (1 - cfg.label_smoothing) * nll_sum + cfg.label_smoothing * uniform_ce.sum()
         else:
             gen_sum = nll_sum
         labelled = batch.emotion >= 0  # [B]

@@ -19,7 +19,7 @@ def train_command(
     preset: str = typer.Option(
         None, "--preset", help=f"One of: {', '.join(PRESETS)} (default kemp; --resume: the run's)."
     ),
-    dropout: float = typer.Option(None, "--dropout", min=0.0, max=0.99, help="Override the preset's dropout."),
+    dropout: float = typer.Option(None, "--dropout", min=0.0, max=0.99, help="Override the preset's dropout (layers and graph)."),
     out: Path = typer.Option(None, "--out", help="Run folder (default runs/PRESET)."),
     embeddings: Path = typer.Option(
         None, "--embeddings", help="GloVe .txt, or .npy with FILE.vocab.txt next to it."
@@ -55,7 +55,7 @@ def train_command(
     try:
         job = TrainJob(
             graphs=tuple(graphs), out=out or Path("runs") / (preset or "kemp").replace("_", "-"), preset=preset,
-            model_overrides=(("dropout", dropout),) if dropout is not None else (),
+            model_overrides=(("dropout", dropout), ("graph_dropout", dropout)) if dropout is not None else (),
             train_overrides=overrides, embeddings=embeddings, embeddings_vocab=embeddings_vocab,
             device=device, resume=resume, progress=progress,
         )  # fmt: skip

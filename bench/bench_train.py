@@ -1,0 +1,221 @@
+"""Training throughput and the data path: kemp-model vs the naive loop, in the same run.
+
+    .venv/bin/python bench/bench_train.py [--graphs FILE] [--steps 30] [--threads 1]
+
+Each arm runs in its own fresh process (so peak RSS is per arm):
+
+* ``ours``: the memory-mapped graph file, length-bucketed batches, vectorised collate, the
+  ``kemp`` preset at batch 16: time to first batch, loader throughput, training examples/s.
+* ``naive`` (bench/baseline_train_naive.py): the same split loaded from JSON into Python
+  lists, random unbucketed batches, per-example Python collate, the same model and optimiser.
+* ``cold``: a fresh interpreter timing imports + open + first batch (what a user waits for).
+
+Without ``--graphs`` it uses the full ED graph file if one is at ``/work/scratch/enrich/ed.arrow``
+and otherwise writes a synthetic file with ED-like sizes (bench/synthetic_graphs.py) under
+``/work/scratch/bench_train/``. Writes ``bench/results/train.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SCRATCH = Path(os.environ.get("KEMP_SCRATCH", "/work/scratch")) / "bench_train"
+REAL_ED = Path(os.environ.get("KEMP_SCRATCH", "/work/scratch")) / "enrich" / "ed.arrow"
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _model_and_optimizer(preset: str, vocab_size: int, seed: int):
+    import torch
+
+    from kemp_model.config import get_preset
+    from kemp_model.model import KEMP
+
+    torch.manual_seed(seed)
+    preset_obj = get_preset(preset)
+    model = KEMP(preset_obj.model, vocab_size)
+    tc = preset_obj.train
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, betas=tc.adam_betas, eps=tc.adam_eps)
+    return model, optimizer
+
+
+def _train(model, optimizer, batches, warmup: int, steps: int, batch_size: int) -> dict:
+    model.train()
+    tokens = padded = 0
+    started = None
+    for index, batch in enumerate(batches):
+        if index == warmup:
+            started = time.perf_counter()
+        out = model(batch)
+        out.loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if index >= warmup:
+            tokens += int(out.token_count)
+            padded += batch.target.numel()
+        if index + 1 == warmup + steps:
+            break
+    elapsed = time.perf_counter() - started
+    return {"train_examples_per_s": steps * batch_size / elapsed, "train_step_ms": 1000 * elapsed / steps,
+            "target_padding_share": 1 - tokens / padded}  # fmt: skip
+
+
+def arm_ours(args) -> dict:
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from kemp_model.data import BatchSampler, load_split
+
+    t0 = time.perf_counter()
+    dataset, vocab, _ = load_split(args.graphs, "train")
+    sampler = BatchSampler(dataset.sizes(), batch_size=args.batch_size, seed=0)
+    plan = list(sampler)
+    dataset.collate(plan[0])
+    first_batch_s = time.perf_counter() - t0
+    n = min(args.loader_batches, len(plan))
+    t1 = time.perf_counter()
+    for rows in plan[:n]:
+        dataset.collate(rows)
+    loader = n * args.batch_size / (time.perf_counter() - t1)
+    model, optimizer = _model_and_optimizer(args.preset, len(vocab), args.seed)
+    stats = _train(model, optimizer, (dataset.collate(r) for r in plan), args.warmup, args.steps, args.batch_size)
+    return {"first_batch_s": first_batch_s, "loader_examples_per_s": loader, **stats,
+            "rows": len(dataset), "vocab": len(vocab), "peak_rss_mb": peak_rss_mb()}  # fmt: skip
+
+
+def arm_naive(args) -> dict:
+    import torch
+
+    torch.set_num_threads(args.threads)
+    import baseline_train_naive as naive
+
+    json_path = SCRATCH / (Path(args.graphs).stem + ".train.json")
+    if not json_path.is_file():
+        naive.export_json(Path(args.graphs), json_path)
+    t0 = time.perf_counter()
+    corpus = naive.load_json(json_path)
+    first = next(naive.batches(corpus, args.batch_size))
+    first_batch_s = time.perf_counter() - t0
+    del first
+    n = min(args.loader_batches, len(corpus) // args.batch_size)
+    t1 = time.perf_counter()
+    for i, _ in enumerate(naive.batches(corpus, args.batch_size, seed=1)):
+        if i + 1 == n:
+            break
+    loader = n * args.batch_size / (time.perf_counter() - t1)
+    from kemp_model.checkpoint import vocab_checksum  # noqa: F401  (same import cost as ours)
+    from kemp_kg import schema
+
+    vocab_size = len(schema.open_graphs(args.graphs).vocab)
+    model, optimizer = _model_and_optimizer(args.preset, vocab_size, args.seed)
+    stats = _train(model, optimizer, naive.batches(corpus, args.batch_size, seed=2), args.warmup,
+                   args.steps, args.batch_size)  # fmt: skip
+    return {"first_batch_s": first_batch_s, "loader_examples_per_s": loader, **stats,
+            "json_bytes": json_path.stat().st_size, "peak_rss_mb": peak_rss_mb()}
+
+
+def arm_cold(args) -> dict:
+    t0 = time.perf_counter()
+    from kemp_model.data import BatchSampler, load_split
+
+    imported = time.perf_counter() - t0
+    dataset, _, _ = load_split(args.graphs, "train")
+    rows = next(iter(BatchSampler(dataset.sizes(), batch_size=args.batch_size, seed=0)))
+    dataset.collate(rows)
+    return {"imports_s": imported, "first_batch_after_imports_s": time.perf_counter() - t0 - imported,
+            "total_s": time.perf_counter() - t0, "peak_rss_mb": peak_rss_mb()}  # fmt: skip
+
+
+def run_arm(name: str, args) -> dict:
+    cmd = [sys.executable, __file__, "--arm", name, "--graphs", str(args.graphs), "--steps",
+           str(args.steps), "--warmup", str(args.warmup), "--batch-size", str(args.batch_size),
+           "--threads", str(args.threads), "--preset", args.preset, "--loader-batches",
+           str(args.loader_batches)]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--graphs", type=Path)
+    parser.add_argument("--preset", default="kemp")
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--loader-batches", type=int, default=400)
+    parser.add_argument("--arm", choices=["ours", "naive", "cold"])
+    args = parser.parse_args()
+    if args.arm:
+        sys.path.insert(0, str(HERE))
+        result = {"ours": arm_ours, "naive": arm_naive, "cold": arm_cold}[args.arm](args)
+        print(json.dumps(result))
+        return
+    source = "given"
+    if args.graphs is None:
+        if REAL_ED.is_file():
+            args.graphs, source = REAL_ED, "full ED, WordNet-enriched (kemp-kg enrich)"
+        else:
+            sys.path.insert(0, str(HERE))
+            import synthetic_graphs
+
+            args.graphs = SCRATCH / "synthetic.arrow"
+            if not args.graphs.is_file():
+                synthetic_graphs.write(args.graphs)
+            source = "synthetic, ED-like sizes (bench/synthetic_graphs.py)"
+    results = {name: run_arm(name, args) for name in ("cold", "ours", "naive")}
+    ours, naive = results["ours"], results["naive"]
+    summary = {
+        "benchmark": "train",
+        "graphs": str(args.graphs),
+        "graphs_source": source,
+        "preset": args.preset,
+        "batch_size": args.batch_size,
+        "threads": args.threads,
+        "timed_steps": args.steps,
+        "machine": f"{platform.machine()} {os.cpu_count()} cpus, load average {os.getloadavg()[0]:.1f}",
+        "arms": results,
+        "train_speedup_vs_naive": ours["train_examples_per_s"] / naive["train_examples_per_s"],
+        "loader_speedup_vs_naive": ours["loader_examples_per_s"] / naive["loader_examples_per_s"],
+        "first_batch_speedup_vs_naive": naive["first_batch_s"] / ours["first_batch_s"],
+        "loader_over_step_consumption": ours["loader_examples_per_s"] / ours["train_examples_per_s"],
+        "full_schedule_hours_26k_steps": 26_000 * args.batch_size / ours["train_examples_per_s"] / 3600,
+    }
+    out = HERE / "results" / "train.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"graphs: {args.graphs} ({source}); preset {args.preset}, batch {args.batch_size}, "
+          f"{args.threads} thread(s), {summary['machine']}")  # fmt: skip
+    print(f"{'':28}{'ours':>12}{'naive':>12}{'ratio':>8}")
+    rows = [("train examples/s", "train_examples_per_s", True),
+            ("loader examples/s", "loader_examples_per_s", True),
+            ("time to first batch (s)", "first_batch_s", False),
+            ("target padding share", "target_padding_share", False),
+            ("peak RSS (MB)", "peak_rss_mb", False)]  # fmt: skip
+    for label, key, higher in rows:
+        a, b = ours[key], naive[key]
+        ratio = a / b if higher else b / max(a, 1e-12)
+        print(f"{label:28}{a:12.3f}{b:12.3f}{ratio:7.1f}x")
+    cold = results["cold"]
+    print(f"cold start: imports {cold['imports_s']:.2f} s + open and first batch "
+          f"{cold['first_batch_after_imports_s']:.3f} s")
+    print(f"loader / step consumption: {summary['loader_over_step_consumption']:.0f}x; "
+          f"26k-step schedule at this speed: {summary['full_schedule_hours_26k_steps']:.2f} h")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
