@@ -222,52 +222,66 @@ def _load_source(
     spec: SourceSpec,
     scratch: Path,
     progress: ProgressFn | None,
-) -> tuple[dict[str, int | None], dict[str, int], list[str]]:
-    """Fill ``raw_edges`` from the source; return (counts, skipped, notes on how it was read)."""
+) -> tuple[dict[str, int | None], dict[str, int], list[str], bool]:
+    """Fill ``raw_edges`` from the source; return (counts, skipped, notes on how it was read,
+    whether the rows are already deduplicated without self-loops)."""
     if spec.kind == "conceptnet":
         from kemp_kg.conceptnet import load_dump
 
         on_progress = None if progress is None else (lambda f: progress("reading dump", f))
         loaded = load_dump(con, spec.path, "raw_edges", scratch=scratch, on_progress=on_progress)
-        return loaded.counts, loaded.skipped, list(loaded.notes)
+        return loaded.counts, loaded.skipped, list(loaded.notes), True
     if spec.kind == "triples":
         from kemp_kg.triples import load_triples
 
         if progress:
             progress("reading triples", None)
         loaded_t = load_triples(con, spec.path, "raw_edges")
-        return loaded_t.counts, loaded_t.skipped, []
+        return loaded_t.counts, loaded_t.skipped, [], False
     from kemp_kg.wordnet_source import load_wordnet
 
     if progress:
         progress("reading WordNet", None)
     loaded_w = load_wordnet(con, "raw_edges")
-    return loaded_w.counts, loaded_w.skipped, []
+    return loaded_w.counts, loaded_w.skipped, [], False
 
 
 def _write_index(
-    con: duckdb.DuckDBPyConnection, lexicon: Lexicon | None, progress: ProgressFn | None
+    con: duckdb.DuckDBPyConnection,
+    lexicon: Lexicon | None,
+    progress: ProgressFn | None,
+    deduplicated: bool,
 ) -> dict[str, int]:
-    """From ``raw_edges`` and the lexicon, create edges, lexicon, concepts and the view."""
+    """From ``raw_edges`` and the lexicon, create edges, lexicon, concepts and the view.
+
+    ``deduplicated``: ``raw_edges`` is already unique on (head, relation, tail) without
+    self-loops (the ConceptNet reader deduplicates while it scans); otherwise it is done here.
+    """
     if progress:
         progress("deduplicating edges", None)
-    raw_rows, self_loops = con.execute(
-        "SELECT count(*), count(*) FILTER (head = tail) FROM raw_edges"
-    ).fetchone()
     con.execute(
         "CREATE TABLE edges (head VARCHAR NOT NULL, head_pos VARCHAR, relation VARCHAR NOT NULL, "
         "tail VARCHAR NOT NULL, tail_pos VARCHAR, weight DOUBLE NOT NULL, dataset VARCHAR)"
     )
-    # max() over a struct compares field by field: the highest weight wins, ties are broken by
-    # POS and dataset so that the same input always gives the same rows.
-    con.execute(
-        "INSERT INTO edges SELECT head, nullif(best.hp, ''), relation, tail, nullif(best.tp, ''), "
-        "best.w, nullif(best.ds, '') FROM ("
-        "  SELECT head, relation, tail, max({'w': weight, 'hp': coalesce(head_pos, ''), "
-        "  'tp': coalesce(tail_pos, ''), 'ds': coalesce(dataset, '')}) AS best "
-        "  FROM raw_edges WHERE head <> tail GROUP BY head, relation, tail"
-        ") ORDER BY head, relation, tail"
-    )
+    counts: dict[str, int] = {}
+    if deduplicated:
+        con.execute("INSERT INTO edges SELECT * FROM raw_edges ORDER BY head, relation, tail")
+    else:
+        raw_rows, self_loops = con.execute(
+            "SELECT count(*), count(*) FILTER (head = tail) FROM raw_edges"
+        ).fetchone()
+        # max() over a struct compares field by field: the highest weight wins, ties are broken
+        # by POS and dataset so that the same input always gives the same rows.
+        con.execute(
+            "INSERT INTO edges SELECT head, nullif(best.hp, ''), relation, tail, "
+            "nullif(best.tp, ''), best.w, nullif(best.ds, '') FROM ("
+            "  SELECT head, relation, tail, max({'w': weight, 'hp': coalesce(head_pos, ''), "
+            "  'tp': coalesce(tail_pos, ''), 'ds': coalesce(dataset, '')}) AS best "
+            "  FROM raw_edges WHERE head <> tail GROUP BY head, relation, tail"
+            ") ORDER BY head, relation, tail"
+        )
+        counts["source_rows"] = int(raw_rows)
+        counts["self_loops_dropped"] = int(self_loops)
     con.execute("DROP TABLE raw_edges")
     con.execute(
         "CREATE TABLE lexicon (word VARCHAR PRIMARY KEY, valence DOUBLE NOT NULL, "
@@ -302,10 +316,12 @@ def _write_index(
         "SELECT (SELECT count(*) FROM edges), (SELECT count(*) FROM concepts), "
         "(SELECT count(*) FROM concepts WHERE intensity > 0 OR term IN (SELECT word FROM lexicon))"
     ).fetchone()
+    if not deduplicated:
+        counts["duplicates_merged"] = (
+            counts["source_rows"] - counts["self_loops_dropped"] - int(edges)
+        )
     return {
-        "source_rows": int(raw_rows),
-        "self_loops_dropped": int(self_loops),
-        "duplicates_merged": int(raw_rows) - int(self_loops) - int(edges),
+        **counts,
         "edges": int(edges),
         "concepts": int(concepts),
         "concepts_in_lexicon": int(in_lexicon),
@@ -389,11 +405,14 @@ def build_index(
                 con.execute("SET memory_limit = ?", [options.memory_limit])
                 con.execute("SET temp_directory = ?", [str(tmp / ".spill")])
                 con.execute("SET preserve_insertion_order = false")
+                con.execute("SET enable_progress_bar = false")  # ours is on stderr, via rich
                 if options.threads:
                     con.execute("SET threads = ?", [int(options.threads)])
                 con.execute(_RAW_EDGES_DDL)
-                counts, skipped, notes = _load_source(con, spec, tmp / ".scratch", progress)
-                counts.update(_write_index(con, lex, progress))
+                counts, skipped, notes, deduplicated = _load_source(
+                    con, spec, tmp / ".scratch", progress
+                )
+                counts.update(_write_index(con, lex, progress, deduplicated))
                 relations = dict(
                     con.execute(
                         "SELECT relation, count(*) FROM edges GROUP BY relation "
