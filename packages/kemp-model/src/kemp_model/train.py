@@ -54,6 +54,7 @@ class TrainJob:
         model_overrides, train_overrides: ``(field, value)`` pairs applied to the preset.
         embeddings, embeddings_vocab: GloVe ``.txt`` or ``.npy`` (+ vocab) file, optional.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        threads: CPU threads for torch (``None``: torch's default; 1 is fastest on a busy box).
         resume: continue the run in ``out`` from ``last.state.safetensors``.
         progress: show a rich progress bar (rank 0 only).
     """
@@ -66,6 +67,7 @@ class TrainJob:
     embeddings: Path | None = None
     embeddings_vocab: Path | None = None
     device: str = "auto"
+    threads: int | None = None
     resume: bool = False
     progress: bool = True
 
@@ -147,6 +149,8 @@ class Trainer:
     def setup(self) -> None:
         job = self.job
         self.device = resolve_device(job.device)
+        if job.threads:
+            torch.set_num_threads(job.threads)
         self.distributed = self.world_size > 1
         if self.distributed and not dist.is_initialized():
             backend = "nccl" if self.device.type == "cuda" else "gloo"
@@ -191,7 +195,7 @@ class Trainer:
         self.best_ppl: float | None = None
         self.best_step: int | None = None
         self.bad_evals = 0
-        self.window = torch.zeros(len(STATS), dtype=torch.float64)
+        self.window = torch.zeros(len(STATS), dtype=torch.float64, device=self.device)
         self.window_steps = 0
         self.history: list[dict[str, Any]] = []
         self.resumed_from: int | None = None
@@ -300,7 +304,7 @@ class Trainer:
         self.elapsed_before = float(extra.get("elapsed_s", 0.0))
         self.examples_before = int(extra.get("examples", 0))
         if "window" in state.tensors:
-            self.window = state.tensors["window"].to(torch.float64)
+            self.window = state.tensors["window"].to(self.device, torch.float64)
         rng = state.rng_states
         if len(rng) == self.world_size:
             _set_rng_state(rng[self.rank], self.device)
@@ -339,15 +343,25 @@ class Trainer:
             return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
         return nullcontext()
 
-    def loss_step(self, batch: Batch) -> torch.Tensor:
-        """One optimiser step on this rank's slice of a global batch; returns detached stats."""
+    def counts(self, batch: Batch) -> torch.Tensor:
+        """Global (all-rank) target tokens and labelled examples of a step: the loss normalisers.
+
+        Call it on the CPU batch (before the device copy) so it costs no device sync.
+        """
+        examples = (int((batch.emotion >= 0).sum()) if self.config.model.emotion_classifier
+                    else len(batch))  # fmt: skip
+        counts = torch.tensor([batch.token_count, examples], dtype=torch.float64)
+        return self._all_reduce(counts).clamp(min=1)
+
+    def loss_step(self, batch: Batch, counts: torch.Tensor | None = None) -> torch.Tensor:
+        """One optimiser step on this rank's slice of a global batch.
+
+        Returns the detached statistics vector (:data:`STATS`) on the device (no sync).
+        """
         tc = self.config.train
         self.net.train()
-        counts = torch.tensor(
-            [batch.token_count, int((batch.emotion >= 0).sum()) if self.config.model.emotion_classifier
-             else len(batch)], dtype=torch.float64,
-        )  # fmt: skip
-        counts = self._all_reduce(counts).clamp(min=1)
+        if counts is None:
+            counts = self.counts(batch)
         with self._autocast():
             out: ModelOutput = self.net(batch)
         loss = out.total(float(counts[0]), float(counts[1]))
@@ -361,11 +375,10 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
         return torch.stack([
-            out.generation_loss_sum.detach().double().cpu(), out.generation_nll_sum.double().cpu(),
-            out.emotion_nll_sum.detach().double().cpu(), out.attention_loss_sum.detach().double().cpu(),
-            out.token_count.double().cpu(), out.example_count.double().cpu(),
-            out.emotion_correct.double().cpu(), loss.detach().double().cpu(),
-        ])  # fmt: skip
+            out.generation_loss_sum.detach(), out.generation_nll_sum, out.emotion_nll_sum.detach(),
+            out.attention_loss_sum.detach(), out.token_count, out.example_count,
+            out.emotion_correct, loss.detach(),
+        ]).double()  # fmt: skip
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
@@ -529,8 +542,9 @@ class Trainer:
                 self.sampler.set_epoch(self.epoch)
                 plan = list(self.sampler)
                 while self.position < len(plan) and self.step < tc.max_steps:
-                    batch = self._to_device(self.train_data.collate(torch.from_numpy(plan[self.position])))
-                    self.window += self.loss_step(batch)
+                    cpu_batch = self.train_data.collate(torch.from_numpy(plan[self.position]))
+                    counts = self.counts(cpu_batch)
+                    self.window += self.loss_step(self._to_device(cpu_batch), counts)
                     self.window_steps += 1
                     self.position += 1
                     if self.step % tc.log_every == 0:

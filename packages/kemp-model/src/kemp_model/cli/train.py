@@ -32,6 +32,7 @@ def train_command(
     patience: int = typer.Option(None, "--patience", min=0, help="Stop after P validations without improvement (0 = never)."),
     seed: int = typer.Option(None, "--seed", help="Seed for initialisation, dropout and batch order."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    threads: int = typer.Option(None, "--threads", min=1, help="CPU threads for torch (default: torch's)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out exactly where it stopped."),
     bf16: bool = typer.Option(None, "--bf16/--no-bf16", help="bfloat16 autocast (CUDA only)."),
     compile_model: bool = typer.Option(None, "--compile/--no-compile", help="torch.compile (CUDA only)."),
@@ -57,7 +58,7 @@ def train_command(
             graphs=tuple(graphs), out=out or Path("runs") / (preset or "kemp").replace("_", "-"), preset=preset,
             model_overrides=(("dropout", dropout), ("graph_dropout", dropout)) if dropout is not None else (),
             train_overrides=overrides, embeddings=embeddings, embeddings_vocab=embeddings_vocab,
-            device=device, resume=resume, progress=progress,
+            device=device, threads=threads, resume=resume, progress=progress,
         )  # fmt: skip
         summary = train(job)
     except ValueError as exc:
