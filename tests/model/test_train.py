@@ -135,3 +135,18 @@ def test_two_process_ddp_equals_one_process(graph_file, tmp_path) -> None:
     assert v1 == pytest.approx(v2, rel=1e-5)
     assert not any(t.startswith("..") for t in os.listdir(tmp_path / "two"))
     shutil.rmtree(tmp_path / "two")
+
+
+def test_glove_vectors_set_the_table_width_and_force_replaces_a_run(graph_file, tmp_path) -> None:
+    from conftest import VOCAB
+
+    vectors = tmp_path / "glove.5d.txt"
+    vectors.write_text("".join(f"{w} {i} 1 2 3 4\n" for i, w in enumerate(VOCAB[8:20])))
+    base = job(graph_file, tmp_path / "run", 1, eval_every=1)
+    train(base.__class__(**{**base.__dict__, "embeddings": vectors}))
+    model, config, _ = ckpt.load_run(tmp_path / "run")
+    assert config.model.embedding_dim == 5 and config.embeddings["coverage"] > 0
+    assert model.embedding.weight.shape[1] == 5
+    train(base.__class__(**{**base.__dict__, "force": True}))
+    _, config, _ = ckpt.load_run(tmp_path / "run")
+    assert config.model.embedding_dim == 16 and config.embeddings is None

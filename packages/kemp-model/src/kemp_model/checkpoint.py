@@ -47,6 +47,8 @@ LAST_FILE = "last.safetensors"
 STATE_FILE = "last.state.safetensors"
 METRICS_FILE = "metrics.jsonl"
 CURVES_FILE = "curves.png"
+#: Every file train writes into a run folder.
+RUN_FILES = (CONFIG_FILE, VOCAB_FILE, BEST_FILE, LAST_FILE, STATE_FILE, METRICS_FILE, CURVES_FILE)
 FORMAT = "kemp-run/1"
 _STATE_KEY = "kemp.state"
 

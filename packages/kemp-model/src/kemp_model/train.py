@@ -56,6 +56,7 @@ class TrainJob:
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         threads: CPU threads for torch (``None``: torch's default; 1 is fastest on a busy box).
         resume: continue the run in ``out`` from ``last.state.safetensors``.
+        force: start afresh in ``out`` even if it holds a run (its run files are replaced).
         progress: show a rich progress bar (rank 0 only).
     """
 
@@ -69,6 +70,7 @@ class TrainJob:
     device: str = "auto"
     threads: int | None = None
     resume: bool = False
+    force: bool = False
     progress: bool = True
 
 
@@ -164,6 +166,8 @@ class Trainer:
         self.vocab = vocab
         run_config = self._resolve_config(vocab, provenance)
         self.config = run_config
+        if self.distributed:  # every rank has checked the run folder before rank 0 writes to it
+            dist.barrier()
         tc = run_config.train
         if len(self.train_data) < tc.batch_size:
             raise KempModelError(
@@ -206,8 +210,9 @@ class Trainer:
         if job.resume:
             self._restore()
         elif self.is_main:
+            for name in ckpt.RUN_FILES:  # --force: the previous run's files go
+                (self.run_dir / name).unlink(missing_ok=True)
             ckpt.write_run_config(self.run_dir, run_config, vocab)
-            (self.run_dir / ckpt.METRICS_FILE).unlink(missing_ok=True)
 
         self.use_bf16 = tc.bf16 and self.device.type == "cuda"
         if tc.bf16 and not self.use_bf16:
@@ -238,6 +243,8 @@ class Trainer:
 
     def _resolve_config(self, vocab: Sequence[str], provenance: Mapping[str, Any]) -> ckpt.RunConfig:
         job = self.job
+        if job.resume and job.force:
+            raise KempModelError("--resume and --force exclude each other; pass one of them")
         digest = ckpt.vocab_checksum(vocab)
         state_path = self.run_dir / ckpt.STATE_FILE
         if job.resume:
@@ -265,9 +272,9 @@ class Trainer:
                 )
             return ckpt.replace_train(stored, **{k: v for k, v in changes.items() if k in RESUMABLE_FIELDS})
         preset = get_preset(job.preset or "kemp")
-        if state_path.is_file() or (self.run_dir / ckpt.CONFIG_FILE).is_file():
+        if (state_path.is_file() or (self.run_dir / ckpt.CONFIG_FILE).is_file()) and not job.force:
             raise KempModelError(
-                f"{self.run_dir}: already holds a run; pass --resume to continue it or choose another --out"
+                f"{self.run_dir}: already holds a run; pass --resume to continue it, --force to replace it, or choose another --out"
             )
         model_config: ModelConfig = _apply(preset.model, job.model_overrides)
         train_config: TrainConfig = _apply(preset.train, job.train_overrides)

@@ -34,6 +34,7 @@ def train_command(
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     threads: int = typer.Option(None, "--threads", min=1, help="CPU threads for torch (default: torch's)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out exactly where it stopped."),
+    force: bool = typer.Option(False, "--force", help="Start afresh even if --out holds a run (replaces its files)."),
     bf16: bool = typer.Option(None, "--bf16/--no-bf16", help="bfloat16 autocast (CUDA only)."),
     compile_model: bool = typer.Option(None, "--compile/--no-compile", help="torch.compile (CUDA only)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
@@ -58,7 +59,7 @@ def train_command(
             graphs=tuple(graphs), out=out or Path("runs") / (preset or "kemp").replace("_", "-"), preset=preset,
             model_overrides=(("dropout", dropout), ("graph_dropout", dropout)) if dropout is not None else (),
             train_overrides=overrides, embeddings=embeddings, embeddings_vocab=embeddings_vocab,
-            device=device, threads=threads, resume=resume, progress=progress,
+            device=device, threads=threads, resume=resume, force=force, progress=progress,
         )  # fmt: skip
         summary = train(job)
     except ValueError as exc:
