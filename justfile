@@ -6,7 +6,7 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 python := env_var_or_default("PYTHON", "python3")
 venv := ".venv"
 bin := venv / "bin"
-shared := env_var_or_default("KEMP_SHARED", "../shared")
+shared := env_var_or_default("KEMP_SHARED", justfile_directory() / ".." / "shared")
 export NLTK_DATA := env_var_or_default("NLTK_DATA", shared / "nltk_data")
 
 # Show the recipes.

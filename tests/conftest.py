@@ -13,7 +13,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("KEMP_SHARED", REPO.parent / "shared")).resolve()
-os.environ.setdefault("NLTK_DATA", str(SHARED / "nltk_data"))
+# Absolute, so that tools started in another working directory (subprocess tests) find it too.
+os.environ["NLTK_DATA"] = str(Path(os.environ.get("NLTK_DATA", SHARED / "nltk_data")).resolve())
 
 
 def _need(path: Path) -> Path:
