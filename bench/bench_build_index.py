@@ -62,10 +62,13 @@ def timed(command: list[str], env: dict[str, str] | None = None) -> dict[str, ob
         raise RuntimeError(f"{command} failed ({run.returncode}): {run.stderr[-2000:]}")
     rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
     cpu = re.search(r"Percent of CPU this job got: (\d+)%", text)
+    user = re.search(r"User time \(seconds\): ([\d.]+)", text)
+    system = re.search(r"System time \(seconds\): ([\d.]+)", text)
     return {
         "wall_s": round(wall, 3),
         "peak_rss_mib": round(int(rss.group(1)) / 1024, 1) if rss else None,
         "cpu_percent": int(cpu.group(1)) if cpu else None,
+        "cpu_s": round(float(user.group(1)) + float(system.group(1)), 2) if user and system else None,
         "load_avg_1min_before": round(load_before, 2),
         "stdout": run.stdout,
     }
@@ -139,6 +142,8 @@ def bench_dump(args: argparse.Namespace) -> tuple[str, dict[str, object]]:
         "ratios": {
             "build_over_bare_scan": round(float(build_best["wall_s"]) /
                                           float(bare_best["wall_s"]), 2),
+            "build_over_bare_scan_cpu_s": round(float(build_best["cpu_s"]) /
+                                                float(bare_best["cpu_s"]), 2),
             "baseline_over_build": round(baseline_est / float(build_best["wall_s"]), 1),
         },
         "targets": {"build_within_2x_of_bare_scan": True if args.rows < 10_000_000 else None,

@@ -61,3 +61,14 @@ def test_real_conceptnet_fixture_through_the_cli(tmp_path: Path, shared_data: Pa
     query = kemp_kg("query", "test", "--index", "idx", cwd=tmp_path)
     assert query.returncode == 0, query.stderr
     assert "challenge" in query.stdout and "Synonym" in query.stdout
+
+
+def test_wordnet_without_nltk_data_is_a_one_line_error(tmp_path: Path) -> None:
+    exe = Path(sys.executable).with_name("kemp-kg")
+    run = subprocess.run([str(exe), "build-index", "wordnet", "--index", "idx"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120,
+                         env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "COLUMNS": "300"})
+    assert run.returncode == 2, run.stderr
+    errors = [line for line in run.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "NLTK_DATA" in errors[0] and "WordNet 3.0 not found" in errors[0]
+    assert not (tmp_path / "idx").exists()

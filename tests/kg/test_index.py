@@ -248,3 +248,11 @@ def test_source_kind_errors(tmp_path: Path) -> None:
         build_index(tmp_path / "nope.tsv", None, tmp_path / "idx")
     with pytest.raises(InputError, match="is a folder"):
         build_index(tmp_path, None, tmp_path / "idx")
+
+
+def test_progress_reports_stages(tmp_path: Path, sample_knowledge: Path) -> None:
+    seen: list[tuple[str, float | None]] = []
+    build_index(sample_knowledge, None, tmp_path / "idx", progress=lambda s, f: seen.append((s, f)))
+    stages = [stage for stage, _ in seen]
+    assert stages[0] == "reading triples" and "writing Parquet" in stages
+    assert all(f is None or 0.0 <= f <= 1.0 for _, f in seen)

@@ -405,7 +405,10 @@ def build_index(
                 con.execute("SET memory_limit = ?", [options.memory_limit])
                 con.execute("SET temp_directory = ?", [str(tmp / ".spill")])
                 con.execute("SET preserve_insertion_order = false")
-                con.execute("SET enable_progress_bar = false")  # ours is on stderr, via rich
+                # DuckDB tracks query progress (read by our rich bar) but does not print its own
+                con.execute("SET enable_progress_bar = true")
+                con.execute("SET enable_progress_bar_print = false")
+                con.execute("SET progress_bar_time = 100")
                 if options.threads:
                     con.execute("SET threads = ?", [int(options.threads)])
                 con.execute(_RAW_EDGES_DDL)
