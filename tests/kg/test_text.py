@@ -46,8 +46,10 @@ def test_parallel_run_equals_serial_and_keeps_order() -> None:
     tag = [i % 3 != 0 for i in range(60)]
     serial = text.process_texts(texts, tag=tag, workers=1, chunk_size=7)
     parallel = text.process_texts(texts, tag=tag, workers=2, chunk_size=7)
-    assert serial == parallel
-    assert serial.tokens[5][:3] == ["sentence", "number", "5"]
+    assert serial.values.equals(parallel.values) and serial.query_pos == parallel.query_pos
+    assert serial.offsets.tolist() == parallel.offsets.tolist()
+    assert len(serial) == 60 and serial.tokens(5)[:3] == ["sentence", "number", "5"]
+    assert [serial.tokens(i) for i in range(60)] == [text.tokenize(t) for t in texts]
     assert set(serial.query_pos[0]) == {"."}  # untagged: no query words
     assert "a" in serial.query_pos[1] or "n" in serial.query_pos[1]
 
@@ -66,9 +68,9 @@ def test_morphy_equals_nltk_wordnet_lemmatizer(nrc_vad: Path) -> None:
     from nltk.stem import WordNetLemmatizer
 
     reference = WordNetLemmatizer()
-    words = [line.split("\t", 1)[0] for line in nrc_vad.read_text().splitlines()[1::7]]
+    words = [line.split("\t", 1)[0] for line in nrc_vad.read_text().splitlines()[1::17]]
     words = [w for w in words if w.isalpha()]
-    assert len(words) > 2000
+    assert len(words) > 1000
     forms = [w + suffix for w in words for suffix in ("", "s", "es", "ed", "ing", "er", "est")]
     forms += ["geese", "mice", "went", "better", "worst", "children", "were"]
     mismatches = [(f, p) for f in forms for p in "nvar"

@@ -30,7 +30,7 @@ import hashlib
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,8 @@ from kemp_kg.presets import EnrichConfig
 from kemp_kg.text import PIPELINE_DESCRIPTION, ProcessedTexts, lemma, process_texts, stopwords
 from kemp_kg.vocab import load_vocab, vocab_from_counts
 
+#: Examples assembled (and written as one record batch) at a time.
+BATCH_EXAMPLES = 16_384
 _ROLE_CODE = {"speaker": int(schema.Role.SPEAKER), "listener": int(schema.Role.LISTENER)}
 _POS_CODES = {"n": 0, "v": 1, "a": 2, "r": 3}
 
@@ -130,6 +132,13 @@ class HistoryPlan:
     history: list[list[tuple[str, int]]]
     target: list[int]
 
+    def slice(self, start: int, stop: int) -> HistoryPlan:
+        """Examples ``start:stop``."""
+        return HistoryPlan(
+            self.example_ids[start:stop], self.conv_ids[start:stop], self.splits[start:stop],
+            self.emotions[start:stop], self.history[start:stop], self.target[start:stop],
+        )
+
 
 @dataclass
 class EnrichResult:
@@ -144,6 +153,7 @@ class EnrichResult:
     query_words: int = 0
     concepts_per_example: dict[str, float] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    peak_rss_mb: dict[str, float] = field(default_factory=dict)
     shard: tuple[int, int] | None = None
 
 
@@ -157,13 +167,9 @@ class TokenTables:
         con: Any,
         config: EnrichConfig,
     ) -> None:
-        lengths = np.fromiter((len(t) for t in processed.tokens), dtype=np.int64,
-                              count=len(processed.tokens))
-        self.length = lengths
-        self.offset = np.zeros(len(lengths) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=self.offset[1:])
-        flat = pa.array([tok for toks in processed.tokens for tok in toks], type=pa.string())
-        encoded = flat.dictionary_encode()
+        self.offset = processed.offsets
+        self.length = np.diff(processed.offsets)
+        encoded = processed.values.dictionary_encode()
         codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
         words = encoded.dictionary.to_pylist()
         self.codes = codes
@@ -214,8 +220,8 @@ class Candidates:
     offset: np.ndarray  # (num_qids + 1,) int64
     concept_id: np.ndarray  # int32 vocab ids
     relation: np.ndarray  # int8 RELATIONS index
-    weight: np.ndarray  # float32
-    intensity: np.ndarray  # float32
+    weight: np.ndarray  # float64 (ranked in double precision, written as float32)
+    intensity: np.ndarray  # float64
     order: np.ndarray  # int64 rank of the concept string (for ties)
     concept: list[str]
 
@@ -266,8 +272,8 @@ def retrieve(
         relation=np.fromiter((schema.RELATION_INDEX.get(r, other)
                               for r in result["relation"].to_pylist()),
                              dtype=np.int8, count=result.num_rows),
-        weight=result["weight"].to_numpy().astype(np.float32),
-        intensity=result["concept_intensity"].to_numpy().astype(np.float32),
+        weight=result["weight"].to_numpy().astype(np.float64),
+        intensity=result["concept_intensity"].to_numpy().astype(np.float64),
         order=result["concept_order"].to_numpy().astype(np.int64),
         concept=concepts,
     )
@@ -333,8 +339,8 @@ def assemble(
     c_pos = np.repeat(q_pos, n_cand)
     if len(rows):
         order = np.lexsort((
-            c_pos, candidates.order[rows], -candidates.weight[rows].astype(np.float64),
-            -candidates.intensity[rows].astype(np.float64), c_ex,
+            c_pos, candidates.order[rows], -candidates.weight[rows],
+            -candidates.intensity[rows], c_ex,
         ))
         rows, c_ex, c_pos = rows[order], c_ex[order], c_pos[order]
         key = c_ex * (int(candidates.order.max()) + 1) + candidates.order[rows]
@@ -374,8 +380,10 @@ def assemble(
         "concept_ids": _list_array(con_off, candidates.concept_id[rows], pa.int32()),
         "concept_anchor": _list_array(con_off, c_pos.astype(np.int32), pa.int32()),
         "concept_relation": _list_array(con_off, candidates.relation[rows], pa.int8()),
-        "concept_weight": _list_array(con_off, candidates.weight[rows], pa.float32()),
-        "concept_intensity": _list_array(con_off, candidates.intensity[rows], pa.float32()),
+        "concept_weight": _list_array(
+            con_off, candidates.weight[rows].astype(np.float32), pa.float32()),
+        "concept_intensity": _list_array(
+            con_off, candidates.intensity[rows].astype(np.float32), pa.float32()),
         "target_ids": _list_array(t_off, tables.ids[t_src], pa.int32()),
     })
 
@@ -390,6 +398,13 @@ def index_provenance(index: Any) -> dict[str, object]:
         "source": manifest.get("source"),
         "lexicon": manifest.get("lexicon"),
     }
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak resident set so far (Linux reports KiB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _noop(_stage: str, _total: int) -> Callable[[int], None]:
@@ -430,6 +445,7 @@ def enrich(
 
     hook = progress or _noop
     seconds: dict[str, float] = {}
+    rss: dict[str, float] = {}
     clock = time.perf_counter()
     index = open_index(index_dir)  # fail early on a missing index, before the slow part
     inputs = [dialogues] if isinstance(dialogues, (str, os.PathLike)) else list(dialogues)
@@ -441,6 +457,7 @@ def enrich(
         mine = conversations
     examples = expand_examples(mine)
     seconds["read"] = time.perf_counter() - clock
+    rss["read"] = _peak_rss_mb()
 
     # Unique texts: this shard's turns (tagged if ever in a history), plus every training turn
     # (tokens only) when the vocabulary is built here.
@@ -478,22 +495,28 @@ def enrich(
     advance = hook("text", len(texts))
     processed = process_texts(texts, tag=needs_tag, workers=workers, progress=advance)
     seconds["text"] = time.perf_counter() - clock
+    rss["text"] = _peak_rss_mb()
 
     clock = time.perf_counter()
     if vocab_file is not None:
         vocab = load_vocab(vocab_file)
         vocab_source: dict[str, object] = {"file": str(vocab_file)}
     else:
+        # token counts over every training turn occurrence: weight each text's tokens by how
+        # many training turns carry that text, then count per distinct token
         occurrences = np.bincount(np.asarray(train_turns, dtype=np.int64), minlength=len(texts))
-        counts: Counter[str] = Counter()
-        for i in np.flatnonzero(occurrences).tolist():
-            n = int(occurrences[i])
-            for token in processed.tokens[i]:
-                counts[token] += n
+        encoded = processed.values.dictionary_encode()
+        codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+        weights = np.repeat(occurrences, np.diff(processed.offsets)).astype(np.float64)
+        totals = np.bincount(codes, weights=weights, minlength=len(encoded.dictionary))
+        counts = {
+            word: int(n) for word, n in zip(encoded.dictionary.to_pylist(), totals.tolist()) if n
+        }
         vocab = vocab_from_counts(counts, min_count=config.min_count)
         vocab_source = {"split": "train", "min_count": config.min_count}
     vocab_index = {tok: i for i, tok in enumerate(vocab)}
     seconds["vocab"] = time.perf_counter() - clock
+    rss["vocab"] = _peak_rss_mb()
 
     clock = time.perf_counter()
     con = index.connect()
@@ -503,6 +526,7 @@ def enrich(
     finally:
         con.close()
     seconds["retrieve"] = time.perf_counter() - clock
+    rss["retrieve"] = _peak_rss_mb()
 
     clock = time.perf_counter()
     plan = HistoryPlan([], [], [], [], [], [])
@@ -517,14 +541,7 @@ def enrich(
         )
         plan.history.append([(t.role, ids[i]) for i, t in enumerate(ex.history)])
         plan.target.append(ids[ex.target_index])
-    advance = hook("graphs", len(examples))
-    table = assemble(plan, texts, tables, candidates, config)
-    advance(len(examples))
-    seconds["assemble"] = time.perf_counter() - clock
-
-    clock = time.perf_counter()
     split_counts = Counter(plan.splits)
-    per_ex = pc.list_value_length(table["concept_ids"]).to_numpy(zero_copy_only=False)
     provenance = {
         "tool": "kemp-kg enrich",
         "tool_version": kemp_kg.__version__,
@@ -544,8 +561,23 @@ def enrich(
         "examples": dict(sorted(split_counts.items())),
         "skipped": dict(sorted(report.skipped.items())),
     }
-    path = schema.write_graphs(out, [table], vocab=vocab, provenance=provenance)
-    seconds["write"] = time.perf_counter() - clock
+    advance = hook("graphs", len(examples))
+    concept_counts: list[np.ndarray] = []
+
+    def batches() -> Iterator[pa.Table]:
+        # assembled and written BATCH_EXAMPLES at a time: memory stays bounded by one batch
+        for start in range(0, len(examples), BATCH_EXAMPLES):
+            table = assemble(plan.slice(start, start + BATCH_EXAMPLES), texts, tables,
+                             candidates, config)
+            concept_counts.append(
+                pc.list_value_length(table["concept_ids"]).to_numpy(zero_copy_only=False))
+            advance(table.num_rows)
+            yield table
+
+    path = schema.write_graphs(out, batches(), vocab=vocab, provenance=provenance)
+    seconds["assemble+write"] = time.perf_counter() - clock
+    rss["assemble+write"] = _peak_rss_mb()
+    per_ex = np.concatenate(concept_counts) if concept_counts else np.zeros(0)
     return EnrichResult(
         path=path,
         examples=split_counts,
@@ -556,6 +588,7 @@ def enrich(
         query_words=len(tables.query_surface),
         concepts_per_example=_stats(per_ex),
         seconds=seconds,
+        peak_rss_mb=rss,
         shard=shard,
     )
 

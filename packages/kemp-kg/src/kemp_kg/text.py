@@ -32,6 +32,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from kemp_kg.errors import KempError
 
 #: The official KEMP/MoEL contraction table (``data/preprocess.py`` ``word_pairs``), in order.
@@ -104,8 +108,11 @@ def _found(resource: str) -> bool:
 
 
 def normalise(text: str) -> str:
-    """Lowercase, straighten apostrophes, expand contractions (:data:`CONTRACTIONS`)."""
-    text = text.lower().replace("\u2019", "'").replace("\u2018", "'")
+    """Lowercase, straighten apostrophes, expand contractions (:data:`CONTRACTIONS`).
+
+    The unit separator U+001F becomes a space (it separates tokens between processes).
+    """
+    text = text.lower().replace("\u2019", "'").replace("\u2018", "'").replace("\x1f", " ")
     return _CONTRACTION_RE.sub(lambda m: CONTRACTIONS[m.group(1)], text)
 
 
@@ -155,20 +162,62 @@ def query_pos_string(tokens: Sequence[str]) -> str:
     return "".join(out)
 
 
-def _process_chunk(chunk: Sequence[tuple[str, bool]]) -> list[tuple[list[str], str]]:
-    out = []
+#: Separator of tokens inside a chunk's result string (removed from input text by normalise).
+_SEP = "\x1f"
+
+
+def _process_chunk(chunk: Sequence[tuple[str, bool]]) -> tuple[str, list[str]]:
+    """One task: every token followed by ``_SEP`` in one string, and the per-text POS strings.
+
+    One string per chunk instead of a list per text keeps pickling and the parent's memory
+    small: the parent never holds a Python object per token.
+    """
+    parts: list[str] = []
+    pos: list[str] = []
     for text, tag in chunk:
         tokens = tokenize(text)
-        out.append((tokens, query_pos_string(tokens) if tag else NOT_QUERY * len(tokens)))
-    return out
+        parts.extend(tok + _SEP for tok in tokens)
+        pos.append(query_pos_string(tokens) if tag else NOT_QUERY * len(tokens))
+    return "".join(parts), pos
 
 
 @dataclass(frozen=True)
 class ProcessedTexts:
-    """Tokens and query-word POS of each input text, in input order."""
+    """Tokens and query-word POS of each input text, in input order, as flat arrays.
 
-    tokens: list[list[str]]
+    Attributes:
+        values: every token of every text, concatenated (text ``i`` holds
+            ``values[offsets[i]:offsets[i + 1]]``).
+        offsets: int64 array of ``len(texts) + 1`` offsets into ``values``.
+        query_pos: per text, one character per token: the WordNet POS of a query word or ``.``.
+    """
+
+    values: pa.Array
+    offsets: np.ndarray
     query_pos: list[str]
+
+    def __len__(self) -> int:
+        return len(self.query_pos)
+
+    def tokens(self, i: int) -> list[str]:
+        """The tokens of text ``i`` (a Python list; for tests and display)."""
+        return self.values.slice(self.offsets[i], self.offsets[i + 1] - self.offsets[i]).to_pylist()
+
+
+def _collect(results: Sequence[tuple[str, list[str]]]) -> ProcessedTexts:
+    query_pos = [p for _, chunk_pos in results for p in chunk_pos]
+    lengths = np.fromiter((len(p) for p in query_pos), dtype=np.int64, count=len(query_pos))
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    joined = "".join(text for text, _ in results)
+    if not joined:
+        return ProcessedTexts(pa.array([], type=pa.large_string()), offsets, query_pos)
+    split = pc.split_pattern(pa.array([joined], type=pa.large_string()), _SEP)
+    values = split.flatten()
+    values = values.slice(0, len(values) - 1)  # the text after the last separator is empty
+    if len(values) != offsets[-1]:
+        raise AssertionError(f"token count {len(values)} != POS count {offsets[-1]}")
+    return ProcessedTexts(values, offsets, query_pos)
 
 
 def process_texts(
@@ -199,20 +248,20 @@ def process_texts(
     if workers is None:
         workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     workers = max(1, min(int(workers or 1), len(chunks)))
-    results: list[tuple[list[str], str]] = []
+    results: list[tuple[str, list[str]]] = []
     if workers == 1:
         for chunk in chunks:
-            results.extend(_process_chunk(chunk))
+            results.append(_process_chunk(chunk))
             if progress:
                 progress(len(chunk))
     else:
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
         with multiprocessing.get_context(method).Pool(workers) as pool:
             for chunk, done in zip(chunks, pool.imap(_process_chunk, chunks)):
-                results.extend(done)
+                results.append(done)
                 if progress:
                     progress(len(chunk))
-    return ProcessedTexts([r[0] for r in results], [r[1] for r in results])
+    return _collect(results)
 
 
 #: WordNet's detachment rules (NLTK ``WordNetCorpusReader.MORPHOLOGICAL_SUBSTITUTIONS``).
