@@ -132,3 +132,13 @@ def test_config_checks_name_the_values() -> None:
         ModelConfig(attention_dim=10, num_heads=4)
     with pytest.raises(ValueError, match="unknown preset 'nope'"):
         get_preset("nope")
+
+
+@pytest.mark.parametrize("preset", ["kemp", "wo-ece", "wo-edd", "transformer", "tiny"])
+def test_every_parameter_gets_a_gradient(preset) -> None:
+    """DDP needs it (no find_unused_parameters); only the baseline's unused emotion head is exempt."""
+    torch.manual_seed(0)
+    model = KEMP(get_preset(preset).model, V)
+    model(one_example()).loss.backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None]
+    assert missing == (["emotion_head.weight"] if preset == "transformer" else [])

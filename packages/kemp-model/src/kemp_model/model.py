@@ -282,7 +282,8 @@ class KEMP(nn.Module):
         self.encoder_layers = nn.ModuleList(EncoderLayer(config) for _ in range(config.encoder_layers))
         self.encoder_norm = nn.LayerNorm(d)
         self.emotion_head = nn.Linear(d, NUM_EMOTIONS, bias=False)  # W_e, Eq. 8
-        self.emotion_start = nn.Linear(NUM_EMOTIONS, d)  # W_z, Eq. 11
+        # W_z, Eq. 11 (only the emotion-dependency decoder starts from e_p)
+        self.emotion_start = nn.Linear(NUM_EMOTIONS, d) if config.emotion_decoder else None
         self.decoder_layers = nn.ModuleList(DecoderLayer(config) for _ in range(config.decoder_layers))
         self.decoder_norm = nn.LayerNorm(d)
         if config.tie_embeddings:
