@@ -76,3 +76,19 @@ def test_morphy_equals_nltk_wordnet_lemmatizer(nrc_vad: Path) -> None:
     mismatches = [(f, p) for f in forms for p in "nvar"
                   if text.lemma(f, p) != reference.lemmatize(f, p)]
     assert mismatches == []
+
+
+def test_lean_tagger_gives_nltk_tags_on_real_utterances(shared_data: Path) -> None:
+    from nltk.tag.perceptron import PerceptronTagger
+
+    from kemp_kg.dialogues import read_dialogues
+
+    conversations, _ = read_dialogues(shared_data / "ed" / "test.csv")
+    texts = sorted({t.text for c in conversations for t in c.turns})[::5]
+    reference = PerceptronTagger()
+    fast = text.PerceptronTags()
+    tokens = [text.tokenize(t) for t in texts]
+    assert sum(map(len, tokens)) > 30_000
+    assert [fast.tags(t) for t in tokens] == [[tag for _, tag in reference.tag(t)] for t in tokens]
+    assert fast.tags([]) == [] and fast.tags(["2019", "well-known", "7up"]) == [
+        tag for _, tag in reference.tag(["2019", "well-known", "7up"])]

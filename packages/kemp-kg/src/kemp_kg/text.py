@@ -123,11 +123,72 @@ def _tokenizer():
     return NLTKWordTokenizer()
 
 
-@lru_cache(maxsize=1)
-def _tagger():
-    from nltk.tag.perceptron import PerceptronTagger
+class PerceptronTags:
+    """NLTK's averaged perceptron tagger (its own weights), with a leaner ``tag`` loop.
 
-    return PerceptronTagger()
+    ``PerceptronTagger.tag`` builds a feature ``defaultdict`` through a closure and picks the best
+    class with a Python ``key`` lambda per class. This does the same arithmetic in the same order
+    (features in NLTK's order, each feature's weights in their dict order, ties to the
+    alphabetically greatest class), so the tags are identical (a test compares them on real
+    data), at about twice the speed. Tagging is the floor of the whole pipeline.
+    """
+
+    def __init__(self) -> None:
+        from nltk.tag.perceptron import PerceptronTagger
+
+        base = PerceptronTagger()
+        self.weights: dict[str, dict[str, float]] = base.model.weights
+        self.tagdict: dict[str, str] = base.tagdict
+        self.classes_desc = sorted(base.classes, reverse=True)
+        self.start = list(base.START)
+        self.end = list(base.END)
+        self._normalize = base.normalize
+
+    def tags(self, tokens: Sequence[str]) -> list[str]:
+        """The Penn tag of each token (= ``[t for _, t in PerceptronTagger().tag(tokens)]``)."""
+        from collections import defaultdict
+
+        weights, tagdict, classes = self.weights, self.tagdict, self.classes_desc
+        normalize = self._normalize
+        context = self.start + [normalize(w) for w in tokens] + self.end
+        prev, prev2 = self.start
+        out: list[str] = []
+        for i, word in enumerate(tokens):
+            tag = tagdict.get(word)
+            if not tag:
+                j = i + 2
+                c0, c1, c2 = context[j], context[j - 1], context[j + 1]
+                features = (
+                    "bias",
+                    "i suffix " + word[-3:],
+                    "i pref1 " + (word[0] if word else ""),
+                    "i-1 tag " + prev,
+                    "i-2 tag " + prev2,
+                    "i tag+i-2 tag " + prev + " " + prev2,
+                    "i word " + c0,
+                    "i-1 tag+i word " + prev + " " + c0,
+                    "i-1 word " + c1,
+                    "i-1 suffix " + c1[-3:],
+                    "i-2 word " + context[j - 2],
+                    "i+1 word " + c2,
+                    "i+1 suffix " + c2[-3:],
+                    "i+2 word " + context[j + 2],
+                )
+                scores: defaultdict[str, float] = defaultdict(float)
+                for feature in features:
+                    table = weights.get(feature)
+                    if table:
+                        for label, weight in table.items():
+                            scores[label] += weight
+                tag = max(classes, key=scores.__getitem__)
+            out.append(tag)
+            prev2, prev = prev, tag
+        return out
+
+
+@lru_cache(maxsize=1)
+def _tagger() -> PerceptronTags:
+    return PerceptronTags()
 
 
 @lru_cache(maxsize=1)
@@ -154,9 +215,9 @@ def query_pos_string(tokens: Sequence[str]) -> str:
     if not tokens:
         return ""
     stop = stopwords()
-    tags = _tagger().tag(list(tokens))
+    tags = _tagger().tags(tokens)
     out = []
-    for token, (_, tag) in zip(tokens, tags):
+    for token, tag in zip(tokens, tags):
         pos = QUERY_POS.get(tag[:1], NOT_QUERY)
         out.append(pos if pos != NOT_QUERY and token.isalpha() and token not in stop else NOT_QUERY)
     return "".join(out)
