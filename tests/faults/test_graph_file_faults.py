@@ -152,7 +152,8 @@ def test_disk_full_during_export_leaves_previous_file_and_no_partial(
     monkeypatch.setattr(schema.pa, "OSFile", full_disk)
     with pytest.raises(OSError) as caught:
         schema.write_graphs(final, [rows(2000, "new")], vocab=VOCAB, provenance={})
-    assert caught.value.errno == errno.ENOSPC or "No space left" in str(caught.value)
+    assert caught.value.errno == errno.ENOSPC and "No space left" in str(caught.value)
+    assert caught.value.filename == str(final)  # the name the user gave, not the temp file
     monkeypatch.undo()
     assert final.read_bytes() == before  # untouched
     assert entries(tmp_path) == ["out.arrow"]  # temp file removed

@@ -295,15 +295,19 @@ def write_graphs(
     schema = GRAPH_SCHEMA.with_metadata(_metadata(vocab, provenance))
     final = Path(path)
     with output_lock(final), atomic_path(final) as tmp:
-        with pa.OSFile(str(tmp), "wb") as sink, ipc.new_file(sink, schema) as writer:
-            for batch in batches:
-                table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
-                missing = [name for name in COLUMNS if name not in table.column_names]
-                if missing:
-                    raise ValueError(f"graph batch lacks column(s) {missing}")
-                table = table.select(list(COLUMNS)).cast(GRAPH_SCHEMA)
-                for record_batch in table.to_batches():
-                    writer.write_batch(record_batch)
+        try:
+            with pa.OSFile(str(tmp), "wb") as sink, ipc.new_file(sink, schema) as writer:
+                for batch in batches:
+                    table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
+                    missing = [name for name in COLUMNS if name not in table.column_names]
+                    if missing:
+                        raise ValueError(f"graph batch lacks column(s) {missing}")
+                    table = table.select(list(COLUMNS)).cast(GRAPH_SCHEMA)
+                    for record_batch in table.to_batches():
+                        writer.write_batch(record_batch)
+        except OSError as exc:  # disk full, quota, I/O error: name the file the user asked for
+            reason = exc.strerror or str(exc).replace("\n", " ")
+            raise OSError(exc.errno or errno.EIO, f"cannot write the graph file ({reason})", str(final)) from None
     return final
 
 

@@ -35,7 +35,9 @@ def main() -> None:
         sys.exit(2)
     except OSError as exc:  # disk full, permission denied, ...: environmental, not a bug
         where = f"{exc.filename}: " if exc.filename else ""
-        console.print(f"[bold red]error:[/] {where}{exc.strerror or exc}", highlight=False)
+        console.print(
+            f"[bold red]error:[/] {where}{exc.strerror or exc}", highlight=False, soft_wrap=True
+        )
         sys.exit(1)
     except KeyboardInterrupt:
         console.print("[bold red]interrupted[/]: outputs under their final names are untouched")
