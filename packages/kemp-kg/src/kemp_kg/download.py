@@ -15,7 +15,8 @@ What a download guarantees:
 * **Safe extraction.** Tar and zip archives are extracted member by member into a temporary
   folder next to the destination, which is renamed into place only when everything succeeded.
   Absolute paths, ``..`` components, backslashes, symlinks, hardlinks and device files are
-  refused, and the total extracted size and member count are capped (zip bombs).
+  refused, and the total extracted size and member count are capped (zip bombs). An earlier extraction is swapped out in one atomic
+  step (:func:`kemp_kg.schema.replace_folder`).
 * **Mirrors.** ``--mirror DIR`` copies ``DIR/<filename>`` (offline machines); ``--mirror URL``
   fetches ``URL/<filename>`` (internal HTTP mirrors). The same verification applies.
 * **One writer.** A lock file per resource makes a second concurrent download of the same file
@@ -47,6 +48,7 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from kemp_kg.errors import KempError
+from kemp_kg.schema import replace_folder
 
 #: The manifest shipped with the package.
 MANIFEST_FILE = Path(__file__).with_name("download_manifest.json")
@@ -713,13 +715,7 @@ def extract_archive(
         (tmp / EXTRACT_MARKER).write_text(
             json.dumps({"archive": archive.name, "sha256": archive_sha256}), encoding="utf-8"
         )
-        if dest_dir.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{dest_dir.name}.old-", dir=dest_dir.parent))
-            os.replace(dest_dir, old / dest_dir.name)
-            os.replace(tmp, dest_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, dest_dir)
+        replace_folder(tmp, dest_dir)  # one atomic exchange where the kernel supports it
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -39,6 +39,7 @@ import enum
 import errno
 import json
 import os
+import shutil
 import tempfile
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -198,6 +199,52 @@ def atomic_path(final: str | os.PathLike[str]) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+def _rename_exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths with Linux ``renameat2(RENAME_EXCHANGE)``; False if unsupported."""
+    try:
+        import ctypes
+
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError, ImportError):  # not glibc/Linux
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):  # kernel or filesystem lacks it
+        return False
+    raise OSError(code, os.strerror(code), str(b))
+
+
+def replace_folder(new: str | os.PathLike[str], final: str | os.PathLike[str]) -> None:
+    """Put the finished folder ``new`` in place of ``final`` (which may not exist yet).
+
+    The folder analogue of :func:`atomic_path`: build an output folder as ``FINAL.tmp-XXXX``
+    beside ``final``, then call this. Where the kernel can (Linux ``renameat2``), the two
+    folders are exchanged in ONE atomic step, so ``final`` names a complete folder at every
+    instant, even if the process is killed right then; elsewhere it falls back to two renames
+    (``final`` -> ``FINAL.old-XXXX``, ``new`` -> ``final``) with a short window in between. The
+    previous folder is deleted afterwards.
+    """
+    new, final = Path(new), Path(final)
+    if final.exists():
+        if _rename_exchange(new, final):
+            shutil.rmtree(new, ignore_errors=True)  # ``new`` now holds the previous folder
+            return
+        old = Path(tempfile.mkdtemp(prefix=f"{final.name}.old-", dir=final.parent))
+        os.replace(final, old / final.name)
+        os.replace(new, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(new, final)
+    with contextlib.suppress(OSError):  # make the rename durable
+        dir_fd = os.open(final.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
 
 
 class OutputBusyError(OSError):
