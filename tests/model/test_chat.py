@@ -158,3 +158,53 @@ def test_cli_chat_with_piped_stdin(run_dir: Path, tmp_path: Path, stand_in) -> N
     assert "(new conversation)" in result.output and "3 replies" in result.output
     assert [len(b) for b in stand_in.builds] == [1, 3, 1]
     assert "never read" not in json.dumps(stand_in.builds)
+
+
+def test_chat_end_to_end_with_the_kemp_kg_builder(
+    run_dir: Path, tmp_path: Path, nltk_data: Path
+) -> None:
+    """The real entry point, a real (sample) index, stdin piped into the installed command."""
+    import os
+    import subprocess
+    import sys
+
+    from kemp_kg.index import build_index
+    from kemp_kg.samples_data import write_samples
+
+    write_samples(tmp_path / "sample")
+    build_index(tmp_path / "sample" / "knowledge.tsv", tmp_path / "sample" / "lexicon.tsv",
+                tmp_path / "index")  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", "from kemp_model.cli import main; main()", "chat", str(run_dir),
+         "--index", str(tmp_path / "index"), "--device", "cpu", "--max-len", "5"],
+        input="my birthday party was great\ni am scared of the dark\n/quit\n",
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "NLTK_DATA": str(nltk_data), "COLUMNS": "200"},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout
+    assert out.count("kemp>") == 2 and out.count("emotion:") == 2
+    assert "birthday -> " in out  # knowledge from the sample index reached the graph
+    assert "2 replies" in out
+
+
+def test_builder_user_errors_become_one_line_errors(
+    run_dir: Path, tmp_path: Path, stand_in, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kemp_kg.errors import InputError
+
+    session = ChatSession.open(ChatConfig(run_dir=run_dir, index_dir=tmp_path, device="cpu"))
+
+    def broken(self, turns):
+        raise InputError("NLTK data missing: stopwords")
+
+    monkeypatch.setattr(StandInBuilder, "build", broken)
+    with pytest.raises(KempModelError, match="graph builder: NLTK data missing"):
+        session.respond("hello")
+
+    def buggy(self, turns):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(StandInBuilder, "build", buggy)
+    with pytest.raises(RuntimeError, match="a bug"):  # bugs are not dressed up as user errors
+        session.respond("hello")

@@ -114,6 +114,16 @@ class ChatReply:
     turns: int
 
 
+def _user_error(exc: Exception) -> bool:
+    """Whether ``exc`` is one of kemp-kg's user-facing errors (``kemp_kg.errors.KempError`` and
+    its subclasses: missing NLTK data, no index, ...), recognised by name because kemp-model may
+    not import ``kemp_kg.errors``."""
+    return any(
+        cls.__name__ == "KempError" and cls.__module__.startswith("kemp_kg")
+        for cls in type(exc).__mro__
+    )
+
+
 def _placeholder_target(table: Any) -> Any:
     """The chat row with ``target_ids`` = ``[EOS]`` where it is empty.
 
@@ -175,7 +185,12 @@ class ChatSession:
             raise KempModelError(
                 f"{config.index_dir}: no knowledge index; build one with `kemp-kg build-index`"
             )
-        builder = builder_class(config.index_dir, run.vocab, run.provenance)
+        try:
+            builder = builder_class(config.index_dir, run.vocab, run.provenance)
+        except Exception as exc:
+            if _user_error(exc):
+                raise KempModelError(f"graph builder: {exc}") from None
+            raise
         return cls(run.model, run.vocab, builder, config.decode, run.device, run.provenance)
 
     def reset(self) -> None:
@@ -192,7 +207,12 @@ class ChatSession:
         if not message:
             raise ValueError("empty message")
         turns = [*self.history, ("speaker", message)]
-        table = self.builder.build(turns)
+        try:
+            table = self.builder.build(turns)
+        except Exception as exc:
+            if _user_error(exc):
+                raise KempModelError(f"graph builder: {exc}") from None
+            raise
         if getattr(table, "num_rows", 1) != 1:
             raise KempModelError(f"graph builder returned {table.num_rows} rows for one dialogue")
         graphs = schema.GraphFile(
