@@ -41,3 +41,8 @@ test-slow: setup
 # Benchmarks (see bench/README.md); results land in bench/results/.
 bench name="all": setup
     {{bin}}/python bench/run.py {{name}}
+
+# Longer fuzzing (not CI): Hypothesis x30 and 200k coverage-guided runs of the ConceptNet line target.
+fuzz: setup
+    KEMP_FUZZ_SCALE=30 {{bin}}/python -m pytest -q -p no:cacheprovider tests/fuzz/test_parser_properties.py
+    mkdir -p work/fuzz && cd work/fuzz && ../../{{bin}}/python ../../tests/fuzz/fuzz_conceptnet_line.py -runs=200000 -max_len=256
