@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 
-@pytest.mark.parametrize("command", ["kemp-kg"])  # kemp-model: once it has a command
+@pytest.mark.parametrize("command", ["kemp-kg", "kemp-model"])
 def test_unknown_option_is_a_usage_error_not_a_traceback(command: str, tmp_path: Path) -> None:
     exe = Path(sys.executable).with_name(command)
     run = subprocess.run(

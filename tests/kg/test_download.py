@@ -365,6 +365,9 @@ def test_tar_extracts_with_strip_components_and_marker(tmp_path: Path) -> None:
     out = extract_archive(archive, tmp_path / "ed", kind="tar", strip_components=1,
                           expect_members=("train.csv", "sub/valid.csv"), archive_sha256="s")  # fmt: skip
     assert (out / "train.csv").read_bytes() == b"conv_id,utterance_idx\n"
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o777 & ~umask  # not mkdtemp's private 0700
     assert json.loads((out / dl.EXTRACT_MARKER).read_text())["sha256"] == "s"
     assert [p.name for p in tmp_path.iterdir() if ".tmp-" in p.name or ".old-" in p.name] == []
 
@@ -459,11 +462,6 @@ def test_safe_member_path_accepts_plain_relative_names(name: str, strip: int, ex
 
 
 def kemp_kg(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    import kemp_kg.cli
-    from kemp_kg.cli.app import app
-
-    if len(app.registered_commands) == 1 and args[0] == "download":
-        args = args[1:]  # typer collapses a one-command app into that command
     exe = Path(sys.executable).with_name("kemp-kg")
     return subprocess.run([str(exe), *args], cwd=cwd, capture_output=True, text=True, timeout=120)
 

@@ -715,6 +715,9 @@ def extract_archive(
         (tmp / EXTRACT_MARKER).write_text(
             json.dumps({"archive": archive.name, "sha256": archive_sha256}), encoding="utf-8"
         )
+        umask = os.umask(0o022)  # mkdtemp made the folder 0700; give it the user's usual mode
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)
         replace_folder(tmp, dest_dir)  # one atomic exchange where the kernel supports it
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
