@@ -208,3 +208,14 @@ def test_builder_user_errors_become_one_line_errors(
     monkeypatch.setattr(StandInBuilder, "build", buggy)
     with pytest.raises(RuntimeError, match="a bug"):  # bugs are not dressed up as user errors
         session.respond("hello")
+
+
+def test_index_defaults_to_the_one_in_the_provenance(
+    run_dir: Path, tmp_path: Path, stand_in
+) -> None:
+    from kemp_model.chat import recorded_index
+
+    assert recorded_index({"index": {"path": str(tmp_path)}}) == tmp_path
+    assert recorded_index({"index": "x"}) is None and recorded_index({}) is None
+    with pytest.raises(KempModelError, match="records no knowledge index; pass --index"):
+        ChatSession.open(ChatConfig(run_dir=run_dir, device="cpu"))  # provenance has no index

@@ -82,14 +82,15 @@ class ChatConfig:
 
     Attributes:
         run_dir: the run folder.
-        index_dir: the knowledge index (``kemp-kg build-index``) to retrieve concepts from.
+        index_dir: the knowledge index (``kemp-kg build-index``) to retrieve concepts from;
+            ``None`` = the index recorded in the run's graph provenance (``index.path``).
         decode: the decoding configuration.
         device: ``auto`` | ``cpu`` | ``cuda``.
         builder: entry-point name of the graph builder.
     """
 
     run_dir: Path
-    index_dir: Path
+    index_dir: Path | None = None
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     device: str = "auto"
     builder: str = ENTRY_POINT_NAME
@@ -112,6 +113,13 @@ class ChatReply:
     concepts: tuple[tuple[str, str, str, float], ...]
     response: str
     turns: int
+
+
+def recorded_index(provenance: Mapping[str, Any]) -> Path | None:
+    """The knowledge index folder named in a graph file's provenance (``index.path``), if any."""
+    index = provenance.get("index")
+    path = index.get("path") if isinstance(index, Mapping) else None
+    return Path(path) if isinstance(path, str) and path else None
 
 
 def _user_error(exc: Exception) -> bool:
@@ -181,12 +189,17 @@ class ChatSession:
         """
         run = load_inference_run(config.run_dir, config.device)
         builder_class = load_graph_builder(config.builder)
-        if not Path(config.index_dir).exists():
+        index_dir = config.index_dir or recorded_index(run.provenance)
+        if index_dir is None:
             raise KempModelError(
-                f"{config.index_dir}: no knowledge index; build one with `kemp-kg build-index`"
+                f"{config.run_dir}: the run records no knowledge index; pass --index DIR"
+            )
+        if not Path(index_dir).exists():
+            raise KempModelError(
+                f"{index_dir}: no knowledge index; build one with `kemp-kg build-index`"
             )
         try:
-            builder = builder_class(config.index_dir, run.vocab, run.provenance)
+            builder = builder_class(index_dir, run.vocab, run.provenance)
         except Exception as exc:
             if _user_error(exc):
                 raise KempModelError(f"graph builder: {exc}") from None

@@ -29,7 +29,9 @@ HELP_LINE = "Type a message and press Enter. /reset starts a new conversation, /
 @app.command("chat")
 def chat_command(
     run_dir: Path = typer.Argument(..., help="Run folder written by `kemp-model train`."),
-    index: Path = typer.Option(..., "--index", help="Knowledge index (`kemp-kg build-index`)."),
+    index: Path = typer.Option(
+        None, "--index", help="Knowledge index (default: the one the run's graphs were built with)."
+    ),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     decode: Decode = typer.Option(
         Decode.greedy, "--decode", help="Decoding preset: greedy, beam, topk, topp or diverse."
