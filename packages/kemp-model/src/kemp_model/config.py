@@ -196,7 +196,7 @@ def tiny() -> Preset:
             dropout=0.1, graph_dropout=0.1, label_smoothing=0.0,
         ),
         TrainConfig(
-            batch_size=8, max_steps=200, warmup_steps=50, noam_factor=2.0, eval_every=50,
+            batch_size=8, max_steps=200, warmup_steps=40, noam_factor=1.0, eval_every=50,
             log_every=5, bucket_batches=8,
         ),
     )  # fmt: skip
