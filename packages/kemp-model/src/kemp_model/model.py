@@ -23,8 +23,10 @@ Decoder (phase C):
 Differences from the official code (deliberate): graph attention masks non-neighbours with -inf
 (the official ``masked_fill(mask, 1e-24)`` leaves them attended), every vertex is updated (the
 official updates word vertices only), the copy distribution is the mean of the heads' attention
-distributions (the official takes a softmax of the summed logits), and losses are normalised per
-token / per example (the official sums the emotion loss over the batch).
+distributions (the official takes a softmax of the summed logits), losses are normalised per
+token / per example (the official sums the emotion loss over the batch), and label smoothing
+regularises the generator's vocabulary distribution (the official smooths the copy-mixed one;
+ours never builds the ``[B, T, V]`` mixture in training, see :meth:`KEMP.target_log_probs`).
 """
 
 from __future__ import annotations
