@@ -92,11 +92,13 @@ class SourceSpec:
         return "wordnet (NLTK WordNet 3.0)" if self.kind == "wordnet" else str(self.path)
 
 
-def _sha256_file(path: Path, chunk: int = 1 << 23) -> str:
+def _sha256_file(path: Path, chunk: int = 1 << 22) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
+    buffer = bytearray(chunk)
+    view = memoryview(buffer)
+    with open(path, "rb", buffering=0) as handle:
+        while size := handle.readinto(buffer):
+            digest.update(view[:size])
     return digest.hexdigest()
 
 
