@@ -239,3 +239,16 @@ def test_unreadable_dumps_are_one_line_errors_naming_the_file(tmp_path: Path) ->
         assert str(path) in message and "\n" not in message, (why, message)
         assert not (tmp_path / "idx").exists(), why
     assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+
+
+def test_out_of_memory_is_a_one_line_error_and_leaves_nothing(tmp_path: Path) -> None:
+    from kemp_kg.errors import KempError
+    from kemp_kg.index import BuildOptions
+
+    rows = [line("/r/RelatedTo", f"/c/en/w{i}", f"/c/en/v{i}", 1.0) for i in range(20000)]
+    (tmp_path / "d.csv").write_bytes(b"".join(rows))
+    with pytest.raises(KempError, match="ran out of memory") as info:
+        build_index(tmp_path / "d.csv", None, tmp_path / "idx",
+                    options=BuildOptions(memory_limit="1MB"))
+    assert "\n" not in str(info.value) and "--memory-limit" in str(info.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.csv"]

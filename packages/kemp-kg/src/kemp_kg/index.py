@@ -42,7 +42,7 @@ from typing import Any
 import duckdb
 
 from kemp_kg import __version__
-from kemp_kg.errors import IndexNotFoundError, InputError
+from kemp_kg.errors import IndexNotFoundError, InputError, KempError
 from kemp_kg.intensity import Lexicon, load_lexicon
 
 INDEX_FORMAT = "kemp-index/1"
@@ -465,6 +465,13 @@ def build_index(
             }
             (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
             _fsync_tree(tmp)
+    except duckdb.OutOfMemoryException as exc:
+        raise KempError(
+            f"{final}: DuckDB ran out of memory under memory_limit={options.memory_limit} "
+            f"({str(exc).splitlines()[0]}); raise --memory-limit or free memory"
+        ) from None
+    except duckdb.IOException as exc:  # source read errors are InputErrors already: this is us
+        raise KempError(f"{final}: cannot write the index ({str(exc).splitlines()[0]})") from None
     finally:
         if hasher is not None and hasher.is_alive():
             hasher.join()
