@@ -92,3 +92,21 @@ def test_lean_tagger_gives_nltk_tags_on_real_utterances(shared_data: Path) -> No
     assert [fast.tags(t) for t in tokens] == [[tag for _, tag in reference.tag(t)] for t in tokens]
     assert fast.tags([]) == [] and fast.tags(["2019", "well-known", "7up"]) == [
         tag for _, tag in reference.tag(["2019", "well-known", "7up"])]
+
+
+def test_stdlib_treebank_tokenizer_gives_nltk_tokens_on_real_sentences(shared_data: Path) -> None:
+    from nltk.tokenize import NLTKWordTokenizer
+
+    from kemp_kg.dialogues import read_dialogues
+
+    conversations, _ = read_dialogues(shared_data / "ed" / "valid.csv")
+    sentences = [s for c in conversations[::3] for t in c.turns
+                 for s in text._SENTENCE_RE.split(text.normalise(t.text).strip()) if s]
+    sentences += ['he said "hi" -- then (left) [ok] {x} <y> ... #1 $2 &c @d',
+                  "``quoted'' can't won't they'll 'tis “fancy” «guillemets» x" * 3]
+    fast = text.TreebankWords()
+    assert fast.fast and len(sentences) > 5_000
+    reference = NLTKWordTokenizer()
+    assert [fast.tokenize(s) for s in sentences] == [reference.tokenize(s) for s in sentences]
+    long = "word. " * 2000
+    assert fast.tokenize(long) == reference.tokenize(long)  # the long-input path
