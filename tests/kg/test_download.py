@@ -276,7 +276,7 @@ def test_persistently_corrupt_source_fails_and_leaves_nothing(tmp_path: Path, se
     script.corrupt_always.add("thing.bin")
     with pytest.raises(DownloadError, match="sha256 mismatch x2"):
         fetch_verified(resource(urls=(f"{base}/thing.bin",)), config(tmp_path))
-    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no part file, no lock file
 
 
 def test_second_url_is_tried_when_the_first_is_gone(tmp_path: Path, server) -> None:
@@ -318,9 +318,18 @@ def test_mirror_folder_and_mirror_url(tmp_path: Path, server) -> None:
 
 
 def test_a_second_concurrent_download_of_the_same_file_fails_clearly(tmp_path: Path) -> None:
-    with dl._exclusive_lock(tmp_path / ".thing.bin.lock"):
-        with pytest.raises(DownloadError, match="another `kemp-kg download`"):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys\nfrom kemp_kg import schema\nwith schema.output_lock(sys.argv[1]):\n"
+         "    print('locked', flush=True); sys.stdin.readline()", str(tmp_path / "thing.bin")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        with pytest.raises(OSError, match="another kemp process is writing"):
             fetch_verified(resource(urls=("http://127.0.0.1:9/x",)), config(tmp_path))
+    finally:
+        holder.communicate("\n", timeout=30)
+    assert not (tmp_path / "thing.bin.part").exists()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -494,3 +503,11 @@ def test_cli_checksum_mismatch_is_one_line_and_nonzero(tmp_path: Path) -> None:
 def test_cli_rejects_a_malformed_sha256_without_traceback(tmp_path: Path) -> None:
     run = kemp_kg("download", "glove", "--sha256", "xyz", "--to", "data", cwd=tmp_path)
     assert run.returncode != 0 and "Traceback" not in run.stderr and "64 hex" in run.stderr
+
+
+@pytest.mark.parametrize(
+    "name", ["../x", "a/../../x", "a/..", "/etc/passwd", "C:/x", "c:x", "..\\x", "a\x00b"]
+)
+def test_safe_member_path_refuses_escaping_names(name: str) -> None:
+    with pytest.raises(ArchiveError):
+        safe_member_path(name)

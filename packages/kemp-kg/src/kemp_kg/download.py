@@ -19,14 +19,14 @@ What a download guarantees:
   step (:func:`kemp_kg.schema.replace_folder`).
 * **Mirrors.** ``--mirror DIR`` copies ``DIR/<filename>`` (offline machines); ``--mirror URL``
   fetches ``URL/<filename>`` (internal HTTP mirrors). The same verification applies.
-* **One writer.** A lock file per resource makes a second concurrent download of the same file
-  fail with a clear message instead of interleaving bytes.
+* **One writer.** :func:`kemp_kg.schema.output_lock` on each file and extracted folder makes a
+  second concurrent download of the same file fail at once with a clear message instead of
+  interleaving bytes.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import http.client
 import json
@@ -48,7 +48,7 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from kemp_kg.errors import KempError
-from kemp_kg.schema import replace_folder
+from kemp_kg.schema import output_lock, replace_folder
 
 #: The manifest shipped with the package.
 MANIFEST_FILE = Path(__file__).with_name("download_manifest.json")
@@ -318,31 +318,6 @@ def _remove(*paths: Path) -> None:
             path.unlink()
 
 
-@contextlib.contextmanager
-def _exclusive_lock(lock_path: Path) -> Iterator[None]:
-    """Hold an exclusive, non-blocking lock on ``lock_path`` (a second holder fails clearly)."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows: no advisory locks, single writer assumed
-        yield
-        return
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    handle = open(lock_path, "a+b")  # noqa: SIM115 - held for the whole block
-    try:
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                raise DownloadError(
-                    f"{lock_path}: another `kemp-kg download` is writing this file; "
-                    "wait for it to finish, then rerun"
-                ) from None
-            raise
-        yield
-    finally:
-        handle.close()  # releases the lock; the lock file itself is harmless and reused
-
-
 # --------------------------------------------------------------------------------------------
 # Transfers
 
@@ -550,7 +525,7 @@ def fetch_verified(
     part, meta_path = _part_paths(dest)
     expected = config.sha256 or resource.sha256
     notes: list[str] = []
-    with _exclusive_lock(folder / f".{resource.filename}.lock"):
+    with output_lock(dest):  # a second download of this file fails at once (OutputBusyError)
         if dest.is_file():
             actual = sha256_file(dest)
             if expected is None or actual == expected:
@@ -814,7 +789,7 @@ def download(config: DownloadConfig) -> list[DownloadResult]:
                 )
             if config.extract and resource.extract:
                 assert resource.extract_to is not None
-                with _exclusive_lock(config.to / f".{resource.extract_to}.lock"):
+                with output_lock(config.to / resource.extract_to):
                     folder = extract_archive(
                         result.path,
                         config.to / resource.extract_to,
