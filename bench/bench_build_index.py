@@ -68,7 +68,8 @@ def timed(command: list[str], env: dict[str, str] | None = None) -> dict[str, ob
         "wall_s": round(wall, 3),
         "peak_rss_mib": round(int(rss.group(1)) / 1024, 1) if rss else None,
         "cpu_percent": int(cpu.group(1)) if cpu else None,
-        "cpu_s": round(float(user.group(1)) + float(system.group(1)), 2) if user and system else None,
+        "cpu_s": (round(float(user.group(1)) + float(system.group(1)), 2)
+                  if user and system else None),
         "load_avg_1min_before": round(load_before, 2),
         "stdout": run.stdout,
     }

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-SAMPLES = Path(__file__).resolve().parents[2] / "packages" / "kemp-kg" / "src" / "kemp_kg" / "samples"
+REPO = Path(__file__).resolve().parents[2]
+SAMPLES = REPO / "packages" / "kemp-kg" / "src" / "kemp_kg" / "samples"
 
 
 @pytest.fixture(scope="session")

@@ -23,7 +23,9 @@ def write_triples(path: Path, rows: list[str]) -> Path:
     return path
 
 
-def test_manifest_and_files(sample_index: Path, sample_knowledge: Path, sample_lexicon: Path) -> None:
+def test_manifest_and_files(
+    sample_index: Path, sample_knowledge: Path, sample_lexicon: Path
+) -> None:
     names = {p.name for p in sample_index.iterdir()}
     assert names == {"index.duckdb", "edges.parquet", "lexicon.parquet", "concepts.parquet",
                      "manifest.json"}

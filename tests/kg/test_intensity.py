@@ -1,4 +1,4 @@
-"""Eq. 1 (kemp_kg.intensity): reference values over the real NRC-VAD v1, properties, bad lexicons."""
+"""Eq. 1 (kemp_kg.intensity): reference values over the real NRC-VAD v1, properties, bad files."""
 
 from __future__ import annotations
 
@@ -38,7 +38,9 @@ def test_raw_norm_by_hand() -> None:
 
 
 @given(v=unit, a=unit, lo=st.floats(0.0, 0.4), span=st.floats(0.01, 0.6))
-def test_normalised_intensity_always_in_unit_interval(v: float, a: float, lo: float, span: float) -> None:
+def test_normalised_intensity_always_in_unit_interval(
+    v: float, a: float, lo: float, span: float
+) -> None:
     eta = normalise_intensity(emotion_intensity(v, a), lo, lo + span)
     assert 0.0 <= eta <= 1.0
 
@@ -83,7 +85,9 @@ def test_normalise_rejects_bad_range() -> None:
         ("\t0.5\t0.5\t0.5\n", 2, "empty word"),
     ],
 )
-def test_bad_lexicon_line_is_named_by_number(tmp_path: Path, body: str, line: int, what: str) -> None:
+def test_bad_lexicon_line_is_named_by_number(
+    tmp_path: Path, body: str, line: int, what: str
+) -> None:
     path = tmp_path / "lex.txt"
     path.write_text("Word\tValence\tArousal\tDominance\n" + body)
     with pytest.raises(InputError) as info:
@@ -96,7 +100,8 @@ def test_bad_lexicon_line_is_named_by_number(tmp_path: Path, body: str, line: in
 def test_bad_lexicon_header_non_utf8_missing_and_empty(tmp_path: Path) -> None:
     cases = {
         "header.txt": b"word,valence\n",
-        "bytes.txt": b"Word\tValence\tArousal\tDominance\nok\t0.5\t0.5\t0.5\n\xff\xfe\t0.1\t0.2\t0.3\n",
+        "bytes.txt": b"Word\tValence\tArousal\tDominance\nok\t0.5\t0.5\t0.5\n"
+        b"\xff\xfe\t0.1\t0.2\t0.3\n",
         "empty.txt": b"",
         "onlyheader.txt": b"Word\tValence\tArousal\tDominance\n",
     }
@@ -119,7 +124,8 @@ def test_sample_lexicon_is_valid_and_not_nrc(sample_lexicon: Path, nrc_vad: Path
     assert 300 <= len(sample) <= 600
     eta = sample.lookup()
     assert eta["happy"] > 0.8 and eta["table"] < 0.2
-    nrc = {w: (v, a, d) for w, v, a, d in zip(*(lambda l: (l.words, l.valence, l.arousal, l.dominance))(load_lexicon(nrc_vad)))}
+    full = load_lexicon(nrc_vad)
+    nrc = dict(zip(full.words, zip(full.valence, full.arousal, full.dominance)))
     same = sum(1 for i, w in enumerate(sample.words)
                if nrc.get(w) == (sample.valence[i], sample.arousal[i], sample.dominance[i]))
     assert same == 0  # written for kemp, not copied from NRC-VAD

@@ -3,12 +3,14 @@
 The official dump (``conceptnet-assertions-5.7.0.csv.gz``) is tab-separated, one assertion per
 line, no header, no quoting::
 
-    /a/[/r/IsA/,/c/en/ice_cream/n/,/c/en/dessert/n/]  /r/IsA  /c/en/ice_cream/n  /c/en/dessert/n  {"dataset": ..., "weight": 2.0, ...}
+    /a/[/r/IsA/,/c/en/ice_cream/n/,/c/en/dessert/n/]  /r/IsA  /c/en/ice_cream/n
+        /c/en/dessert/n  {"dataset": ..., "weight": 2.0, ...}     (one line, 5 tab-separated fields)
 
 :func:`load_dump` scans it with DuckDB's parallel CSV reader (no Python loop over rows), keeps the
 English-English assertions (BOTH ends must start with ``/c/en/``; the official KEMP code tests the
 head twice), parses the concept URIs into a term and a part of speech, the relation, and the
-``weight`` and ``dataset`` of the JSON metadata. Malformed lines are skipped and counted by reason;
+``weight`` and ``dataset`` of the JSON metadata (parsed for the English-English rows only: bad JSON
+elsewhere does not matter). Malformed lines are skipped and counted by reason;
 a file that cannot be read at all is a one-line :class:`~kemp_kg.errors.InputError`.
 
 :func:`parse_concept_uri` and :func:`parse_relation_uri` are the same rules in plain Python (for
@@ -63,7 +65,7 @@ def parse_concept_uri(uri: str) -> ConceptURI | None:
 
     Returns None for anything that is not a concept URI with a term that is more than spaces.
     Same rules as the SQL in :func:`concept_term_sql` / :func:`concept_pos_sql`, with one caveat:
-    Python's ``str.lower`` applies Unicode's full, context-sensitive case mapping (``İ`` -> ``i̇``,
+    Python's ``str.lower`` uses Unicode's full, context-sensitive case mapping (``İ`` -> ``i̇``,
     final sigma) where DuckDB applies the simple one. ConceptNet URIs are already lowercase, so the
     two never differ on a real dump.
     """
@@ -95,13 +97,13 @@ def concept_term_sql(column: str) -> str:
 
 
 def concept_pos_sql(column: str) -> str:
-    """SQL for the POS of a concept-URI column: the 5th path part when it is a POS tag, else NULL."""
+    """SQL for the POS of a concept-URI column: the 5th path part if it is a POS tag, else NULL."""
     tags = "".join(sorted(POS_TAGS))
     return f"nullif(regexp_extract({column}, '^/c/[^/]+/[^/]*/([{tags}])(?:/|$)', 1), '')"
 
 
 def relation_sql(column: str) -> str:
-    """SQL for the relation name of a relation-URI column (same rule as :func:`parse_relation_uri`)."""
+    """SQL for the relation name of a relation-URI column (rule of :func:`parse_relation_uri`)."""
     return (
         f"CASE WHEN prefix({column}, '/r/dbpedia/') OR {column} = '/r/dbpedia' THEN 'dbpedia' "
         f"WHEN prefix({column}, '/r/') THEN regexp_extract({column}, '^/r/([^/]*)', 1) "
@@ -256,7 +258,8 @@ def load_dump(
     The rows written are already unique on (head, relation, tail) with the highest weight (ties
     broken by POS and dataset, so the result is deterministic) and hold no self-loop: the hash
     aggregate runs while DuckDB reads the file, so the English rows are never materialised.
-    ``counts`` says how many self-loops and duplicates were removed. ``scratch`` is a folder for the recovered prefix of a truncated gzip file.
+    ``counts`` says how many self-loops and duplicates were removed. ``scratch`` is a folder
+    for the recovered prefix of a truncated gzip file.
 
     Raises:
         InputError: the file does not exist, is not readable, is not gzip although named so, or
@@ -381,7 +384,8 @@ def load_dump(
     )
     (edges,) = con.execute("SELECT count(*) FROM kemp_cn_groups WHERE problem IS NULL").fetchone()
     con.execute("DROP TABLE kemp_cn_groups")
-    rejected = sum(skipped.get(r, 0) for r in ("wrong column count", "non-UTF-8", "other CSV error"))
+    csv_reasons = ("wrong column count", "non-UTF-8", "other CSV error")
+    rejected = sum(skipped.get(r, 0) for r in csv_reasons)
     if scanned == 0 and rejected > 0:
         raise InputError(
             f"{path}: no readable assertion line ({rejected} lines rejected: "

@@ -182,7 +182,8 @@ def _same_input(
         return False
     if manifest.get("options") != options.fingerprint():
         return False
-    if not all((index_dir / name).is_file() for name in (DB_NAME, *(t + ".parquet" for t in EXPORTED_TABLES))):
+    files = (DB_NAME, *(table + ".parquet" for table in EXPORTED_TABLES))
+    if not all((index_dir / name).is_file() for name in files):
         return False
     return src.get("sha256") == source_hash()
 
@@ -568,8 +569,8 @@ def open_index(index_dir: str | os.PathLike[str]) -> KnowledgeIndex:
                                  f"or {DB_NAME}); {hint}")
     if manifest.get("format") != INDEX_FORMAT:
         raise IndexNotFoundError(
-            f"{path}: index format {manifest.get('format')!r}, this kemp-kg reads {INDEX_FORMAT!r}; "
-            f"{hint} --force"
+            f"{path}: index format {manifest.get('format')!r}, this kemp-kg reads "
+            f"{INDEX_FORMAT!r}; {hint} --force"
         )
     return KnowledgeIndex(path, manifest)
 

@@ -150,7 +150,9 @@ def load_lexicon(path: str | os.PathLike[str]) -> Lexicon:
         raise InputError(f"{path}: the lexicon file is empty (expected an NRC-VAD header line)")
     header = tuple(field.strip().lower() for field in lines[0].split("\t"))
     if header != LEXICON_HEADER:
-        raise _bad_line(path, 1, f"header is {lines[0][:80]!r}, not 'Word Valence Arousal Dominance'")
+        raise _bad_line(
+            path, 1, f"header is {lines[0][:80]!r}, not 'Word Valence Arousal Dominance'"
+        )
     words: list[str] = []
     values: list[tuple[float, float, float]] = []
     seen: dict[str, int] = {}

@@ -1,4 +1,4 @@
-"""A knowledge source as plain triples: a ``.tsv`` or ``.parquet`` file of head, relation, tail, weight.
+"""A knowledge source as plain triples: ``.tsv`` or ``.parquet`` of head, relation, tail, weight.
 
 TSV layout (tab-separated, no quoting, UTF-8)::
 
@@ -102,10 +102,13 @@ def load_triples(
                 ).fetchall()
             }
         except duckdb.Error as exc:
-            raise InputError(f"{path}: cannot read as Parquet ({str(exc).splitlines()[0]})") from None
+            message = str(exc).splitlines()[0]
+            raise InputError(f"{path}: cannot read as Parquet ({message})") from None
         missing = [c for c in TRIPLES_HEADER if c not in columns]
         if missing:
-            raise InputError(f"{path}: Parquet file lacks column(s) {missing}; needs {list(TRIPLES_HEADER)}")
+            raise InputError(
+                f"{path}: Parquet file lacks column(s) {missing}; needs {list(TRIPLES_HEADER)}"
+            )
         head_pos = "head_pos" if "head_pos" in columns else None
         tail_pos = "tail_pos" if "tail_pos" in columns else None
         dataset_sql = "coalesce(CAST(dataset AS VARCHAR), ?)" if "dataset" in columns else "?"
@@ -143,11 +146,16 @@ def load_triples(
         raise InputError(f"{path}: cannot read the triples ({str(exc).splitlines()[0]})") from None
     if not path.name.lower().endswith(".parquet"):
         for error_type, lines in con.execute(
-            "SELECT error_type, count(DISTINCT (file_id, line)) FROM kemp_triple_rejects GROUP BY ALL"
+            "SELECT error_type, count(DISTINCT (file_id, line)) FROM kemp_triple_rejects "
+            "GROUP BY ALL"
         ).fetchall():
             kind = str(error_type).upper()
-            reason = ("wrong column count" if "COLUMNS" in kind else
-                      "non-UTF-8" if ("ENCODING" in kind or "UNICODE" in kind) else "other CSV error")
+            if "COLUMNS" in kind:
+                reason = "wrong column count"
+            elif "ENCODING" in kind or "UNICODE" in kind:
+                reason = "non-UTF-8"
+            else:
+                reason = "other CSV error"
             skipped[reason] = skipped.get(reason, 0) + int(lines)
     total, bad_weight, bad_term = con.execute(
         "SELECT count(*), count(*) FILTER (weight IS NULL OR NOT isfinite(weight)), "

@@ -1,4 +1,4 @@
-"""WordNet 3.0 (through NLTK's corpus reader) as a knowledge source, mapped onto ConceptNet relations.
+"""WordNet 3.0 (through NLTK's corpus reader) as a knowledge source, in ConceptNet's relations.
 
 ConceptNet imports WordNet itself (``conceptnet5/readers/wordnet.py``: hypernym -> IsA,
 part_meronym -> PartOf, similar -> SimilarTo, antonym -> Antonym, derivation -> DerivedFrom,
@@ -70,11 +70,14 @@ SYNSET_POINTERS: dict[str, tuple[str, float, bool]] = {
     "usage_domains": ("HasContext", 2.0, False),
 }
 #: Relations stored once per unordered pair (head < tail).
-SYMMETRIC: frozenset[str] = frozenset({"Synonym", "Antonym", "SimilarTo", "RelatedTo", "DerivedFrom"})
+SYMMETRIC: frozenset[str] = frozenset(
+    {"Synonym", "Antonym", "SimilarTo", "RelatedTo", "DerivedFrom"}
+)
 
 #: Every (relation, weight) this source can emit, for documentation and tests.
 RELATION_WEIGHTS: dict[str, tuple[float, ...]] = {}
-for _rel, _w in (SYNONYM, ANTONYM, DERIVED, PERTAINYM, *((r, w) for r, w, _ in SYNSET_POINTERS.values())):
+_ALL = (SYNONYM, ANTONYM, DERIVED, PERTAINYM, *((r, w) for r, w, _ in SYNSET_POINTERS.values()))
+for _rel, _w in _ALL:
     RELATION_WEIGHTS[_rel] = tuple(sorted(set(RELATION_WEIGHTS.get(_rel, ())) | {_w}))
 
 

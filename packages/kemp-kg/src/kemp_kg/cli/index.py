@@ -133,5 +133,7 @@ def query_command(
     table.add_column("weight", justify="right")
     table.add_column("intensity", justify="right")
     for row in rows:
-        table.add_row(row.concept, row.relation, f"{row.weight:.2f}", f"{row.concept_intensity:.3f}")
+        table.add_row(
+            row.concept, row.relation, f"{row.weight:.2f}", f"{row.concept_intensity:.3f}"
+        )
     out.print(table)
