@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import duckdb
@@ -26,6 +27,9 @@ def write_triples(path: Path, rows: list[str]) -> Path:
 def test_manifest_and_files(
     sample_index: Path, sample_knowledge: Path, sample_lexicon: Path
 ) -> None:
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert sample_index.stat().st_mode & 0o777 == 0o777 & ~umask  # not mkdtemp's 0700
     names = {p.name for p in sample_index.iterdir()}
     assert names == {"index.duckdb", "edges.parquet", "lexicon.parquet", "concepts.parquet",
                      "manifest.json"}

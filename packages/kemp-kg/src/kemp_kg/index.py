@@ -198,6 +198,9 @@ def _building(final: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    umask = os.umask(0o022)  # mkdtemp made the folder 0700; give it the user's usual mode
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)
     old = None
     if final.exists():
         old = Path(tempfile.mkdtemp(prefix=f"{final.name}.old-", dir=final.parent))
