@@ -65,7 +65,11 @@ _RAW_EDGES_DDL = (
 
 @dataclass(frozen=True)
 class BuildOptions:
-    """Options that change what an index holds (recorded in the manifest; part of the no-op key).
+    """Build settings.
+
+    None of the current ones changes what the index holds, so :meth:`fingerprint` (written to the
+    manifest as ``options`` and part of the no-op key) is empty; an option that changes the
+    content must be added there.
 
     Attributes:
         memory_limit: DuckDB memory limit for the build (spills to disk beyond it).
@@ -82,14 +86,11 @@ class BuildOptions:
 
 @dataclass(frozen=True)
 class SourceSpec:
-    """A resolved knowledge source: kind, path (None for nothing on disk), size and checksum."""
+    """A resolved knowledge source: kind, path (for WordNet: its NLTK folder) and size in bytes."""
 
     kind: str
     path: Path
     bytes: int
-
-    def describe(self) -> str:
-        return "wordnet (NLTK WordNet 3.0)" if self.kind == "wordnet" else str(self.path)
 
 
 def _sha256_file(path: Path, chunk: int = 1 << 22) -> str:
