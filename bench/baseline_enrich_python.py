@@ -1,12 +1,13 @@
 """Plain-Python per-example baseline for `kemp-kg enrich` (what the official KEMP code does).
 
 For every example separately, in one process: clean + tokenise each history turn and the target
-(the same :func:`kemp_kg.text.tokenize`), POS-tag each history turn with ``nltk.pos_tag`` (one call
-per turn per example, as ``read_our_dataset`` does), lemmatise query words with NLTK's
-``WordNetLemmatizer``, look every query word up in a Python dict ``word -> [(concept, relation,
-weight, intensity), ...]`` loaded once from the index's ``neighbours`` view (the official code's
-``ConceptNet_VAD_dict.json``), filter/rank/cut per word in Python, then de-duplicate and cut per
-example, and map tokens to ids and intensities with dicts. No utterance is processed once for
+(NLTK's own word tokenizer, with kemp's contraction table and sentence rule), POS-tag each history
+turn with ``nltk.pos_tag`` (one call per turn per example, as ``read_our_dataset`` does),
+lemmatise query words with NLTK's ``WordNetLemmatizer``, look every query word up in a Python dict
+``word -> [(concept, relation, weight, intensity), ...]`` loaded once from the index's
+``neighbours`` view (the official code's ``ConceptNet_VAD_dict.json``), filter/rank/cut per word
+in Python, then de-duplicate and cut per example, and map tokens to ids and intensities with
+dicts. No utterance is processed once for
 all examples; no second core is used.
 
 It runs on a random sample of examples (``--sample``, seeded) and the harness EXTRAPOLATES the
@@ -46,7 +47,15 @@ def main(argv: list[str] | None = None) -> int:
     from kemp_kg import schema
     from kemp_kg.dialogues import expand_examples, read_dialogues
     from kemp_kg.presets import paper
-    from kemp_kg.text import QUERY_POS, tokenize
+    from nltk.tokenize import NLTKWordTokenizer
+
+    from kemp_kg.text import _SENTENCE_RE, QUERY_POS, normalise
+
+    nltk_words = NLTKWordTokenizer()
+
+    def tokenize(text: str) -> list[str]:  # nltk.word_tokenize with kemp's sentence rule
+        return [tok for sentence in _SENTENCE_RE.split(normalise(text).strip()) if sentence
+                for tok in nltk_words.tokenize(sentence)]
 
     config = paper()
     clock = time.perf_counter()
