@@ -291,7 +291,6 @@ def test_disk_full_during_enrich_is_one_line_and_keeps_the_previous_graphs(tmp_p
     assert sorted(p.name for p in tmp_path.iterdir()) == ["graphs.arrow"]
 
 
-@pytest.mark.xfail(strict=True, reason="build-index lets duckdb.IOException/FatalException (disk full) escape as a traceback")
 def test_disk_full_during_build_index_is_one_line_and_keeps_the_previous_index(tmp_path: Path, golden) -> None:
     index_dir = tmp_path / "index"
     shutil.copytree(golden["index"], index_dir)
@@ -505,13 +504,18 @@ def test_bad_checkpoints_are_one_line(tmp_path: Path, golden, golden_run) -> Non
 def test_concurrent_enrich_of_one_output_fails_clearly_while_the_first_writes(tmp_path: Path, golden) -> None:
     out = tmp_path / "graphs.arrow"
     argv = ["enrich", str(golden["inputs"] / "dialogues.jsonl"), "--index", str(golden["index"]), "--out", str(out)]
+    release = tmp_path.parent / f"{tmp_path.name}.release"
     hold = f"""
+        import pathlib
         from kemp_kg import schema
         _orig = schema.write_graphs
         def _slow(path, batches, **kw):
             def gen():
                 for batch in batches:
-                    print("{MARKER}", flush=True); time.sleep(2)
+                    print("{MARKER}", flush=True)
+                    deadline = time.time() + 120
+                    while not pathlib.Path({str(release)!r}).exists() and time.time() < deadline:
+                        time.sleep(0.05)  # hold the output until the test has run the second enrich
                     yield batch
             return _orig(path, gen(), **kw)
         schema.write_graphs = _slow
@@ -523,6 +527,7 @@ def test_concurrent_enrich_of_one_output_fails_clearly_while_the_first_writes(tm
         if MARKER in line:
             break
     second = run("kemp_kg", argv, cwd=tmp_path)
+    release.touch()
     first_out, first_err = first.communicate(timeout=120)
     assert first.returncode == 0, first_err[-3000:]
     assert "another kemp process is writing" in one_line_error(second)
@@ -535,11 +540,16 @@ def test_concurrent_enrich_of_one_output_fails_clearly_while_the_first_writes(tm
                    "runs to the end and silently replaces (or races) the first")
 def test_concurrent_build_index_of_one_folder_fails_clearly(tmp_path: Path, golden) -> None:
     index_dir = tmp_path / "index"
+    release = tmp_path.parent / f"{tmp_path.name}.release"
     hold = f"""
+        import pathlib
         import kemp_kg.index as m
         _orig = m._write_index
         def _slow(*a, **k):
-            print("{MARKER}", flush=True); time.sleep(3)
+            print("{MARKER}", flush=True)
+            deadline = time.time() + 120
+            while not pathlib.Path({str(release)!r}).exists() and time.time() < deadline:
+                time.sleep(0.05)  # hold the build until the second one has run
             return _orig(*a, **k)
         m._write_index = _slow
     """
@@ -552,6 +562,7 @@ def test_concurrent_build_index_of_one_folder_fails_clearly(tmp_path: Path, gold
     inputs = golden["inputs"]
     second = run("kemp_kg", ["build-index", str(inputs / "knowledge.tsv"), "--lexicon", str(inputs / "lexicon.tsv"),
                              "--index", str(index_dir)], cwd=tmp_path)  # fmt: skip
+    release.touch()
     first.communicate(timeout=120)
     assert neighbours(index_dir, "kempfault") in ([], ["sentinel"])  # whichever won, the index is whole
     assert "another kemp process" in one_line_error(second)
