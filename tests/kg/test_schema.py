@@ -108,3 +108,23 @@ def test_edge_lists_derive_the_three_edge_types() -> None:
     assert edges["temporary"] == [(1, 2), (2, 3)]
     assert edges["emotion"] == [(3, 4), (1, 5)]
     assert edges["globality"] == [(0, 1), (0, 2), (0, 3), (0, 4), (0, 5)]
+
+
+def test_verify_catches_damage_inside_a_record_batch(tmp_path: Path) -> None:
+    path = schema.write_graphs(tmp_path / "g.arrow", [rows(64)], vocab=VOCAB, provenance={})
+    schema.open_graphs(path).verify()  # intact file passes
+    # damage the file bytes: every context_ids list has 4 ids, so its offsets run 0, 4, 8, ...;
+    # point the second offset far outside the values buffer (the footer stays intact)
+    data = bytearray(path.read_bytes())
+    needle = (0).to_bytes(4, "little") + (4).to_bytes(4, "little") + (8).to_bytes(4, "little")
+    at = data.find(needle)
+    assert at > 0, "offsets run of context_ids not found"
+    data[at + 4 : at + 8] = (10**6).to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+    with pytest.raises(schema.GraphFileError, match="damaged record batch"):
+        schema.open_graphs(path).verify()
+
+
+def test_outputs_get_the_usual_permissions(tmp_path: Path) -> None:
+    path = schema.write_graphs(tmp_path / "g.arrow", [rows(1)], vocab=VOCAB, provenance={})
+    assert path.stat().st_mode & 0o777 == 0o666 & ~schema._umask()

@@ -159,6 +159,24 @@ class GraphFile:
     def __len__(self) -> int:
         return self.table.num_rows
 
+    def verify(self) -> None:
+        """Check every offset and value of the mapped file (O(file size), touches every page).
+
+        Opening trusts the file's buffers so that it stays O(footer); a file whose bytes were
+        damaged *inside* its record batches (footer intact) would then fault in native code when
+        read. Long jobs (training, evaluation) call this once before the first batch.
+
+        Raises:
+            GraphFileError: naming the file(s) and saying what to rerun.
+        """
+        try:
+            self.table.validate(full=True)
+        except (pa.ArrowInvalid, pa.ArrowException) as exc:
+            names = ", ".join(str(p) for p in self.paths)
+            raise GraphFileError(
+                f"{names}: damaged record batch ({str(exc).splitlines()[0]}); rerun `kemp-kg enrich`"
+            ) from None
+
 
 def _metadata(vocab: Sequence[str], provenance: Mapping[str, object]) -> dict[bytes, bytes]:
     if tuple(vocab[: len(SPECIAL_TOKENS)]) != SPECIAL_TOKENS:
@@ -170,6 +188,12 @@ def _metadata(vocab: Sequence[str], provenance: Mapping[str, object]) -> dict[by
         META_EMOTIONS: json.dumps(list(EMOTIONS)).encode(),
         META_RELATIONS: json.dumps(list(RELATIONS)).encode(),
     }
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager
@@ -184,6 +208,7 @@ def atomic_path(final: str | os.PathLike[str]) -> Iterator[Path]:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the user's usual mode
     try:
         yield tmp
         with open(tmp, "rb+") as handle:
