@@ -40,7 +40,8 @@ def test_jsonl_reads_records_and_expands_listener_turns(tmp_path: Path) -> None:
     assert conversations[0].situation == "job"
     examples = expand_examples(conversations)
     assert [e.example_id for e in examples] == ["a:1", "a:3", "b:1"]
-    assert [t.text for t in examples[1].history] == ["I got the job!", "Congratulations!", "Thanks."]
+    assert [t.text for t in examples[1].history] == [
+        "I got the job!", "Congratulations!", "Thanks."]
     assert examples[1].target.text == "When do you start?"
     assert report.conversations == 2 and not report.skipped
 
@@ -79,7 +80,8 @@ def bad_file(tmp_path: Path) -> Path:
         {"turns": []},
     ])
     with open(path, "ab") as handle:
-        handle.write(b'{"id": "latin", "split": "train", "turns": [{"role": "speaker", "text": "caf\xe9"}]}\n')
+        handle.write(b'{"id": "latin", "split": "train", '
+                     b'"turns": [{"role": "speaker", "text": "caf\xe9"}]}\n')
     return path
 
 

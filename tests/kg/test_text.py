@@ -54,7 +54,9 @@ def test_parallel_run_equals_serial_and_keeps_order() -> None:
     assert "a" in serial.query_pos[1] or "n" in serial.query_pos[1]
 
 
-def test_missing_nltk_data_is_one_clear_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_missing_nltk_data_is_one_clear_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     import nltk
 
     monkeypatch.setattr(nltk.data, "path", [str(tmp_path)])

@@ -131,7 +131,7 @@ class ReadReport:
     messages: list[str] = field(default_factory=list)
 
     def note(self, reason: str, message: str, *, strict: bool) -> None:
-        """Count ``reason``; raise :class:`InputError` instead when ``strict`` and it is an error."""
+        """Count ``reason``; raise :class:`InputError` instead if ``strict`` and it is an error."""
         is_error = reason in ERROR_REASONS
         if is_error and strict:
             raise InputError(f"{message} [{reason}]; fix the record or run without --strict")
@@ -188,7 +188,9 @@ def _validate(
             strict=strict,
         )
     if turns is not conv.turns:
-        conv = Conversation(conv.conv_id, conv.split, conv.emotion, conv.situation, turns, conv.where)
+        conv = Conversation(
+            conv.conv_id, conv.split, conv.emotion, conv.situation, turns, conv.where
+        )
     return conv
 
 
@@ -203,7 +205,7 @@ def _lines(path: Path) -> Iterator[tuple[int, str | None, bytes]]:
                 yield number, None, raw
 
 
-# --------------------------------------------------------------------------- EmpatheticDialogues CSV
+# ------------------------------------------------------------------------- EmpatheticDialogues CSV
 
 
 def _split_from_name(path: Path) -> str | None:
@@ -217,7 +219,7 @@ def read_ed_csv(
     strict: bool = False,
     report: ReadReport | None = None,
 ) -> list[Conversation]:
-    """Read one official EmpatheticDialogues CSV (line by line, ``split(',')``, ``_comma_`` -> ``,``).
+    """Read one official EmpatheticDialogues CSV: by line, ``split(',')``, ``_comma_`` -> ``,``.
 
     Args:
         path: ``train.csv`` / ``valid.csv`` / ``test.csv`` (or any name with ``split=``).
@@ -332,7 +334,8 @@ def _record_to_conversation(
     if emotion is not None and not isinstance(emotion, str):
         emotion = str(emotion)
     situation = record.get("situation")
-    record_split = _normalise_split(record.get("split")) if record.get("split") is not None else None
+    raw_split = record.get("split")
+    record_split = _normalise_split(raw_split) if raw_split is not None else None
     if record.get("split") is not None and record_split is None:
         report.note("unknown_split", f"{where}: split {record.get('split')!r}", strict=strict)
         return None
@@ -361,7 +364,7 @@ def read_jsonl(
     strict: bool = False,
     report: ReadReport | None = None,
 ) -> list[Conversation]:
-    """Read a kemp dialogues ``.jsonl`` (or the shared ``ed_conversations.jsonl``) record by record."""
+    """Read a kemp dialogues ``.jsonl`` (or the shared ``ed_conversations.jsonl``) by record."""
     path = Path(path)
     report = report if report is not None else ReadReport()
     out: list[Conversation] = []

@@ -184,13 +184,15 @@ class TokenTables:
         con.register("token_words", word_table)
         try:
             hits = _arrow(
-                con, "SELECT t.code, l.intensity FROM token_words t JOIN lexicon l ON l.word = t.word"
+                con,
+                "SELECT t.code, l.intensity FROM token_words t JOIN lexicon l ON l.word = t.word",
             )
         finally:
             con.unregister("token_words")
         word_intensity = np.zeros(len(words), dtype=np.float32)
         if hits.num_rows:
-            word_intensity[hits["code"].to_numpy()] = hits["intensity"].to_numpy().astype(np.float32)
+            values = hits["intensity"].to_numpy().astype(np.float32)
+            word_intensity[hits["code"].to_numpy()] = values
         self.intensity = word_intensity[codes] if len(codes) else np.zeros(0, dtype=np.float32)
         # Query words: distinct (token, POS) pairs -> qid; keys are the surface form and the lemma.
         pos_bytes = "".join(processed.query_pos).encode("ascii")
@@ -316,7 +318,7 @@ def assemble(
     turn_len = tables.length[turn_text]  # (T,)
     src = _gather_ranges(tables.offset[turn_text], turn_len)  # (W,) index into token tables
     tok_ex = np.repeat(turn_ex, turn_len)  # (W,)
-    words_per_ex = np.bincount(tok_ex, minlength=num_ex) if len(tok_ex) else np.zeros(num_ex, np.int64)
+    words_per_ex = np.bincount(tok_ex, minlength=num_ex)  # (E,)
     ctx_len = words_per_ex + 1  # CLS first
     ctx_off = np.zeros(num_ex + 1, dtype=np.int64)
     np.cumsum(ctx_len, out=ctx_off[1:])

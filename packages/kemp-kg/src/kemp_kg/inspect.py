@@ -1,4 +1,4 @@
-"""Look at one example of a graph file: history, concepts, edge counts, and a picture of its graph."""
+"""Look at one example of a graph file: history, concepts, edge counts and a picture of it."""
 
 from __future__ import annotations
 
@@ -43,7 +43,9 @@ def view_example(graphs: schema.GraphFile, index: int) -> ExampleView:
     """Decode row ``index`` of an opened graph file (``ValueError`` naming it when out of range)."""
     total = len(graphs)
     if not 0 <= index < total:
-        raise ValueError(f"example {index} out of range: the file holds {total} rows (0..{total - 1})")
+        raise ValueError(
+            f"example {index} out of range: the file holds {total} rows (0..{total - 1})"
+        )
     row = graphs.table.slice(index, 1).to_pylist()[0]
     vocab = graphs.vocab
     tokens = [vocab[i] for i in row["context_ids"]]

@@ -1,15 +1,15 @@
 """Enrichment settings: one frozen :class:`EnrichConfig`, two named presets.
 
-=====================  =====================================  ===========================================
-setting                ``paper`` (Li et al. 2022, sec. 3.1)    ``official`` (qtli/KEMP ``preprocess.py``)
-=====================  =====================================  ===========================================
-confidence filter      weight > 0.1 (alpha)                   weight >= 1.0
-concept intensity      any (ranked only)                      eta >= 0.6
-concepts per word K'   5                                      1
-concepts per example N 10                                     10
-relations dropped      PAPER_EXCLUDED_RELATIONS               OFFICIAL_EXCLUDED_RELATIONS
-query words            nouns, verbs, adjectives, adverbs, not stopwords (both)
-=====================  =====================================  ===========================================
+======================  ==========================  ==============================
+setting                 ``paper`` (paper sec. 3.1)  ``official`` (released code)
+======================  ==========================  ==============================
+confidence filter       weight > 0.1 (alpha)        weight >= 1.0
+concept intensity       any (ranked only)           eta >= 0.6
+concepts per word K'    5                           1
+concepts per example N  10                          10
+relations dropped       PAPER_EXCLUDED_RELATIONS    OFFICIAL_EXCLUDED_RELATIONS
+query words             nouns, verbs, adjectives, adverbs, not stopwords (both)
+======================  ==========================  ==============================
 
 The paper names alpha, K' and N but no relation list; ``paper`` drops the relations that say a
 concept is *not* related, carry no meaning, or are a spelling of the word itself (negations,

@@ -4,7 +4,7 @@ Per utterance (official KEMP/MoEL ``clean`` + ``read_our_dataset``, made determi
 
 1. lowercase; curly apostrophes (U+2018/U+2019) become ``'``;
 2. contraction expansion with :data:`CONTRACTIONS` (the official table, applied on word boundaries
-   instead of the official plain substring ``replace``, so ``"bit's"`` is not touched by ``"it's"``);
+   instead of the official plain substring ``replace``, so ``"it's"`` leaves ``"bit's"`` alone);
 3. NLTK word tokenisation: the text is cut into sentences after ``.``, ``!`` or ``?`` followed by
    white space (a fixed rule, so the tokens do not depend on whether the ``punkt`` models are
    installed), then each sentence goes through NLTK's Treebank word tokenizer (exactly what
@@ -362,7 +362,8 @@ def process_texts(
     items = list(zip(texts, tag))
     chunks = [items[i : i + chunk_size] for i in range(0, len(items), chunk_size)]
     if workers is None:
-        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+        workers = len(usable) if usable is not None else os.cpu_count()
     workers = max(1, min(int(workers or 1), len(chunks)))
     results: list[tuple[str, list[str]]] = []
     if workers == 1:

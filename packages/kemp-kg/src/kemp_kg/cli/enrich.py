@@ -28,9 +28,10 @@ def _split_list(text: Optional[str]) -> Optional[tuple[str, ...]]:
 def enrich_command(
     dialogues: list[Path] = typer.Argument(
         ...,
-        help="kemp dialogues .jsonl/.json, EmpatheticDialogues train/valid/test.csv, or their folder.",
+        help="kemp dialogues .jsonl/.json, ED train/valid/test.csv, or their folder.",
     ),
-    index: Path = typer.Option(Path("index"), "--index", help="Index folder (kemp-kg build-index)."),
+    index: Path = typer.Option(
+        Path("index"), "--index", help="Index folder (kemp-kg build-index)."),
     out_path: Path = typer.Option(Path("out.arrow"), "--out", help="Graph file to write."),
     preset_name: str = typer.Option("paper", "--preset", help="paper | official."),
     min_confidence: Optional[float] = typer.Option(

@@ -48,7 +48,8 @@ def inspect_command(
         for i, tok in enumerate(view.tokens)), highlight=False)
     concepts = Table(title=f"concepts ({len(view.concepts)})", show_header=True)
     for name in ("position", "word", "concept", "relation", "weight", "intensity"):
-        concepts.add_column(name, justify="right" if name in ("position", "weight", "intensity") else "left")
+        numeric = name in ("position", "weight", "intensity")
+        concepts.add_column(name, justify="right" if numeric else "left")
     for c in view.concepts:
         concepts.add_row(str(c.anchor), c.word, c.concept, c.relation, f"{c.weight:.2f}",
                          f"{c.intensity:.3f}")
