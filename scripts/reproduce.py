@@ -1,0 +1,205 @@
+"""Reproduce KEMP end to end on real data and write docs/RESULTS.md (issue: reproduction).
+
+    python scripts/reproduce.py --data ../shared/data --work work/reproduce
+
+Stages (each is the project's own CLI, run as a subprocess and logged):
+
+1. ``kemp-kg build-index wordnet --lexicon NRC-VAD``          -> WORK/index
+2. ``kemp-kg enrich DATA/ed --index WORK/index``               -> WORK/ed.arrow
+3. ``kemp-model train --preset P`` for kemp, wo-ece, wo-edd, transformer -> WORK/runs/P
+4. ``kemp-model evaluate WORK/runs/P --split test --decode D``  for D in greedy, diverse
+5. ``kemp-model score`` on the official KEMP test predictions (DATA/kemp_reference)
+6. docs/RESULTS.md (+ docs/results/*.png): the table, curves and a case study.
+
+It resumes where it stopped: WORK/state.json records every finished stage (command, wall time,
+machine); a finished stage is skipped while its outputs exist, and an unfinished training run is
+continued with ``--resume`` (bit-exact). ``--steps P=N`` caps a preset's schedule; such rows are
+labelled "reduced" in the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PRESETS = ("kemp", "wo-ece", "wo-edd", "transformer")
+DECODES = ("greedy", "diverse")
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One resumable step: a command and the files whose presence means it is done."""
+
+    name: str
+    command: list[str]
+    outputs: list[Path]
+    resume_flag: str | None = None  # appended when the stage started before but did not finish
+
+
+def machine() -> str:
+    cpus = os.cpu_count() or 0
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return f"{torch.cuda.get_device_name(0)} (GPU)"
+    except ImportError:  # pragma: no cover - the venv always has torch
+        pass
+    return f"{platform.machine()} CPU x{cpus}"
+
+
+class State:
+    """WORK/state.json: finished stages with their command, wall time and machine (atomic)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.data: dict[str, dict] = json.loads(path.read_text()) if path.exists() else {}
+
+    def done(self, stage: Stage) -> bool:
+        finished = self.data.get(stage.name, {}).get("status") == "done"
+        return finished and all(p.exists() for p in stage.outputs)
+
+    def started(self, stage: Stage) -> bool:
+        return self.data.get(stage.name, {}).get("status") == "started"
+
+    def record(self, stage: Stage, **fields: object) -> None:
+        self.data[stage.name] = {**self.data.get(stage.name, {}), **fields}
+        tmp = self.path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.data, indent=2, sort_keys=True))
+        os.replace(tmp, self.path)
+
+
+def run_stage(stage: Stage, state: State, log_dir: Path, env: dict[str, str]) -> None:
+    if state.done(stage):
+        print(f"[skip] {stage.name}: done ({state.data[stage.name]['wall_seconds']:.0f} s)")
+        return
+    command = list(stage.command)
+    previous = state.data.get(stage.name, {}).get("wall_seconds_before", 0.0)
+    if stage.resume_flag and state.started(stage):
+        command.append(stage.resume_flag)
+    print(f"[run ] {stage.name}: {shlex.join(command)}", flush=True)
+    state.record(stage, status="started", command=shlex.join(stage.command), machine=machine())
+    log = log_dir / f"{stage.name}.log"
+    start = time.perf_counter()
+    with open(log, "a") as handle:
+        handle.write(f"\n$ {shlex.join(command)}\n")
+        handle.flush()
+        code = subprocess.call(command, stdout=handle, stderr=subprocess.STDOUT, env=env)
+    wall = time.perf_counter() - start + float(previous)
+    if code != 0:
+        state.record(stage, status="started", wall_seconds_before=wall)
+        tail = log.read_text().splitlines()[-5:]
+        raise SystemExit(f"stage {stage.name} failed (exit {code}); see {log}:\n" + "\n".join(tail))
+    state.record(stage, status="done", wall_seconds=wall, log=str(log))
+    print(f"[done] {stage.name}: {wall:.0f} s", flush=True)
+
+
+def parse_steps(items: list[str]) -> dict[str, int]:
+    steps: dict[str, int] = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        if name not in PRESETS or not value.isdigit():
+            raise SystemExit(f"--steps {item!r}: expected PRESET=N with PRESET in {PRESETS}")
+        steps[name] = int(value)
+    return steps
+
+
+def build_stages(args: argparse.Namespace, steps: dict[str, int]) -> list[Stage]:
+    bin_dir = Path(sys.executable).parent
+    kg, model = str(bin_dir / "kemp-kg"), str(bin_dir / "kemp-model")
+    work: Path = args.work
+    data: Path = args.data
+    stages = [
+        Stage(
+            "index",
+            [kg, "build-index", "wordnet", "--lexicon", str(data / "nrc_vad" / "NRC-VAD-Lexicon.txt"),
+             "--index", str(work / "index")],
+            [work / "index" / "manifest.json"],
+        ),
+        Stage(
+            "enrich",
+            [kg, "enrich", str(data / "ed"), "--index", str(work / "index"),
+             "--out", str(work / "ed.arrow")],
+            [work / "ed.arrow"],
+        ),
+    ]
+    embeddings = data / "vectors" / "glove.6B.50d.npy"
+    for preset in args.presets:
+        run = work / "runs" / preset
+        command = [model, "train", "--graphs", str(work / "ed.arrow"), "--preset", preset,
+                   "--out", str(run), "--embeddings", str(embeddings), "--device", args.device,
+                   "--no-progress"]
+        if preset in steps:
+            command += ["--max-steps", str(steps[preset])]
+        if args.threads:
+            command += ["--threads", str(args.threads)]
+        stages.append(Stage(f"train-{preset}", command, [run / "best.safetensors"], "--resume"))
+        for decode in args.decodes:
+            stages.append(
+                Stage(
+                    f"evaluate-{preset}-{decode}",
+                    [model, "evaluate", str(run), "--graphs", str(work / "ed.arrow"),
+                     "--split", "test", "--decode", decode, "--device", args.device,
+                     *(["--limit", str(args.limit)] if args.limit else [])],
+                    [run / "eval" / f"test-{decode}.metrics.json"],
+                )
+            )
+    reference = data / "kemp_reference" / "KEMP_test_predictions.txt"
+    stages.append(
+        Stage(
+            "score-official",
+            [model, "score", str(reference), "--json", str(work / "official.metrics.json")],
+            [work / "official.metrics.json"],
+        )
+    )
+    return stages
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--work", type=Path, default=REPO / "work" / "reproduce")
+    parser.add_argument("--presets", nargs="+", default=list(PRESETS), choices=PRESETS)
+    parser.add_argument("--decodes", nargs="+", default=list(DECODES))
+    parser.add_argument("--steps", nargs="*", default=[], help="PRESET=N caps (reduced rows)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--limit", type=int, default=0, help="evaluate only N test examples (smoke runs)")
+    parser.add_argument("--results", type=Path, default=REPO / "docs" / "RESULTS.md")
+    parser.add_argument("--only-results", action="store_true", help="just rewrite RESULTS.md")
+    args = parser.parse_args(argv)
+    args.work = args.work.resolve()
+    args.data = args.data.resolve()
+    steps = parse_steps(args.steps)
+    for need in ("ed", "nrc_vad", "vectors", "kemp_reference"):
+        if not (args.data / need).exists():
+            raise SystemExit(f"{args.data / need}: missing; run `kemp-kg download all --to DIR`")
+    args.work.mkdir(parents=True, exist_ok=True)
+    log_dir = args.work / "logs"
+    log_dir.mkdir(exist_ok=True)
+    state = State(args.work / "state.json")
+    env = dict(os.environ)
+    env.setdefault("NLTK_DATA", str(args.data.parent / "nltk_data"))
+    stages = build_stages(args, steps)
+    if not args.only_results:
+        for stage in stages:
+            run_stage(stage, state, log_dir, env)
+    from results_table import write_results  # scripts/results_table.py
+
+    write_results(args, state, steps, args.results)
+    print(f"wrote {args.results}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    raise SystemExit(main())
