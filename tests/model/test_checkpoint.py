@@ -165,3 +165,14 @@ def test_embeddings_from_txt_and_npy(tmp_path) -> None:
     vectors = load_vectors(tmp_path / "v.npy", vocab)
     assert vectors.table[len(schema.SPECIAL_TOKENS)].tolist() == [3.0, 4.0]
     assert vectors.coverage == pytest.approx(2 / len(vocab))
+
+
+def test_resume_from_a_corrupt_state_file(graph_file, trained_run, tmp_path, monkeypatch, capsys) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(trained_run, copy)
+    state = copy / "last.state.safetensors"
+    state.write_bytes(state.read_bytes()[:100])
+    code, err = run_cli(monkeypatch, capsys, "train", "--graphs", str(graph_file), "--out", str(copy),
+                        "--resume", "--no-progress")
+    assert code == 3
+    assert_one_line(err, "last.state.safetensors", "corrupt checkpoint")
