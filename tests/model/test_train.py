@@ -64,7 +64,6 @@ def test_resume_reproduces_the_uninterrupted_run_exactly(graph_file, tmp_path) -
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-@pytest.mark.slow
 def test_resume_after_kill_9_reproduces_the_loss_curve(graph_file, tmp_path) -> None:
     steps = 240
     args = [str(BIN / "kemp-model"), "train", "--graphs", str(graph_file), "--preset", "tiny",
