@@ -483,7 +483,8 @@ class Trainer:
             twin.plot([r["step"] for r in valid], [r["emotion_accuracy"] for r in valid], "s--",
                       color="tab:orange", label="valid emotion accuracy")  # fmt: skip
             twin.set_ylabel("emotion accuracy")
-            right.legend(loc="upper right")
+            handles = right.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
+            right.legend(handles, [h.get_label() for h in handles], loc="upper right")
         right.set_xlabel("step")
         right.set_ylabel("perplexity")
         fig.suptitle(f"{self.run_dir.name}: preset {self.config.preset}")
