@@ -262,3 +262,37 @@ def test_progress_reports_stages(tmp_path: Path, sample_knowledge: Path) -> None
     stages = [stage for stage, _ in seen]
     assert stages[0] == "reading triples" and "writing Parquet" in stages
     assert all(f is None or 0.0 <= f <= 1.0 for _, f in seen)
+
+
+def test_rebuild_swaps_atomically(tmp_path: Path, sample_knowledge: Path, sample_lexicon: Path,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "idx"
+    build_index(sample_knowledge, None, folder)  # old index: no lexicon
+    # a crash right after the swap (before the old copy is removed) leaves the NEW index in place
+    removed: list[Path] = []
+    real_rmtree = index_module.shutil.rmtree
+
+    def crash_after_swap(path, ignore_errors=False):
+        if Path(path).parent == tmp_path:  # the swapped-out folder, not the build's scratch
+            removed.append(Path(path))
+            raise KeyboardInterrupt
+        real_rmtree(path, ignore_errors=ignore_errors)
+
+    monkeypatch.setattr(index_module.shutil, "rmtree", crash_after_swap)
+    with pytest.raises(KeyboardInterrupt):
+        build_index(sample_knowledge, sample_lexicon, folder)  # new index: with the lexicon
+    monkeypatch.undo()
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["lexicon"]["words"] > 0 and open_index(folder).manifest == manifest
+    con = open_index(folder).connect()
+    con.close()
+    old = [p for p in tmp_path.iterdir() if p.name.startswith("idx.tmp-")]
+    assert removed == old and len(old) == 1  # the previous index, swapped out, not yet deleted
+    assert json.loads((old[0] / "manifest.json").read_text())["lexicon"]["words"] == 0
+
+    # where the exchange is unsupported, the two-rename fallback still replaces the index
+    monkeypatch.setattr(index_module, "_exchange", lambda a, b: False)
+    build_index(sample_knowledge, None, tmp_path / "other")
+    assert build_index(sample_knowledge, None, tmp_path / "other", force=True)["rebuilt"]
+    assert not [p for p in tmp_path.iterdir() if ".old-" in p.name]
+

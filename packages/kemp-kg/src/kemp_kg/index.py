@@ -27,7 +27,9 @@ and the same options is a no-op unless ``force=True``.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import datetime as dt
+import errno
 import hashlib
 import json
 import os
@@ -189,9 +191,36 @@ def _same_input(
     return src.get("sha256") == source_hash()
 
 
+_RENAME_EXCHANGE = 2  # linux/fs.h
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths (Linux ``renameat2(RENAME_EXCHANGE)``). False when the system
+    or the file system cannot (then the caller falls back to two renames)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
+                          ctypes.c_uint]
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EPERM):
+        return False
+    raise OSError(code, os.strerror(code), str(b))
+
+
 @contextlib.contextmanager
 def _building(final: Path) -> Iterator[Path]:
-    """Yield a fresh ``FINAL.tmp-XXXX`` folder; on success swap it in under ``final``."""
+    """Yield a fresh ``FINAL.tmp-XXXX`` folder; on success swap it in under ``final``.
+
+    An existing index is replaced by an atomic exchange of the two folders, so at every instant
+    ``final`` holds either the old or the new complete index, even if the process is killed;
+    where the exchange is unsupported, two renames (old index aside, new one in) are the fallback.
+    """
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f"{final.name}.tmp-", dir=final.parent))
     try:
@@ -202,14 +231,17 @@ def _building(final: Path) -> Iterator[Path]:
     umask = os.umask(0o022)  # mkdtemp made the folder 0700; give it the user's usual mode
     os.umask(umask)
     os.chmod(tmp, 0o777 & ~umask)
-    old = None
-    if final.exists():
-        old = Path(tempfile.mkdtemp(prefix=f"{final.name}.old-", dir=final.parent))
-        old.rmdir()
-        final.rename(old)
+    if not final.exists():
+        tmp.rename(final)
+        return
+    if _exchange(tmp, final):  # tmp now holds the previous index
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f"{final.name}.old-", dir=final.parent))
+    old.rmdir()
+    final.rename(old)
     tmp.rename(final)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _fsync_tree(folder: Path) -> None:
@@ -370,6 +402,19 @@ def build_index(
     spec = resolve_source(source)
     lex = load_lexicon(lexicon) if lexicon is not None else None
 
+    return _build_resolved(final, spec, lex, force=force, options=options, progress=progress)
+
+
+def _build_resolved(
+    final: Path,
+    spec: SourceSpec,
+    lex: Lexicon | None,
+    *,
+    force: bool,
+    options: BuildOptions,
+    progress: ProgressFn | None,
+) -> dict[str, Any]:
+    """:func:`build_index` once the source and lexicon are resolved."""
     if final.exists() and not final.is_dir():
         raise InputError(f"{final}: exists and is not a folder; choose another --index")
     existing = _read_manifest(final) if final.is_dir() else None
