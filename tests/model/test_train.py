@@ -67,7 +67,8 @@ def test_resume_reproduces_the_uninterrupted_run_exactly(graph_file, tmp_path) -
 def test_resume_after_kill_9_reproduces_the_loss_curve(graph_file, tmp_path) -> None:
     steps = 240
     args = [str(BIN / "kemp-model"), "train", "--graphs", str(graph_file), "--preset", "tiny",
-            "--max-steps", str(steps), "--eval-every", "10", "--eval-examples", "8", "--no-progress"]
+            "--max-steps", str(steps), "--eval-every", "10", "--eval-examples", "8", "--patience", "0",
+            "--no-progress"]
     reference = tmp_path / "reference"
     subprocess.run([*args, "--out", str(reference)], check=True, capture_output=True)
     victim = tmp_path / "victim"
@@ -80,7 +81,7 @@ def test_resume_after_kill_9_reproduces_the_loss_curve(graph_file, tmp_path) -> 
             break
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    assert proc.wait() == -signal.SIGKILL, "the run ended before it was killed"
     killed_at = max(r["step"] for r in read_metrics(victim))
     assert killed_at < steps, "the run finished before it was killed"
     subprocess.run([*args, "--out", str(victim), "--resume"], check=True, capture_output=True)
@@ -149,3 +150,10 @@ def test_glove_vectors_set_the_table_width_and_force_replaces_a_run(graph_file, 
     train(base.__class__(**{**base.__dict__, "force": True}))
     _, config, _ = ckpt.load_run(tmp_path / "run")
     assert config.model.embedding_dim == 16 and config.embeddings is None
+
+
+def test_early_stopping_stops_and_a_resume_stays_stopped(graph_file, tmp_path) -> None:
+    first = train(job(graph_file, tmp_path / "run", 300, eval_every=2, patience=1, log_every=2))
+    assert first.stopped_early and first.steps < 300
+    again = train(TrainJob(graphs=(graph_file,), out=tmp_path / "run", resume=True, progress=False))
+    assert again.stopped_early and again.steps == first.steps

@@ -271,10 +271,19 @@ class KEMP(nn.Module):
         self.vocab_size = vocab_size
         d, e = config.hidden_dim, config.embedding_dim
         self.embedding = nn.Embedding(vocab_size, e, padding_idx=schema.PAD_ID)  # [V, E]
-        nn.init.normal_(self.embedding.weight, std=e**-0.5)
+        # Scales: word rows ~ N(0, 1) (pre-trained vectors are rescaled to unit std on load),
+        # and the projection keeps that std, so a vertex's word content is as large as its
+        # vertex-state embedding (N(0, 1)) and its position encoding (std ~0.7), as in the
+        # official code where words and states come from one table. Smaller word rows drown
+        # the content and the emotion head learns nothing for thousands of steps.
+        nn.init.normal_(self.embedding.weight, std=1.0)
         with torch.no_grad():
             self.embedding.weight[schema.PAD_ID].zero_()
-        self.embed_proj = nn.Linear(e, d, bias=False) if e != d else nn.Identity()
+        if e != d:
+            self.embed_proj = nn.Linear(e, d, bias=False)
+            nn.init.normal_(self.embed_proj.weight, std=e**-0.5)
+        else:
+            self.embed_proj = nn.Identity()
         self.role_embedding = nn.Embedding(NUM_ROLES, d)  # vertex state, Eq. 2
         self.embed_dropout = nn.Dropout(config.dropout)
         self.graph_layers = nn.ModuleList(
@@ -290,6 +299,8 @@ class KEMP(nn.Module):
         self.decoder_norm = nn.LayerNorm(d)
         if config.tie_embeddings:
             self.output_proj = nn.Linear(d, e)  # then @ embedding.T
+            nn.init.normal_(self.output_proj.weight, std=(d * e) ** -0.5)  # logits start ~N(0, 1)
+            nn.init.zeros_(self.output_proj.bias)
             self.output = None
         else:
             self.output_proj = None
@@ -304,12 +315,18 @@ class KEMP(nn.Module):
     def load_vectors(self, vectors: torch.Tensor, present: torch.Tensor) -> None:
         """Copy pre-trained rows into the embedding table where ``present`` is True.
 
+        The rows are divided by their overall standard deviation (one scalar: directions and
+        relative norms are kept) so they match the unit-std random rows and the other summands.
+
         Shapes: ``vectors`` ``[V, E]``, ``present`` ``[V]`` bool.
         """
         if vectors.shape != self.embedding.weight.shape:
             raise ValueError(f"vectors {tuple(vectors.shape)} != table {tuple(self.embedding.weight.shape)}")
         with torch.no_grad():
-            self.embedding.weight[present] = vectors[present].to(self.embedding.weight.dtype)
+            rows = vectors[present].to(self.embedding.weight.dtype)
+            if len(rows):
+                rows = rows / rows.std().clamp_min(1e-8)  # unit std, like the random rows
+            self.embedding.weight[present] = rows
 
     # ---------------------------------------------------------------- encoder
     def encode(self, batch: Batch) -> EncoderState:

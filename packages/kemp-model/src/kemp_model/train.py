@@ -530,7 +530,8 @@ class Trainer:
         self.plotted_at = self.started
         self.window_started = self.started
         self.window_first_step = self.step
-        stopped = False
+        # a resumed run that had already stopped early stays stopped (unless --patience grew)
+        stopped = tc.patience > 0 and self.bad_evals >= tc.patience
         last_valid: dict[str, float] = {}
         progress = None
         task = None
