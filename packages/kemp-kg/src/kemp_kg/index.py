@@ -63,6 +63,10 @@ _RAW_EDGES_DDL = (
     "CREATE TEMP TABLE raw_edges (head VARCHAR, head_pos VARCHAR, relation VARCHAR, "
     "tail VARCHAR, tail_pos VARCHAR, weight DOUBLE, dataset VARCHAR)"
 )
+_EDGES_DDL = (
+    "CREATE TABLE edges (head VARCHAR NOT NULL, head_pos VARCHAR, relation VARCHAR NOT NULL, "
+    "tail VARCHAR NOT NULL, tail_pos VARCHAR, weight DOUBLE NOT NULL, dataset VARCHAR)"
+)
 
 
 @dataclass(frozen=True)
@@ -262,14 +266,21 @@ def _load_source(
     scratch: Path,
     progress: ProgressFn | None,
 ) -> tuple[dict[str, int | None], dict[str, int], list[str], bool]:
-    """Fill ``raw_edges`` from the source; return (counts, skipped, notes on how it was read,
-    whether the rows are already deduplicated without self-loops)."""
+    """Fill the edges from the source; return (counts, skipped, notes on how it was read,
+    whether the rows are already deduplicated without self-loops).
+
+    A ConceptNet dump is deduplicated while it is scanned, so its rows go straight into the final
+    ``edges`` table (one write); the other sources fill the temporary ``raw_edges`` table, which
+    :func:`_write_index` deduplicates into ``edges``.
+    """
     if spec.kind == "conceptnet":
         from kemp_kg.conceptnet import load_dump
 
         on_progress = None if progress is None else (lambda f: progress("reading dump", f))
-        loaded = load_dump(con, spec.path, "raw_edges", scratch=scratch, on_progress=on_progress)
+        con.execute(_EDGES_DDL)
+        loaded = load_dump(con, spec.path, "edges", scratch=scratch, on_progress=on_progress)
         return loaded.counts, loaded.skipped, list(loaded.notes), True
+    con.execute(_RAW_EDGES_DDL)
     if spec.kind == "triples":
         from kemp_kg.triples import load_triples
 
@@ -291,21 +302,23 @@ def _write_index(
     progress: ProgressFn | None,
     deduplicated: bool,
 ) -> dict[str, int]:
-    """From ``raw_edges`` and the lexicon, create edges, lexicon, concepts and the view.
+    """Create lexicon, concepts and the view (and edges from ``raw_edges`` unless the source
+    filled ``edges`` itself).
 
-    ``deduplicated``: ``raw_edges`` is already unique on (head, relation, tail) without
-    self-loops (the ConceptNet reader deduplicates while it scans); otherwise it is done here.
+    ``deduplicated``: ``edges`` already holds the source's rows, unique on (head, relation, tail)
+    without self-loops (the ConceptNet reader deduplicates while it scans); otherwise ``raw_edges``
+    is deduplicated into ``edges`` here.
+
+    No table is sorted: every reader (``neighbours``, enrich's hash join, ``query``) selects or
+    joins by value and orders its own results, and a sort of the edge table cost more CPU than
+    anything else after the scan. Row order in the tables and Parquet exports is therefore not
+    fixed; their content is.
     """
-    if progress:
-        progress("deduplicating edges", None)
-    con.execute(
-        "CREATE TABLE edges (head VARCHAR NOT NULL, head_pos VARCHAR, relation VARCHAR NOT NULL, "
-        "tail VARCHAR NOT NULL, tail_pos VARCHAR, weight DOUBLE NOT NULL, dataset VARCHAR)"
-    )
     counts: dict[str, int] = {}
-    if deduplicated:
-        con.execute("INSERT INTO edges SELECT * FROM raw_edges ORDER BY head, relation, tail")
-    else:
+    if not deduplicated:
+        if progress:
+            progress("deduplicating edges", None)
+        con.execute(_EDGES_DDL)
         raw_rows, self_loops = con.execute(
             "SELECT count(*), count(*) FILTER (head = tail) FROM raw_edges"
         ).fetchone()
@@ -317,18 +330,18 @@ def _write_index(
             "  SELECT head, relation, tail, max({'w': weight, 'hp': coalesce(head_pos, ''), "
             "  'tp': coalesce(tail_pos, ''), 'ds': coalesce(dataset, '')}) AS best "
             "  FROM raw_edges WHERE head <> tail GROUP BY head, relation, tail"
-            ") ORDER BY head, relation, tail"
+            ")"
         )
         counts["source_rows"] = int(raw_rows)
         counts["self_loops_dropped"] = int(self_loops)
-    con.execute("DROP TABLE raw_edges")
+        con.execute("DROP TABLE raw_edges")
     con.execute(
         "CREATE TABLE lexicon (word VARCHAR PRIMARY KEY, valence DOUBLE NOT NULL, "
         "arousal DOUBLE NOT NULL, dominance DOUBLE NOT NULL, intensity DOUBLE NOT NULL)"
     )
     if lexicon is not None:
         con.register("kemp_lexicon_arrow", lexicon.to_arrow())
-        con.execute("INSERT INTO lexicon SELECT * FROM kemp_lexicon_arrow ORDER BY word")
+        con.execute("INSERT INTO lexicon SELECT * FROM kemp_lexicon_arrow")
         con.unregister("kemp_lexicon_arrow")
     if progress:
         progress("concepts", None)
@@ -341,7 +354,7 @@ def _write_index(
         "  SELECT term, CAST(count(*) AS INTEGER) AS degree FROM ("
         "    SELECT head AS term FROM edges UNION ALL SELECT tail FROM edges"
         "  ) GROUP BY term"
-        ") t LEFT JOIN lexicon l ON l.word = t.term ORDER BY t.term"
+        ") t LEFT JOIN lexicon l ON l.word = t.term"
     )
     con.execute(
         "CREATE VIEW neighbours AS "
@@ -463,7 +476,6 @@ def _build_resolved(
                 con.execute("SET progress_bar_time = 100")
                 if options.threads:
                     con.execute("SET threads = ?", [int(options.threads)])
-                con.execute(_RAW_EDGES_DDL)
                 counts, skipped, notes, deduplicated = _load_source(
                     con, spec, tmp / ".scratch", progress
                 )
