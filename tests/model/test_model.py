@@ -87,6 +87,19 @@ def test_training_path_matches_the_full_distribution(preset) -> None:
     assert torch.allclose(uniform_ce, expected_ce, atol=1e-5)
 
 
+@pytest.mark.parametrize("preset", ["kemp", "transformer"])
+def test_decode_step_equals_the_last_position_of_the_full_decode(preset) -> None:
+    torch.manual_seed(4)
+    model = KEMP(get_preset(preset).model, V).eval()
+    batch = one_example(target=(9, 4, 8, 3, 0))
+    state = model.encode(batch)
+    prefix = torch.cat([torch.full((1, 1), schema.SOS_ID), batch.target[:, :3]], dim=1)
+    full, _ = model.decode(state, prefix)  # [1, 4, V]
+    step = model.decode_step(state, prefix)  # [1, V]
+    assert step.shape == (1, V)
+    assert torch.allclose(step, full[:, -1], atol=1e-6)
+
+
 def test_unlabelled_examples_add_no_emotion_loss() -> None:
     model = KEMP(tiny().model, V).eval()
     out = model(one_example(emotion=schema.UNKNOWN_EMOTION))

@@ -396,27 +396,35 @@ class KEMP(nn.Module):
         """p_gen ``[..., 1]`` (Eq. 17), float32."""
         return torch.sigmoid(self.copy_gate(y).float())
 
-    def decode(self, state: EncoderState, prefix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def decode(
+        self, state: EncoderState, prefix: torch.Tensor, *, last_only: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Full next-token distributions for every prefix position (used for decoding).
 
+        Args:
+            last_only: project only the last position (``t' = 1``): what a decoding step
+                needs, and ~20x cheaper than projecting every position onto the vocabulary.
+
         Returns:
-            log-probabilities ``[B, t, V]`` (copy included) and the head-averaged cross-attention
-            of the last layer ``[B, t, N]``.
+            log-probabilities ``[B, t', V]`` (copy included) and the head-averaged cross-attention
+            of the last layer ``[B, t', N]``, with ``t' = t`` (or 1 when ``last_only``).
         """
-        y, weights = self.decoder_states(state, prefix)
-        logits = self.vocab_logits(y)  # [B, t, V]
+        y, weights = self.decoder_states(state, prefix)  # [B, t, D], [B, t, N]
+        if last_only:
+            y, weights = y[:, -1:], weights[:, -1:]  # [B, 1, D], [B, 1, N]
+        logits = self.vocab_logits(y)  # [B, t', V]
         if self.copy_gate is None:
             return F.log_softmax(logits, dim=-1), weights
         p_gen = self.copy_gate_prob(y)  # [B, t, 1]
         vocab_dist = p_gen * F.softmax(logits, dim=-1)  # [B, t, V]
         copy_dist = (1.0 - p_gen) * weights.float()  # [B, t, N], Eq. 18
-        index = state.source_ids[:, None, :].expand(-1, prefix.shape[1], -1)  # [B, t, N]
+        index = state.source_ids[:, None, :].expand(-1, y.shape[1], -1)  # [B, t', N]
         dist = vocab_dist.scatter_add(2, index, copy_dist)  # [B, t, V], Eq. 19
         return torch.log(dist.clamp_min(1e-12)), weights
 
     def decode_step(self, state: EncoderState, prefix: torch.Tensor) -> torch.Tensor:
         """Log-probabilities ``[B, V]`` of the token after ``prefix`` (``[B, t]``, SOS first)."""
-        log_probs, _ = self.decode(state, prefix)
+        log_probs, _ = self.decode(state, prefix, last_only=True)  # [B, 1, V]
         return log_probs[:, -1]
 
     def target_log_probs(
