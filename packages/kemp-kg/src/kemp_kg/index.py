@@ -345,8 +345,11 @@ def _write_index(
         con.unregister("kemp_lexicon_arrow")
     if progress:
         progress("concepts", None)
+    # The primary key is added after the bulk insert: building the index once over the finished
+    # column costs a third of maintaining it row by row during the insert (0.28 vs 0.44 CPU-s on
+    # 276k concepts); the terms are unique by construction (GROUP BY term), the key checks it.
     con.execute(
-        "CREATE TABLE concepts (term VARCHAR PRIMARY KEY, intensity DOUBLE NOT NULL, "
+        "CREATE TABLE concepts (term VARCHAR NOT NULL, intensity DOUBLE NOT NULL, "
         "degree INTEGER NOT NULL)"
     )
     con.execute(
@@ -356,6 +359,7 @@ def _write_index(
         "  ) GROUP BY term"
         ") t LEFT JOIN lexicon l ON l.word = t.term"
     )
+    con.execute("ALTER TABLE concepts ADD PRIMARY KEY (term)")
     con.execute(
         "CREATE VIEW neighbours AS "
         "SELECT e.head AS word, e.tail AS concept, e.relation, e.weight, "
