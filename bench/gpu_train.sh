@@ -11,7 +11,8 @@
 # Without GRAPHS it writes an ED-sized synthetic file (bench/synthetic_graphs.py).
 # Output: $OUT/gpu_train.json (or bench/results/gpu_train.json) and the log on stdout.
 # Environment: PYTHON (default python3), DEVICE (default cuda; `cpu` only to dry-run the script),
-# STEPS (timed steps per setting, default 30), MAX_BATCH (default 4096).
+# STEPS (timed steps per setting, default 30), MAX_BATCH (default 4096), COMPILE (1: also time
+# per-layer torch.compile at batch 16; 0: skip).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -50,13 +51,15 @@ def sync():
         torch.cuda.synchronize()
 
 
-def run(batch_size, bf16, worst_case=False):
-    """(examples/s, peak GiB) for `steps` timed steps after 5 warm-up steps."""
+def run(batch_size, bf16, worst_case=False, compiled=False):
+    """(examples/s, peak GiB) for `steps` timed steps after the warm-up steps."""
     torch.manual_seed(0)
     if cuda:
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
     model = KEMP(preset.model, len(vocab)).to(device)
+    if compiled:
+        model.compile_layers()
     opt = torch.optim.Adam(model.parameters(), lr=1e-4, betas=(0.9, 0.98), eps=1e-9)
     if worst_case:  # the longest rows: if this fits, every batch of the epoch fits
         plans = [order[:batch_size].numpy()] * (5 + steps)
@@ -93,6 +96,11 @@ for bf16 in (False, True):
     speed, peak = run(16, bf16)
     results["settings"].append({"batch": 16, "bf16": bf16, "examples_per_s": speed, "peak_gib": peak})
     print(f"batch 16 bf16={bf16}: {speed:,.0f} examples/s, peak {peak:.2f} GiB", flush=True)
+if os.environ.get("COMPILE", "1") == "1":  # per-layer torch.compile; warm-up covers compilation
+    speed, peak = run(16, True, compiled=True)
+    results["settings"].append({"batch": 16, "bf16": True, "compile": True, "examples_per_s": speed,
+                                "peak_gib": peak})
+    print(f"batch 16 bf16 compiled: {speed:,.0f} examples/s, peak {peak:.2f} GiB", flush=True)
 
 largest = None
 batch = 32

@@ -115,7 +115,7 @@ class TrainConfig:
         seed: seeds parameters, dropout and the batch order.
         train_split, valid_split: split names in the graph file.
         bf16: bfloat16 autocast (CUDA only).
-        compile: ``torch.compile`` the model (CUDA only).
+        compile: ``torch.compile`` each layer (any device; about a minute of compilation).
     """
 
     batch_size: int = 16

@@ -307,6 +307,16 @@ class KEMP(nn.Module):
             self.output = nn.Linear(d, vocab_size)
         self.copy_gate = nn.Linear(d, 1) if config.copy else None  # p_gen, Eq. 17
 
+    def compile_layers(self) -> None:
+        """``torch.compile`` each graph, encoder and decoder layer (dynamic shapes), in place.
+
+        The layers hold the dense work and see only ``[B, L, D]`` tensors with varying ``B`` and
+        ``L``; the model around them has data-dependent shapes (gold-token selection), on which
+        whole-model compilation fails in torch 2.13 (inductor ``ValueRangeError``).
+        """
+        for layer in (*self.graph_layers, *self.encoder_layers, *self.decoder_layers):
+            layer.compile(dynamic=True)
+
     # ---------------------------------------------------------------- embeddings
     def embed_tokens(self, ids: torch.Tensor) -> torch.Tensor:
         """``[B, L]`` ids -> ``[B, L, D]`` (embedding table, then projection to hidden)."""

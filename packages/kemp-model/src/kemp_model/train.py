@@ -218,11 +218,8 @@ class Trainer:
         if tc.bf16 and not self.use_bf16:
             self.notes.append("--bf16 ignored on CPU")
         self.net: torch.nn.Module = self.model
-        if tc.compile:
-            if self.device.type == "cuda":
-                self.net = torch.compile(self.net)
-            else:
-                self.notes.append("--compile ignored on CPU")
+        if tc.compile:  # per layer: see KEMP.compile_layers (the first steps wait for it)
+            self.model.compile_layers()
         if self.distributed:
             unused = not run_config.model.emotion_classifier
             self.net = torch.nn.parallel.DistributedDataParallel(

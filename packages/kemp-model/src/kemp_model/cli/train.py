@@ -36,7 +36,7 @@ def train_command(
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out exactly where it stopped."),
     force: bool = typer.Option(False, "--force", help="Start afresh even if --out holds a run (replaces its files)."),
     bf16: bool = typer.Option(None, "--bf16/--no-bf16", help="bfloat16 autocast (CUDA only)."),
-    compile_model: bool = typer.Option(None, "--compile/--no-compile", help="torch.compile (CUDA only)."),
+    compile_model: bool = typer.Option(None, "--compile/--no-compile", help="torch.compile the layers (a minute of compiling first)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
 ) -> None:
     """Train KEMP (or an ablation) on the train split, validating on the valid split.
