@@ -496,7 +496,12 @@ def _build_resolved(
                     # COPY takes no `?` for its target: quote the path as an SQL string literal
                     # (the --index folder is user data and may hold quotes or semicolons).
                     target = (tmp / (name + ".parquet")).as_posix().replace("'", "''")
-                    con.execute(f"COPY {name} TO '{target}' (FORMAT parquet, COMPRESSION zstd)")
+                    # zstd level 1: 0.07 CPU-s less than the default level 3 on the 5.9M dump's
+                    # edges for 7 instead of 6 MiB
+                    con.execute(
+                        f"COPY {name} TO '{target}' "
+                        "(FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1)"
+                    )
                 con.execute("CHECKPOINT")
             finally:
                 con.close()
