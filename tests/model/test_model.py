@@ -155,3 +155,23 @@ def test_every_parameter_gets_a_gradient(preset) -> None:
     model(one_example()).loss.backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None]
     assert missing == (["emotion_head.weight"] if preset == "transformer" else [])
+
+
+def test_emotion_loss_is_a_batch_sum_as_in_the_official_code_or_a_mean() -> None:
+    from kemp_model.model import ModelOutput
+
+    def output(summed: bool) -> ModelOutput:
+        zero = torch.tensor(0.0)
+        return ModelOutput(
+            generation_loss_sum=torch.tensor(6.0), generation_nll_sum=torch.tensor(6.0),
+            emotion_nll_sum=torch.tensor(8.0), attention_loss_sum=zero,
+            token_count=torch.tensor(3), example_count=torch.tensor(4),
+            emotion_correct=torch.tensor(0), emotion_logits=torch.zeros(4, 32),
+            weights=(1.0, 1.0, 0.1), emotion_summed=summed,
+        )
+
+    assert output(True).loss.item() == pytest.approx(6 / 3 + 8)  # official: sum over the batch
+    assert output(False).loss.item() == pytest.approx(6 / 3 + 8 / 4)  # per-example mean
+    assert ModelConfig().emotion_loss_reduction == "sum"
+    with pytest.raises(ValueError, match="emotion_loss_reduction"):
+        ModelConfig(emotion_loss_reduction="max")

@@ -240,13 +240,16 @@ class ModelOutput:
     emotion_correct: torch.Tensor
     emotion_logits: torch.Tensor  # [B, 32]
     weights: tuple[float, float, float]  # gamma (emotion, generation, attention)
+    emotion_summed: bool = True  # emotion NLL summed over the batch (official), not averaged
 
     def total(self, token_count: torch.Tensor | float, example_count: torch.Tensor | float) -> torch.Tensor:
-        """Eq. 21 with the given normalisers (tokens for generation, examples otherwise)."""
+        """Eq. 21 with the given normalisers (tokens for generation, examples otherwise; the
+        emotion NLL is left as a batch sum when ``emotion_summed``, as the official code does)."""
         emo, gen, att = self.weights
+        emotion_normaliser = 1.0 if self.emotion_summed else example_count
         return (
             gen * self.generation_loss_sum / token_count
-            + emo * self.emotion_nll_sum / example_count
+            + emo * self.emotion_nll_sum / emotion_normaliser
             + att * self.attention_loss_sum / example_count
         )
 
@@ -511,6 +514,7 @@ class KEMP(nn.Module):
             emotion_correct=correct,
             emotion_logits=state.emotion_logits.detach(),
             weights=(cfg.emotion_weight, cfg.generation_weight, cfg.attention_weight),
+            emotion_summed=cfg.emotion_loss_reduction == "sum",
         )
 
 
