@@ -72,8 +72,10 @@ class State:
         return self.data.get(stage.name, {}).get("status") == "started"
 
     def record(self, stage: Stage, **fields: object) -> None:
+        if self.path.exists():  # merge: another reproduce process may run other presets
+            self.data = json.loads(self.path.read_text())
         self.data[stage.name] = {**self.data.get(stage.name, {}), **fields}
-        tmp = self.path.with_suffix(".json.tmp")
+        tmp = self.path.with_suffix(f".json.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(self.data, indent=2, sort_keys=True))
         os.replace(tmp, self.path)
 
