@@ -49,11 +49,9 @@ def run_dir(graph_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
         vocab_size=len(graphs.vocab),
         vocab_sha256=vocab_checksum(graphs.vocab),
         provenance=dict(graphs.provenance),
+        graphs=(str(graph_file),),
     )
     write_run_config(folder, config, graphs.vocab)
-    data = json.loads((folder / "config.json").read_text())
-    data["graphs"] = [str(graph_file)]
-    (folder / "config.json").write_text(json.dumps(data))
     save_weights(folder / "best.safetensors", model, {"vocab_sha256": config.vocab_sha256})
     return folder
 

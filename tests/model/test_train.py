@@ -157,3 +157,34 @@ def test_early_stopping_stops_and_a_resume_stays_stopped(graph_file, tmp_path) -
     assert first.stopped_early and first.steps < 300
     again = train(TrainJob(graphs=(graph_file,), out=tmp_path / "run", resume=True, progress=False))
     assert again.stopped_early and again.steps == first.steps
+
+
+def test_run_records_its_graph_files_and_evaluate_uses_them(graph_file, tmp_path, monkeypatch) -> None:
+    import json
+
+    from kemp_model.errors import KempModelError
+    from kemp_model.evaluate import EvalConfig, evaluate_run
+
+    run = tmp_path / "run"
+    monkeypatch.chdir(graph_file.parent)
+    train(job(Path(graph_file.name), run, 2))  # a relative --graphs path is stored absolute
+    recorded = json.loads((run / "config.json").read_text())["graphs"]
+    assert len(recorded) == 1 and Path(recorded[0]).is_absolute()
+    assert Path(recorded[0]).samefile(graph_file)
+    monkeypatch.chdir(tmp_path)
+    assert evaluate_run(EvalConfig(run_dir=run, limit=2, device="cpu")).metrics["examples"] == 2
+    # a resume from a copy at another path keeps the recorded file
+    copy = tmp_path / "copy.arrow"
+    shutil.copy(graph_file, copy)
+    train(TrainJob(graphs=(copy,), out=run, resume=True, train_overrides=(("max_steps", 3),),
+                   progress=False))  # fmt: skip
+    assert json.loads((run / "config.json").read_text())["graphs"] == recorded
+    # a run from before graphs were recorded: evaluate asks for --graphs, a resume records them
+    config = json.loads((run / "config.json").read_text())
+    del config["graphs"]
+    (run / "config.json").write_text(json.dumps(config))
+    with pytest.raises(KempModelError, match="records no graph file"):
+        evaluate_run(EvalConfig(run_dir=run, limit=2, device="cpu"))
+    train(TrainJob(graphs=(copy,), out=run, resume=True, train_overrides=(("max_steps", 4),),
+                   progress=False))  # fmt: skip
+    assert json.loads((run / "config.json").read_text())["graphs"] == [str(copy)]

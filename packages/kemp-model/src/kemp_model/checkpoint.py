@@ -3,8 +3,9 @@
 ``runs/NAME/`` holds:
 
 * ``config.json``: preset, resolved :class:`~kemp_model.config.ModelConfig` and
-  :class:`~kemp_model.config.TrainConfig`, graph provenance, vocabulary size and SHA-256,
-  embeddings used;
+  :class:`~kemp_model.config.TrainConfig`, the graph file(s) trained on (``"graphs"``: absolute
+  paths; evaluate/generate/chat use them when no ``--graphs`` is given), graph provenance,
+  vocabulary size and SHA-256, embeddings used;
 * ``vocab.json``: the vocabulary (token strings by id);
 * ``best.safetensors`` / ``last.safetensors``: model weights (metadata: step, preset, vocab hash);
 * ``last.state.safetensors``: everything ``--resume`` needs in ONE atomically written file:
@@ -60,7 +61,11 @@ def vocab_checksum(vocab: Sequence[str]) -> str:
 
 @dataclass(frozen=True)
 class RunConfig:
-    """The resolved configuration of a run, as stored in ``config.json``."""
+    """The resolved configuration of a run, as stored in ``config.json``.
+
+    ``graphs`` are the absolute paths of the graph file(s) (or folder) the run was trained on,
+    stored as the top-level ``"graphs"`` list; empty for runs written before it was recorded.
+    """
 
     preset: str
     model: ModelConfig
@@ -69,6 +74,7 @@ class RunConfig:
     vocab_sha256: str
     provenance: Mapping[str, Any] = field(default_factory=dict)
     embeddings: Mapping[str, Any] | None = None
+    graphs: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -78,12 +84,16 @@ class RunConfig:
             "train": to_dict(self.train),
             "vocab_size": self.vocab_size,
             "vocab_sha256": self.vocab_sha256,
+            "graphs": list(self.graphs),
             "provenance": dict(self.provenance),
             "embeddings": dict(self.embeddings) if self.embeddings else None,
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> RunConfig:
+        graphs = data.get("graphs") or []
+        if not isinstance(graphs, list) or not all(isinstance(p, str) for p in graphs):
+            raise ValueError(f"'graphs' must be a list of paths, got {graphs!r}")
         return cls(
             preset=data["preset"],
             model=model_config_from_dict(data["model"]),
@@ -92,6 +102,7 @@ class RunConfig:
             vocab_sha256=data["vocab_sha256"],
             provenance=data.get("provenance") or {},
             embeddings=data.get("embeddings"),
+            graphs=tuple(graphs),
         )
 
 

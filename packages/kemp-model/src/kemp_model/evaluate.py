@@ -96,7 +96,8 @@ class LoadedRun:
         vocab: the run's vocabulary.
         run_dir: the run folder.
         preset: the preset name recorded in the run.
-        graphs: the graph file(s) recorded in the run's config (may no longer exist).
+        graphs: the graph file(s) the run was trained on, as recorded in ``config.json``
+            (``"graphs"``; empty for older runs; the files may no longer exist).
         provenance: the graph provenance recorded in the run (what chat's GraphBuilder needs).
         device: where the model lives.
     """
@@ -108,19 +109,6 @@ class LoadedRun:
     graphs: tuple[Path, ...]
     provenance: Mapping[str, Any]
     device: torch.device
-
-
-def _find(config: Mapping[str, Any], *names: str) -> Any:
-    """The first of ``names`` found at the top level or one level down in ``config``."""
-    for name in names:
-        if name in config:
-            return config[name]
-    for value in config.values():
-        if isinstance(value, Mapping):
-            for name in names:
-                if name in value:
-                    return value[name]
-    return None
 
 
 def load_inference_run(run_dir: str | os.PathLike[str], device: str = "auto") -> LoadedRun:
@@ -139,20 +127,12 @@ def load_inference_run(run_dir: str | os.PathLike[str], device: str = "auto") ->
     torch_device = pick_device(device)
     model, run_config, vocab = load_run(run_dir, torch_device)
     model.eval()
-    try:
-        raw = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{run_dir / 'config.json'}: unreadable ({exc})") from None
-    # the graph file(s) the run was trained on, when the trainer records them
-    graphs = _find(raw, "graphs", "graph_paths", "graph_files")
-    if isinstance(graphs, (str, os.PathLike)):
-        graphs = [graphs]
     return LoadedRun(
         model=model,
         vocab=tuple(vocab),
         run_dir=run_dir,
         preset=str(run_config.preset),
-        graphs=tuple(Path(p) for p in (graphs or ())),
+        graphs=tuple(Path(p) for p in run_config.graphs),  # config.json's "graphs"
         provenance=dict(run_config.provenance),
         device=torch_device,
     )

@@ -124,6 +124,11 @@ def _apply(config: Any, overrides: Sequence[tuple[str, Any]]) -> Any:
     return dataclasses.replace(config, **changes) if changes else config
 
 
+def _absolute(paths: Sequence[str | os.PathLike[str]]) -> tuple[str, ...]:
+    """The paths as absolute strings (what ``config.json`` records as ``"graphs"``)."""
+    return tuple(os.path.abspath(p) for p in paths)
+
+
 def _rng_state(device: torch.device) -> torch.Tensor:
     state = torch.get_rng_state()
     if device.type == "cuda":
@@ -267,6 +272,11 @@ class Trainer:
                 raise CheckpointError(
                     f"{self.run_dir}: --resume cannot change {', '.join(bad)}; drop the flag(s) or use another --out"
                 )
+            if not stored.graphs:  # a run from before graphs were recorded: record them now
+                stored = dataclasses.replace(stored, graphs=_absolute(job.graphs))
+                if self.is_main:
+                    ckpt.write_run_config(self.run_dir, stored, vocab)
+            # a resumed run keeps the graph files it recorded (the same vocabulary was checked)
             return ckpt.replace_train(stored, **{k: v for k, v in changes.items() if k in RESUMABLE_FIELDS})
         preset = get_preset(job.preset or "kemp")
         if (state_path.is_file() or (self.run_dir / ckpt.CONFIG_FILE).is_file()) and not job.force:
@@ -293,6 +303,7 @@ class Trainer:
         return ckpt.RunConfig(
             preset=preset.name, model=model_config, train=train_config, vocab_size=len(vocab),
             vocab_sha256=digest, provenance=dict(provenance), embeddings=embeddings,
+            graphs=_absolute(job.graphs),
         )  # fmt: skip
 
     def _restore(self) -> None:
