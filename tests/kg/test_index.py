@@ -291,7 +291,7 @@ def test_rebuild_swaps_atomically(tmp_path: Path, sample_knowledge: Path, sample
     assert json.loads((old[0] / "manifest.json").read_text())["lexicon"]["words"] == 0
 
     # where the exchange is unsupported, the two-rename fallback still replaces the index
-    monkeypatch.setattr(index_module, "_exchange", lambda a, b: False)
+    monkeypatch.setattr(index_module.schema, "_rename_exchange", lambda a, b: False)
     build_index(sample_knowledge, None, tmp_path / "other")
     assert build_index(sample_knowledge, None, tmp_path / "other", force=True)["rebuilt"]
     assert not [p for p in tmp_path.iterdir() if ".old-" in p.name]

@@ -27,9 +27,7 @@ and the same options is a no-op unless ``force=True``.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import datetime as dt
-import errno
 import hashlib
 import json
 import os
@@ -43,7 +41,7 @@ from typing import Any
 
 import duckdb
 
-from kemp_kg import __version__
+from kemp_kg import __version__, schema
 from kemp_kg.errors import IndexNotFoundError, InputError, KempError
 from kemp_kg.intensity import Lexicon, load_lexicon
 
@@ -195,57 +193,28 @@ def _same_input(
     return src.get("sha256") == source_hash()
 
 
-_RENAME_EXCHANGE = 2  # linux/fs.h
-_AT_FDCWD = -100
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Atomically swap two paths (Linux ``renameat2(RENAME_EXCHANGE)``). False when the system
-    or the file system cannot (then the caller falls back to two renames)."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        renameat2 = libc.renameat2
-    except (OSError, AttributeError):
-        return False
-    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
-                          ctypes.c_uint]
-    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
-        return True
-    code = ctypes.get_errno()
-    if code in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EPERM):
-        return False
-    raise OSError(code, os.strerror(code), str(b))
-
-
 @contextlib.contextmanager
 def _building(final: Path) -> Iterator[Path]:
-    """Yield a fresh ``FINAL.tmp-XXXX`` folder; on success swap it in under ``final``.
+    """Hold the output lock on ``final``, yield a fresh ``FINAL.tmp-XXXX`` folder, and on success
+    put it in place with :func:`schema.replace_folder`.
 
-    An existing index is replaced by an atomic exchange of the two folders, so at every instant
-    ``final`` holds either the old or the new complete index, even if the process is killed;
-    where the exchange is unsupported, two renames (old index aside, new one in) are the fallback.
+    The lock makes a second concurrent build of the same folder fail at once (one line) instead
+    of racing; the replacement is an atomic exchange of the two folders where the kernel allows
+    it, so at every instant ``final`` holds either the old or the new complete index, even if the
+    process is killed.
     """
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f"{final.name}.tmp-", dir=final.parent))
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    umask = os.umask(0o022)  # mkdtemp made the folder 0700; give it the user's usual mode
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)
-    if not final.exists():
-        tmp.rename(final)
-        return
-    if _exchange(tmp, final):  # tmp now holds the previous index
-        shutil.rmtree(tmp, ignore_errors=True)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f"{final.name}.old-", dir=final.parent))
-    old.rmdir()
-    final.rename(old)
-    tmp.rename(final)
-    shutil.rmtree(old, ignore_errors=True)
+    with schema.output_lock(final):
+        tmp = Path(tempfile.mkdtemp(prefix=f"{final.name}.tmp-", dir=final.parent))
+        try:
+            yield tmp
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        umask = os.umask(0o022)  # mkdtemp made the folder 0700; give it the user's usual mode
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)
+        schema.replace_folder(tmp, final)
 
 
 def _fsync_tree(folder: Path) -> None:
