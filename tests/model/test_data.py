@@ -48,6 +48,21 @@ def test_target_that_already_ends_in_eos_gets_no_second_one(tmp_path, rows_facto
     assert (batch.target[0] == schema.EOS_ID).sum().item() == 1
 
 
+def test_rows_without_a_target_get_an_eos_only_target(tmp_path, rows_factory, rows_writer) -> None:
+    # a chat row has target_ids == []: a batch of only such rows must still collate
+    rows = rows_factory(4)
+    for row in rows[1:]:
+        row["target_ids"] = []
+    dataset, _, _ = load_split(rows_writer(tmp_path / "mixed.arrow", rows), None)
+    for batch in (dataset.collate([1, 2, 3]), dataset.collate([3])):  # every target empty
+        assert batch.target.tolist() == [[schema.EOS_ID]] * len(batch)
+        assert batch.token_count == len(batch)
+    batch = dataset.collate([0, 2])  # empty next to a real target
+    assert batch.target[1].tolist() == [schema.EOS_ID] + [schema.PAD_ID] * (batch.target.shape[1] - 1)
+    only_empty, _, _ = load_split(rows_writer(tmp_path / "empty.arrow", rows[1:]), None)
+    assert only_empty.collate([0, 1]).target.tolist() == [[schema.EOS_ID]] * 2  # no target values at all
+
+
 def test_split_selection(graph_file) -> None:
     sizes = {split: len(load_split(graph_file, split)[0]) for split in ("train", "valid", "test")}
     assert sizes == {"train": 96, "valid": 24, "test": 16}

@@ -132,22 +132,6 @@ def _user_error(exc: Exception) -> bool:
     )
 
 
-def _placeholder_target(table: Any) -> Any:
-    """The chat row with ``target_ids`` = ``[EOS]`` where it is empty.
-
-    A chat row has no reference (``target_ids == []``); ``GraphDataset.collate`` cannot pad a
-    batch in which every target is empty, and decoding never reads the target, so an EOS-only
-    target stands in for it.
-    """
-    import pyarrow as pa
-
-    targets = table.column("target_ids").to_pylist()
-    if all(targets):
-        return table
-    filled = pa.array([t or [schema.EOS_ID] for t in targets], type=pa.list_(pa.int32()))
-    return table.set_column(table.schema.get_field_index("target_ids"), "target_ids", filled)
-
-
 class ChatSession:
     """A conversation with a model; the history grows turn by turn.
 
@@ -229,8 +213,10 @@ class ChatSession:
         if getattr(table, "num_rows", 1) != 1:
             raise KempModelError(f"graph builder returned {table.num_rows} rows for one dialogue")
         graphs = schema.GraphFile(
-            table=_placeholder_target(table), vocab=self.vocab, provenance=self.provenance, paths=()
+            table=table, vocab=self.vocab, provenance=self.provenance, paths=()
         )
+        # the row has no reference (target_ids == []): collate gives it an EOS-only target,
+        # which decoding never reads
         batch = GraphDataset(graphs, None).collate([0]).to(self.device)
         with torch.no_grad():
             logits = self.model.encode(batch).emotion_logits

@@ -227,8 +227,13 @@ class GraphDataset:
         concept_ids = self._gather("concept_ids", rows, concepts).long()
         raw_target = self._gather("target_ids", rows, targets).long()
         # Targets are the response ids followed by exactly one EOS (one already there is kept).
-        last = raw_target.gather(1, (targets - 1).clamp(min=0)[:, None]).squeeze(1)
-        body = targets - ((last == schema.EOS_ID) & (targets > 0)).long()
+        # A row without a target (a chat row: target_ids == []) gets an EOS-only target, also
+        # when every row of the batch has none (raw_target is then [B, 0]).
+        if raw_target.shape[1]:
+            last = raw_target.gather(1, (targets - 1).clamp(min=0)[:, None]).squeeze(1)
+            body = targets - ((last == schema.EOS_ID) & (targets > 0)).long()
+        else:
+            body = targets
         width = int(body.max()) + 1 if len(rows) else 1
         target = torch.full((len(rows), width), schema.PAD_ID, dtype=torch.long)
         copy = min(width, raw_target.shape[1])
