@@ -73,6 +73,34 @@ def test_truncated_graph_file(graph_file, tmp_path, monkeypatch, capsys) -> None
     assert_one_line(err, "cut.arrow", "rerun `kemp-kg enrich`")
 
 
+def _damage_list_offsets(source: Path, target: Path, column: str = "context_ids") -> Path:
+    """Copy ``source`` with one list offset of ``column`` (first record batch) pointing far past
+    its values buffer: the footer and schema stay intact, so the file opens."""
+    mapped = pa.memory_map(str(source))
+    base = mapped.read_buffer(1).address  # where the file starts in memory
+    offsets = ipc.open_file(mapped).get_batch(0).column(column).buffers()[1]
+    at = offsets.address - base + 4  # the second int32 offset
+    data = bytearray(source.read_bytes())
+    data[at : at + 4] = (10**6).to_bytes(4, "little")
+    target.write_bytes(bytes(data))
+    return target
+
+
+def test_graph_file_damaged_inside_a_record_batch(graph_file, trained_run, tmp_path, monkeypatch,
+                                                  capsys) -> None:  # fmt: skip
+    damaged = _damage_list_offsets(graph_file, tmp_path / "damaged.arrow")
+    assert len(schema.open_graphs(damaged)) > 0  # opening (O(footer)) does not notice
+    code, err = run_cli(monkeypatch, capsys, *train_args(damaged, tmp_path / "run"))
+    assert code == 2
+    assert_one_line(err, "damaged.arrow", "damaged record batch", "rerun `kemp-kg enrich`")
+    assert not (tmp_path / "run").exists()
+    for command in ("evaluate", "generate"):
+        code, err = run_cli(monkeypatch, capsys, command, str(trained_run), "--graphs", str(damaged),
+                            "--split", "valid", "--limit", "2", "--device", "cpu")  # fmt: skip
+        assert code == 2, command
+        assert_one_line(err, "damaged.arrow", "damaged record batch")
+
+
 def test_graph_file_without_vocabulary(graph_file, tmp_path, monkeypatch, capsys) -> None:
     novocab = _rewrite_metadata(graph_file, tmp_path / "novocab.arrow", drop=b"kemp.vocab")
     code, err = run_cli(monkeypatch, capsys, *train_args(novocab, tmp_path / "run"))

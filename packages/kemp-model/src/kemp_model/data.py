@@ -344,17 +344,28 @@ class BatchSampler:
 
 
 def load_split(
-    paths: str | Path | Sequence[str | Path], split: str | None
+    paths: str | Path | Sequence[str | Path], split: str | None, *, verify: bool = False
 ) -> tuple[GraphDataset, tuple[str, ...], dict[str, object]]:
     """Open graph file(s) memory-mapped and select one split.
+
+    Args:
+        paths: graph file(s) or a folder (see :func:`kemp_kg.schema.open_graphs`).
+        split: split name, or ``None`` for every row.
+        verify: check every offset of the file first (:meth:`kemp_kg.schema.GraphFile.verify`,
+            O(file size)). Opening alone reads only the footer, so bytes damaged inside a record
+            batch would otherwise fault in native code at the first batch; long jobs (train,
+            evaluate, generate) pass True.
 
     Returns:
         ``(dataset, vocab, provenance)``.
 
     Raises:
-        kemp_kg.schema.GraphFileError: missing, truncated or foreign file, wrong schema version.
+        kemp_kg.schema.GraphFileError: missing, truncated or foreign file, wrong schema version,
+            or (``verify``) a damaged record batch.
     """
     graphs = schema.open_graphs(paths)
+    if verify:  # before GraphDataset reads the split/emotion columns and the list offsets
+        graphs.verify()
     if len(graphs.vocab) <= len(schema.SPECIAL_TOKENS):
         raise schema.GraphFileError(
             f"{graphs.paths[0]}: vocabulary holds only special tokens; rerun `kemp-kg enrich`"

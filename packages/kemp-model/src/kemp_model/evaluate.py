@@ -146,7 +146,7 @@ def _open_split(
         raise KempModelError(
             f"{run.run_dir}: config.json records no graph file; pass --graphs FILE"
         )
-    dataset, vocab, _ = load_split(paths, split)
+    dataset, vocab, _ = load_split(paths, split, verify=True)  # damaged bytes: one line, no crash
     if tuple(vocab) != run.vocab:
         raise KempModelError(
             f"{paths[0]}: vocabulary differs from {run.run_dir / 'vocab.json'} "

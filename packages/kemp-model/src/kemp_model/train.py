@@ -167,7 +167,10 @@ class Trainer:
         self.is_main = self.rank == 0
         self.run_dir = Path(job.out)
 
-        self.train_data, vocab, provenance = load_split(job.graphs, self._train_config_guess().train_split)
+        # verify: a full offset check of the file (damaged bytes give a GraphFileError, not a crash)
+        self.train_data, vocab, provenance = load_split(
+            job.graphs, self._train_config_guess().train_split, verify=True
+        )
         self.vocab = vocab
         run_config = self._resolve_config(vocab, provenance)
         self.config = run_config
