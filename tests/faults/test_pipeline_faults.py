@@ -317,7 +317,6 @@ def test_disk_full_during_build_index_is_one_line_and_keeps_the_previous_index(t
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="a full disk while saving a checkpoint escapes as a SafetensorError traceback")
 def test_disk_full_during_checkpoint_save_is_one_line(tmp_path: Path, golden, golden_run) -> None:
     run_dir = tmp_path / "run"
     shutil.copytree(golden_run, run_dir)

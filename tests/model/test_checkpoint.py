@@ -204,3 +204,35 @@ def test_resume_from_a_corrupt_state_file(graph_file, trained_run, tmp_path, mon
                         "--resume", "--no-progress")
     assert code == 3
     assert_one_line(err, "last.state.safetensors", "corrupt checkpoint")
+
+
+
+@pytest.mark.parametrize("failure", ["safetensors", "oserror"])
+def test_unwritable_checkpoint_is_a_one_line_error_and_keeps_the_previous_file(
+    trained_run, tmp_path, monkeypatch, failure
+) -> None:
+    import errno
+
+    import torch
+    from safetensors import SafetensorError
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    model, _, _ = ckpt.load_run(run)
+    optimizer = torch.optim.Adam(model.parameters())
+
+    def full(*args, **kwargs):
+        if failure == "safetensors":  # how safetensors reports ENOSPC
+            raise SafetensorError(
+                "Error while serializing: I/O error: No space left on device (os error 28)"
+            )
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ckpt, "save_file", full)
+    with pytest.raises(CheckpointError, match="last.safetensors: cannot write .*No space left.*--resume"):
+        ckpt.save_weights(run / ckpt.LAST_FILE, model, {})
+    with pytest.raises(CheckpointError, match="No space left on device") as info:
+        ckpt.save_training_state(run / ckpt.STATE_FILE, model, optimizer, [torch.get_rng_state()], {})
+    assert "\n" not in str(info.value)
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before  # old files kept, no temp left

@@ -19,10 +19,11 @@ Every file is written to a temporary name in the folder, fsynced and renamed
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,8 +107,30 @@ class RunConfig:
         )
 
 
+def _write_failed(path: Path, exc: BaseException) -> CheckpointError:
+    """The one-line error for a run file that could not be written (full disk, permissions)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        reason = exc.strerror
+    else:  # safetensors reports I/O errors as SafetensorError("... No space left on device ...")
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return CheckpointError(
+        f"{path}: cannot write ({reason}); the previous file is kept; free space or fix "
+        f"permissions, then continue with `kemp-model train --out {path.parent} --resume`"
+    )
+
+
+@contextlib.contextmanager
+def _writing(path: Path) -> Iterator[Path]:
+    """:func:`atomic_path` whose write failures become one-line :class:`CheckpointError`."""
+    try:
+        with atomic_path(path) as tmp:
+            yield tmp
+    except (SafetensorError, OSError) as exc:
+        raise _write_failed(path, exc) from None
+
+
 def _write_json(path: Path, data: Any) -> None:
-    with atomic_path(path) as tmp:
+    with _writing(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
@@ -151,8 +174,8 @@ def _weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def save_weights(path: Path, model: torch.nn.Module, metadata: Mapping[str, str]) -> None:
-    """Model weights as safetensors, atomically."""
-    with atomic_path(path) as tmp:
+    """Model weights as safetensors, atomically. Raises :class:`CheckpointError` if unwritable."""
+    with _writing(path) as tmp:
         save_file(_weights(model), str(tmp), metadata=dict(metadata))
 
 
@@ -205,6 +228,10 @@ def save_training_state(
         rng_states: one uint8 tensor per rank (torch CPU generator state, then CUDA's if any).
         extra: JSON-serialisable counters (step, sampler position, early stopping, ...).
         tensors: further named tensors (e.g. the log-window accumulator).
+
+    Raises:
+        CheckpointError: the file cannot be written (full disk, permissions); the previous
+            file is left as it was.
     """
     out: dict[str, torch.Tensor] = {f"model/{k}": v for k, v in _weights(model).items()}
     optim = optimizer.state_dict()
@@ -222,7 +249,7 @@ def save_training_state(
         "param_groups": optim["param_groups"],
         "ranks": len(rng_states),
     }
-    with atomic_path(path) as tmp:
+    with _writing(path) as tmp:
         save_file(out, str(tmp), metadata={_STATE_KEY: json.dumps(meta)})
 
 
@@ -241,14 +268,20 @@ def load_training_state(path: str | Path, model: torch.nn.Module, optimizer: tor
     tensors, metadata = _read_tensors(path)
     if _STATE_KEY not in metadata:
         raise CheckpointError(f"{path}: not a kemp training state; resume needs {STATE_FILE}")
-    meta = json.loads(metadata[_STATE_KEY])
+    try:
+        meta = json.loads(metadata[_STATE_KEY])
+        rng = [tensors[f"rng/{r}"] for r in range(int(meta["ranks"]))]
+        groups = meta["param_groups"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(
+            f"{path}: damaged training state ({exc!r}); resume from another or retrain"
+        ) from None
     _load_model_tensors(path, model, {k[6:]: v for k, v in tensors.items() if k.startswith("model/")})
     state: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
         if key.startswith("optim/"):
             _, index, name = key.split("/", 2)
             state.setdefault(int(index), {})[name] = value
-    groups = meta["param_groups"]
     for group in groups:
         if "betas" in group:
             group["betas"] = tuple(group["betas"])
@@ -256,7 +289,6 @@ def load_training_state(path: str | Path, model: torch.nn.Module, optimizer: tor
         optimizer.load_state_dict({"state": state, "param_groups": groups})
     except (ValueError, KeyError) as exc:
         raise CheckpointError(f"{path}: optimizer state does not fit ({exc}); retrain") from None
-    rng = [tensors[f"rng/{r}"] for r in range(int(meta["ranks"]))]
     extra_tensors = {k[6:]: v for k, v in tensors.items() if k.startswith("extra/")}
     return TrainingState(extra=meta["extra"], rng_states=rng, tensors=extra_tensors)
 
