@@ -536,6 +536,44 @@ def test_concurrent_enrich_of_one_output_fails_clearly_while_the_first_writes(tm
     assert sorted(p.name for p in tmp_path.iterdir()) == ["graphs.arrow"]
 
 
+def test_concurrent_train_into_one_run_folder_fails_clearly(tmp_path: Path, golden) -> None:
+    run_dir = tmp_path / "run"
+    argv = TRAIN_ARGS(golden["graphs"], run_dir, steps=2)
+    release = tmp_path.parent / f"{tmp_path.name}.release"
+    hold = f"""
+        import pathlib
+        import kemp_model.train as m
+        _orig = m.Trainer.fit
+        def _slow(self):
+            print("{MARKER}", flush=True)  # set up: config.json written, checks passed
+            deadline = time.time() + 120
+            while not pathlib.Path({str(release)!r}).exists() and time.time() < deadline:
+                time.sleep(0.05)  # hold the run until the second train has run
+            return _orig(self)
+        m.Trainer.fit = _slow
+    """
+    first = subprocess.Popen(command("kemp_model", argv, hold), cwd=tmp_path, env=ENV, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)  # fmt: skip
+    assert first.stdout is not None
+    for line in first.stdout:
+        if MARKER in line:
+            break
+    before = tree_bytes(run_dir)
+    # --force would replace a finished run; while one is being trained it must be refused
+    second = run("kemp_model", [*argv, "--force"], cwd=tmp_path)
+    after_second = tree_bytes(run_dir)
+    release.touch()
+    _, first_err = first.communicate(timeout=180)
+    assert first.returncode == 0, first_err[-3000:]
+    line = one_line_error(second)
+    assert "another kemp process is writing" in line and str(run_dir) in line, line
+    assert after_second == before  # the second run touched nothing
+    records = [json.loads(r) for r in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    keys = [(r["kind"], r["step"]) for r in records]
+    assert len(keys) == len(set(keys)) and ("valid", 2) in keys, keys  # one run's log, not two
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # the lock file is gone
+
+
 @pytest.mark.slow
 def test_concurrent_build_index_of_one_folder_fails_clearly(tmp_path: Path, golden) -> None:
     index_dir = tmp_path / "index"

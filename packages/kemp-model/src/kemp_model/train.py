@@ -26,6 +26,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from kemp_kg import schema
 from kemp_model import checkpoint as ckpt
 from kemp_model.config import ModelConfig, TrainConfig, get_preset
 from kemp_model.data import Batch, BatchSampler, GraphDataset, load_split
@@ -609,10 +610,17 @@ class Trainer:
 
 
 def train(job: TrainJob, rank: int | None = None, world_size: int | None = None) -> TrainSummary:
-    """Set up and run one training job (see :class:`TrainJob`); the CLI's one library call."""
+    """Set up and run one training job (see :class:`TrainJob`); the CLI's one library call.
+
+    The whole job holds :func:`kemp_kg.schema.output_lock` on the run folder (rank 0 only: the
+    ranks of one job share it), so a second ``train`` into the same ``--out`` fails at once with
+    :class:`kemp_kg.schema.OutputBusyError` (an ``OSError``: one line from the CLI) instead of
+    interleaving checkpoints and ``metrics.jsonl`` with this one.
+    """
     trainer = Trainer(job, rank=rank, world_size=world_size)
-    trainer.setup()
-    return trainer.fit()
+    with schema.output_lock(job.out) if trainer.rank == 0 else nullcontext():
+        trainer.setup()
+        return trainer.fit()
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
