@@ -151,7 +151,13 @@ class GraphFile:
     paths: tuple[Path, ...]
 
     def split(self, name: str) -> pa.Table:
-        """The rows of one split (a filtered copy of the small scalar columns, lists stay views)."""
+        """The rows of one split, as a new in-memory table.
+
+        Arrow's filter copies every column, the ``list<...>`` columns included (their values are
+        gathered into fresh buffers), so the result is no longer a view of the mapped file and
+        costs memory in proportion to the split. For zero-copy access to one split, keep
+        :attr:`table` and select row numbers instead (as ``kemp_model.data.GraphDataset`` does).
+        """
         import pyarrow.compute as pc
 
         return self.table.filter(pc.equal(self.table["split"], name))
