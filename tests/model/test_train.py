@@ -138,10 +138,13 @@ def test_two_process_ddp_equals_one_process(graph_file, tmp_path) -> None:
 
 
 def test_glove_vectors_set_the_table_width_and_force_replaces_a_run(graph_file, tmp_path) -> None:
-    from conftest import VOCAB
+    from kemp_kg import schema
 
+    # the file's own vocabulary (`from conftest import VOCAB` finds tests/kg/conftest.py when
+    # tests/kg runs in the same session, as in `just test`)
+    vocab = schema.open_graphs(graph_file).vocab
     vectors = tmp_path / "glove.5d.txt"
-    vectors.write_text("".join(f"{w} {i} 1 2 3 4\n" for i, w in enumerate(VOCAB[8:20])))
+    vectors.write_text("".join(f"{w} {i} 1 2 3 4\n" for i, w in enumerate(vocab[8:20])))
     base = job(graph_file, tmp_path / "run", 1, eval_every=1)
     train(base.__class__(**{**base.__dict__, "embeddings": vectors}))
     model, config, _ = ckpt.load_run(tmp_path / "run")
