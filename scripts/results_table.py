@@ -87,10 +87,13 @@ def write_results(args: Any, state: Any, steps: dict[str, int], out: Path) -> No
         done = _steps_done(run)
         schedule = (config or {}).get("train", {}).get("max_steps")
         reduced = preset in steps
+        unfinished = train_stage.get("status") != "done"  # interrupted; evaluated from best.safetensors
         label = LABELS[preset] + (" [reduced schedule]" if reduced else "")
+        label += " [unfinished run]" if unfinished else ""
+        wall = train_stage.get("wall_seconds", train_stage.get("wall_seconds_before"))
         extra = [
             f"{done if done is not None else 'n/a'} / {schedule if schedule else 'n/a'}",
-            _duration(train_stage.get("wall_seconds")),
+            _duration(wall),
             train_stage.get("machine", "n/a"),
         ]
         for decode in args.decodes:

@@ -59,7 +59,7 @@ def test_results_table_reads_metrics_and_labels_reduced_rows(tmp_path: Path) -> 
     metrics = {"examples": 5257, "emotion_accuracy": 0.3512, "perplexity": 38.25,
                "distinct_1": 0.71, "distinct_2": 3.02, "bleu_4": 2.1, "top_response_share": 0.04}
     (run / "eval" / "test-greedy.metrics.json").write_text(json.dumps(metrics))
-    state = SimpleNamespace(data={"train-kemp": {"wall_seconds": 5400, "machine": "cpu",
+    state = SimpleNamespace(data={"train-kemp": {"status": "done", "wall_seconds": 5400, "machine": "cpu",
                                                  "command": "kemp-model train", "log": "l"}})
     args = SimpleNamespace(work=tmp_path, presets=["kemp"], decodes=["greedy"])
     out = tmp_path / "docs" / "RESULTS.md"
@@ -68,3 +68,17 @@ def test_results_table_reads_metrics_and_labels_reduced_rows(tmp_path: Path) -> 
     assert "| KEMP (ours) [reduced schedule] | greedy | 5257 | 35.12 | 38.25 | 0.71 | 3.02 |" in text
     assert "500 / 500 | 1.5 h | cpu |" in text
     assert "KEMP, paper (cited)" in text
+
+
+def test_an_interrupted_training_run_is_labelled_unfinished(tmp_path: Path) -> None:
+    run = tmp_path / "runs" / "kemp"
+    (run / "eval").mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"train": {"max_steps": 26000, "batch_size": 16}}))
+    (run / "metrics.jsonl").write_text('{"kind": "train", "step": 9000}\n')
+    (run / "eval" / "test-greedy.metrics.json").write_text(json.dumps({"examples": 5257}))
+    state = SimpleNamespace(data={"train-kemp": {"status": "started", "wall_seconds_before": 3600}})
+    args = SimpleNamespace(work=tmp_path, presets=["kemp"], decodes=["greedy"])
+    out = tmp_path / "RESULTS.md"
+    results_table.write_results(args, state, {}, out)
+    assert "| KEMP (ours) [unfinished run] | greedy | 5257 |" in out.read_text()
+    assert "9000 / 26000 | 60 min |" in out.read_text()
