@@ -20,7 +20,8 @@ times (best wall kept; all are recorded); the page cache is warm for all of them
     .venv/bin/python bench/bench_build_index.py --wordnet-only           # the WordNet source
 
 Results are merged into ``bench/results/build_index.json`` under a key per configuration.
-Generated dumps are cached under ``--scratch`` (default /work/scratch/bench), never in the repo.
+Generated dumps are cached under ``--scratch`` (default ``$KEMP_SCRATCH/bench``, else ``work/scratch/bench``
+in the repo, which git ignores).
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+# generated inputs live outside git: $KEMP_SCRATCH, else work/scratch in the repo (ignored)
+SCRATCH = Path(os.environ.get("KEMP_SCRATCH", Path(__file__).resolve().parents[1] / "work" / "scratch"))
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -202,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=5_900_000)
     parser.add_argument("--gz", action="store_true", help="generate/read a .csv.gz dump")
     parser.add_argument("--lexicon", type=Path, default=DEFAULT_LEXICON)
-    parser.add_argument("--scratch", type=Path, default=Path("/work/scratch/bench"))
+    parser.add_argument("--scratch", type=Path, default=SCRATCH / "bench")
     parser.add_argument("--baseline-rows", type=int, default=500_000)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--wordnet", action="store_true", help="also time the WordNet source")

@@ -34,6 +34,9 @@ import tempfile
 import time
 from pathlib import Path
 
+# generated inputs live outside git: $KEMP_SCRATCH, else work/scratch in the repo (ignored)
+SCRATCH = Path(os.environ.get("KEMP_SCRATCH", Path(__file__).resolve().parents[1] / "work" / "scratch"))
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 BIN = Path(sys.executable).parent
@@ -88,7 +91,7 @@ def timed(command: list[str], env: dict[str, str]) -> dict[str, object]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scratch", type=Path, default=Path("/work/scratch/bench_enrich"))
+    parser.add_argument("--scratch", type=Path, default=SCRATCH / "bench_enrich")
     parser.add_argument("--baseline-sample", type=int, default=2000)
     parser.add_argument("--preset", default="paper")
     parser.add_argument("--skip-baseline", action="store_true")

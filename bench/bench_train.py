@@ -16,9 +16,9 @@ Each arm runs in its own fresh process (so peak RSS is per arm):
 * ``paired``: both training loops in one process, alternating step by step on the same rows;
   its ratio is the headline training speed-up (separate runs drift with the machine's load).
 
-Without ``--graphs`` it uses the full ED graph file if one is at ``/work/scratch/enrich/ed.arrow``
+Without ``--graphs`` it uses the full ED graph file if one is at ``$KEMP_SCRATCH/enrich/ed.arrow``
 and otherwise writes a synthetic file with ED-like sizes (bench/synthetic_graphs.py) under
-``/work/scratch/bench_train/``. Writes ``bench/results/train.json``.
+``$KEMP_SCRATCH/bench_train/``. Writes ``bench/results/train.json``.
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRATCH = Path(os.environ.get("KEMP_SCRATCH", "/work/scratch")) / "bench_train"
-REAL_ED = Path(os.environ.get("KEMP_SCRATCH", "/work/scratch")) / "enrich" / "ed.arrow"
+SCRATCH = Path(os.environ.get("KEMP_SCRATCH", Path(__file__).resolve().parents[1] / "work" / "scratch")) / "bench_train"
+REAL_ED = SCRATCH.parent / "enrich" / "ed.arrow"
 
 
 def peak_rss_mb() -> float:

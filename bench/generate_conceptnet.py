@@ -1,7 +1,7 @@
 """Generate an official-format ConceptNet assertions dump of N rows, for benchmarks.
 
-    .venv/bin/python bench/generate_conceptnet.py /work/scratch/cn-5.9M.csv --rows 5900000
-    .venv/bin/python bench/generate_conceptnet.py /work/scratch/cn-34M.csv.gz --rows 34000000
+    .venv/bin/python bench/generate_conceptnet.py work/scratch/cn-5.9M.csv --rows 5900000
+    .venv/bin/python bench/generate_conceptnet.py work/scratch/cn-34M.csv.gz --rows 34000000
 
 Each line is the official 5-column tab-separated layout (assertion URI, relation URI, start URI,
 end URI, JSON metadata with ``dataset``, ``license``, ``sources``, ``weight`` and, for the
