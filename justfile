@@ -28,7 +28,7 @@ demo out="work/demo": setup
     {{bin}}/kemp-kg enrich {{out}}/dialogues.jsonl --index {{out}}/index --out {{out}}/graphs.arrow
     {{bin}}/kemp-kg inspect {{out}}/graphs.arrow --example 0
     {{bin}}/kemp-model train --graphs {{out}}/graphs.arrow --preset tiny --max-steps 60 --out {{out}}/run --force
-    {{bin}}/kemp-model generate {{out}}/run --graphs {{out}}/graphs.arrow --split test --limit 3
+    {{bin}}/kemp-model generate {{out}}/run --graphs {{out}}/graphs.arrow --split test --limit 3 --decode beam
 
 # The whole test suite that CI runs (slow tests excluded; `just test-slow` runs them).
 test: setup
