@@ -113,6 +113,11 @@ def write_results(args: Any, state: Any, steps: dict[str, int], out: Path) -> No
                 f"{', reduced' if reduced else ''}), log `{train_stage.get('log', 'n/a')}`, "
                 f"command `{train_stage.get('command', 'n/a')}`"
             )
+        if not any((run / "eval" / f"test-{d}.metrics.json").exists() for d in args.decodes):
+            details.append(
+                f"- **{LABELS[preset]}**: no test figures yet (not trained or not evaluated); "
+                "`just reproduce` continues from here"
+            )
         curves = run / "curves.png"
         if curves.exists():
             shutil.copyfile(curves, figures / f"curves-{preset}.png")
