@@ -8,7 +8,8 @@ Stages (each is the project's own CLI, run as a subprocess and logged):
 2. ``kemp-kg enrich DATA/ed --index WORK/index``               -> WORK/ed.arrow
 3. ``kemp-model train --preset P`` for kemp, wo-ece, wo-edd, transformer -> WORK/runs/P
 4. ``kemp-model evaluate WORK/runs/P --split test --decode D``  for D in greedy, diverse
-5. ``kemp-model score`` on the official KEMP test predictions (DATA/kemp_reference)
+5. ``kemp-model score`` on the official KEMP test predictions (DATA/kemp_reference; run right
+   after enrich, it is cheap)
 6. docs/RESULTS.md (+ docs/results/*.png): the table, curves and a case study.
 
 It resumes where it stopped: WORK/state.json records every finished stage (command, wall time,
@@ -134,6 +135,14 @@ def build_stages(args: argparse.Namespace, steps: dict[str, int]) -> list[Stage]
             [work / "ed.arrow"],
         ),
     ]
+    reference = data / "kemp_reference" / "KEMP_test_predictions.txt"
+    stages.append(  # cheap: early, so the official row is there even mid-run
+        Stage(
+            "score-official",
+            [model, "score", str(reference), "--json", str(work / "official.metrics.json")],
+            [work / "official.metrics.json"],
+        )
+    )
     embeddings = data / "vectors" / "glove.6B.50d.npy"
     for preset in args.presets:
         run = work / "runs" / preset
@@ -155,14 +164,6 @@ def build_stages(args: argparse.Namespace, steps: dict[str, int]) -> list[Stage]
                     [run / "eval" / f"test-{decode}.metrics.json"],
                 )
             )
-    reference = data / "kemp_reference" / "KEMP_test_predictions.txt"
-    stages.append(
-        Stage(
-            "score-official",
-            [model, "score", str(reference), "--json", str(work / "official.metrics.json")],
-            [work / "official.metrics.json"],
-        )
-    )
     return stages
 
 
