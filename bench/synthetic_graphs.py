@@ -6,7 +6,7 @@ mean ~36 (CLS included, 95th percentile ~80, max ~370), 10 concepts per example 
 5,257 train / valid / test rows. Built vectorised with numpy and written through
 `kemp_kg.schema.write_graphs`, so it is a valid graph file.
 
-    .venv/bin/python bench/synthetic_graphs.py /work/scratch/bench_train/synthetic.arrow
+    .venv/bin/python bench/synthetic_graphs.py work/scratch/bench_train/synthetic.arrow
 """
 
 from __future__ import annotations
