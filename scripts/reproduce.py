@@ -21,6 +21,7 @@ labelled "reduced" in the table.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import platform
@@ -28,6 +29,7 @@ import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +46,8 @@ class Stage:
     command: list[str]
     outputs: list[Path]
     resume_flag: str | None = None  # appended when the stage started before but did not finish
+    stale: Callable[[], str | None] | None = None  # why existing outputs no longer match the code
+    force_flag: str | None = None  # appended to redo a stale stage from scratch
 
 
 def machine() -> str:
@@ -73,21 +77,32 @@ class State:
         return self.data.get(stage.name, {}).get("status") == "started"
 
     def record(self, stage: Stage, **fields: object) -> None:
-        if self.path.exists():  # merge: another reproduce process may run other presets
-            self.data = json.loads(self.path.read_text())
-        self.data[stage.name] = {**self.data.get(stage.name, {}), **fields}
-        tmp = self.path.with_suffix(f".json.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(self.data, indent=2, sort_keys=True))
-        os.replace(tmp, self.path)
+        # read-merge-write under a lock: another reproduce process may run other presets
+        with open(self.path.with_suffix(".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if self.path.exists():
+                self.data = json.loads(self.path.read_text())
+            self.data[stage.name] = {**self.data.get(stage.name, {}), **fields}
+            tmp = self.path.with_suffix(f".json.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(self.data, indent=2, sort_keys=True))
+            os.replace(tmp, self.path)
 
 
 def run_stage(stage: Stage, state: State, log_dir: Path, env: dict[str, str]) -> None:
-    if state.done(stage):
+    why = stage.stale() if stage.stale is not None else None
+    if state.done(stage) and why is None:
         print(f"[skip] {stage.name}: done ({state.data[stage.name]['wall_seconds']:.0f} s)")
         return
     command = list(stage.command)
-    previous = state.data.get(stage.name, {}).get("wall_seconds_before", 0.0)
-    if stage.resume_flag and state.started(stage):
+    resuming = bool(stage.resume_flag) and state.started(stage)
+    previous = state.data.get(stage.name, {}).get("wall_seconds_before", 0.0) if resuming else 0.0
+    if why is not None:
+        print(f"[redo] {stage.name}: {why}", flush=True)
+        previous = 0.0
+        state.record(stage, status="started", wall_seconds_before=0.0)
+        if stage.force_flag:
+            command.append(stage.force_flag)
+    elif resuming:
         command.append(stage.resume_flag)
     print(f"[run ] {stage.name}: {shlex.join(command)}", flush=True)
     state.record(stage, status="started", command=shlex.join(stage.command), machine=machine())
@@ -114,6 +129,40 @@ def parse_steps(items: list[str]) -> dict[str, int]:
             raise SystemExit(f"--steps {item!r}: expected PRESET=N with PRESET in {PRESETS}")
         steps[name] = int(value)
     return steps
+
+
+def stale_run(run: Path, preset: str, max_steps: int | None) -> str | None:
+    """Why the run folder RUN no longer matches PRESET as the code defines it now (None if it does
+    or holds no run yet). A changed default (a loss, a schedule) must not leave an old run in the
+    table under the preset's name. ``emotion_loss_reduction`` is ignored for presets without an
+    emotion classifier: their emotion term is zero, so it cannot change a gradient."""
+    from kemp_model.config import get_preset, to_dict
+
+    config_file = run / "config.json"
+    if not config_file.exists():
+        return None
+    recorded = json.loads(config_file.read_text())
+    want = get_preset(preset)
+    expected = {"model": to_dict(want.model), "train": to_dict(want.train)}
+    if max_steps is not None:
+        expected["train"]["max_steps"] = max_steps
+    if not want.model.emotion_classifier:
+        expected["model"].pop("emotion_loss_reduction")
+    changed = [
+        f"{section}.{key} {recorded.get(section, {}).get(key)!r} -> {value!r}"
+        for section, fields in expected.items()
+        for key, value in fields.items()
+        if recorded.get(section, {}).get(key) != value
+    ]
+    return f"{run} was trained with " + ", ".join(changed) if changed else None
+
+
+def _older_than_checkpoint(run: Path, decode: str) -> str | None:
+    """An evaluation written before the run's current best checkpoint is stale."""
+    metrics, best = run / "eval" / f"test-{decode}.metrics.json", run / "best.safetensors"
+    if metrics.exists() and best.exists() and metrics.stat().st_mtime < best.stat().st_mtime:
+        return f"{metrics} predates {best}"
+    return None
 
 
 def build_stages(args: argparse.Namespace, steps: dict[str, int]) -> list[Stage]:
@@ -153,7 +202,10 @@ def build_stages(args: argparse.Namespace, steps: dict[str, int]) -> list[Stage]
             command += ["--max-steps", str(steps[preset])]
         if args.threads:
             command += ["--threads", str(args.threads)]
-        stages.append(Stage(f"train-{preset}", command, [run / "best.safetensors"], "--resume"))
+        stale = lambda run=run, preset=preset: stale_run(run, preset, steps.get(preset))  # noqa: E731
+        stages.append(
+            Stage(f"train-{preset}", command, [run / "best.safetensors"], "--resume", stale, "--force")
+        )
         for decode in args.decodes:
             stages.append(
                 Stage(
@@ -162,6 +214,7 @@ def build_stages(args: argparse.Namespace, steps: dict[str, int]) -> list[Stage]
                      "--split", "test", "--decode", decode, "--device", args.device,
                      *(["--limit", str(args.limit)] if args.limit else [])],
                     [run / "eval" / f"test-{decode}.metrics.json"],
+                    stale=lambda run=run, decode=decode: _older_than_checkpoint(run, decode),
                 )
             )
     return stages

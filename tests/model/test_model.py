@@ -66,7 +66,9 @@ def test_generation_and_emotion_losses_by_hand(monkeypatch, smoothing) -> None:
     soft = [math.exp(v) / sum(math.exp(u) for u in eta) for v in eta]
     att = sum(x * x for x in soft) / 4
     assert out.attention_loss_sum.item() == pytest.approx(att, rel=1e-5)
-    total = 1.0 * 3 * per_token / 3 + 1.0 * emo + 0.1 * att  # Eq. 21, gamma = (1, 1, 0.1)
+    # Eq. 21, gamma = (1, 1, 0.1), combined as the official code: sums over tokens and examples,
+    # divided by the token count
+    total = (1.0 * 3 * per_token + 1.0 * emo + 0.1 * att) / 3
     assert out.loss.item() == pytest.approx(total, rel=1e-5)
 
 
@@ -157,21 +159,34 @@ def test_every_parameter_gets_a_gradient(preset) -> None:
     assert missing == (["emotion_head.weight"] if preset == "transformer" else [])
 
 
-def test_emotion_loss_is_a_batch_sum_as_in_the_official_code_or_a_mean() -> None:
+def test_loss_terms_combine_as_the_official_code_or_as_sum_or_mean() -> None:
     from kemp_model.model import ModelOutput
 
-    def output(summed: bool) -> ModelOutput:
-        zero = torch.tensor(0.0)
+    def output(reduction: str) -> ModelOutput:
         return ModelOutput(
             generation_loss_sum=torch.tensor(6.0), generation_nll_sum=torch.tensor(6.0),
-            emotion_nll_sum=torch.tensor(8.0), attention_loss_sum=zero,
+            emotion_nll_sum=torch.tensor(8.0), attention_loss_sum=torch.tensor(2.0),
             token_count=torch.tensor(3), example_count=torch.tensor(4),
             emotion_correct=torch.tensor(0), emotion_logits=torch.zeros(4, 32),
-            weights=(1.0, 1.0, 0.1), emotion_summed=summed,
+            weights=(1.0, 1.0, 0.1), emotion_reduction=reduction,
         )
 
-    assert output(True).loss.item() == pytest.approx(6 / 3 + 8)  # official: sum over the batch
-    assert output(False).loss.item() == pytest.approx(6 / 3 + 8 / 4)  # per-example mean
-    assert ModelConfig().emotion_loss_reduction == "sum"
+    # official: (summed token loss + summed emotion NLL + 0.1 x mean attention loss) / tokens
+    assert output("official").loss.item() == pytest.approx((6 + 8 + 0.1 * 2 / 4) / 3)
+    assert output("sum").loss.item() == pytest.approx(6 / 3 + 8 + 0.1 * 2 / 4)
+    assert output("mean").loss.item() == pytest.approx(6 / 3 + 8 / 4 + 0.1 * 2 / 4)
+    assert ModelConfig().emotion_loss_reduction == "official"
     with pytest.raises(ValueError, match="emotion_loss_reduction"):
         ModelConfig(emotion_loss_reduction="max")
+
+
+def test_baseline_without_emotion_head_counts_every_example() -> None:
+    """The transformer's example count is the batch size (it once read a bool tensor as 1)."""
+    import dataclasses
+
+    torch.manual_seed(0)
+    one = one_example()
+    batch = Batch(**{f.name: torch.cat([getattr(one, f.name)] * 3) for f in dataclasses.fields(Batch)})
+    out = KEMP(get_preset("transformer").model, V)(batch)
+    assert out.example_count.item() == len(batch)
+    assert out.emotion_correct.item() <= len(batch)

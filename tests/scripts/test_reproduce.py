@@ -82,3 +82,64 @@ def test_an_interrupted_training_run_is_labelled_unfinished(tmp_path: Path) -> N
     results_table.write_results(args, state, {}, out)
     assert "| KEMP (ours) [unfinished run] | greedy | 5257 |" in out.read_text()
     assert "9000 / 26000 | 60 min |" in out.read_text()
+
+
+def test_a_stale_finished_stage_is_redone_from_scratch(tmp_path: Path) -> None:
+    """A run whose configuration no longer matches the code is retrained with --force, not skipped."""
+    script = "import sys, pathlib; pathlib.Path('OUT').write_text(' '.join(sys.argv[1:]))"
+    base = stage(tmp_path, script)
+    state = reproduce.State(tmp_path / "state.json")
+    reproduce.run_stage(base, state, tmp_path, env={})
+    assert (tmp_path / "s.out").read_text() == ""
+    stale = reproduce.Stage(base.name, base.command, base.outputs, "--resume",
+                            stale=lambda: "loss changed", force_flag="--force")
+    reproduce.run_stage(stale, reproduce.State(tmp_path / "state.json"), tmp_path, env={})
+    assert (tmp_path / "s.out").read_text() == "--force"
+    assert reproduce.State(tmp_path / "state.json").done(stale)
+
+
+def test_stale_run_names_the_fields_that_changed(tmp_path: Path) -> None:
+    from kemp_model.config import get_preset, to_dict
+
+    def write(preset: str, **model_changes: object) -> Path:
+        run = tmp_path / preset
+        run.mkdir()
+        p = get_preset(preset)
+        config = {"model": {**to_dict(p.model), **model_changes}, "train": to_dict(p.train)}
+        (run / "config.json").write_text(json.dumps(config))
+        return run
+
+    assert reproduce.stale_run(tmp_path / "none", "kemp", None) is None  # nothing trained yet
+    kemp = write("kemp", emotion_loss_reduction="sum")
+    why = reproduce.stale_run(kemp, "kemp", None)
+    assert why is not None and "model.emotion_loss_reduction 'sum' -> 'official'" in why
+    assert "train.max_steps 26000 -> 500" in reproduce.stale_run(kemp, "kemp", 500)
+    # the baseline has no emotion term: how it would be reduced cannot change a gradient
+    assert reproduce.stale_run(write("transformer", emotion_loss_reduction="sum"), "transformer", None) is None
+    assert reproduce.stale_run(write("wo-edd"), "wo-edd", None) is None
+
+
+def _fake_run(work: Path, name: str, preset: str, metrics: dict, **model_changes: object) -> None:
+    from kemp_model.config import get_preset, to_dict
+
+    run = work / "runs" / name
+    (run / "eval").mkdir(parents=True)
+    p = get_preset(preset)
+    config = {"preset": preset, "model": {**to_dict(p.model), **model_changes}, "train": to_dict(p.train)}
+    (run / "config.json").write_text(json.dumps(config))
+    (run / "metrics.jsonl").write_text('{"kind": "train", "step": 26000}\n')
+    (run / "eval" / "test-greedy.metrics.json").write_text(json.dumps({"examples": 5257, **metrics}))
+
+
+def test_ranking_and_variants_are_read_from_the_runs(tmp_path: Path) -> None:
+    _fake_run(tmp_path, "kemp", "kemp", {"emotion_accuracy": 0.36, "perplexity": 48.0})
+    _fake_run(tmp_path, "wo-ece", "wo-ece", {"emotion_accuracy": 0.35, "perplexity": 47.0})
+    _fake_run(tmp_path, "kemp-old", "kemp", {"emotion_accuracy": 0.40, "perplexity": 68.0},
+              emotion_loss_reduction="sum")
+    args = SimpleNamespace(work=tmp_path, presets=["kemp", "wo-ece"], decodes=["greedy"])
+    out = tmp_path / "RESULTS.md"
+    results_table.write_results(args, SimpleNamespace(data={}), {}, out)
+    text = out.read_text()
+    assert "| emotion accuracy | KEMP 36.00 > w/o ECE 35.00 | yes |" in text
+    assert "| perplexity | w/o ECE 47.00 > KEMP 48.00 | no |" in text
+    assert "| kemp with emotion_loss_reduction=sum (`kemp-old`) | greedy | 5257 | 40.00 | 68.00 |" in text

@@ -23,8 +23,9 @@ Decoder (phase C):
 Differences from the official code (deliberate): graph attention masks non-neighbours with -inf
 (the official ``masked_fill(mask, 1e-24)`` leaves them attended), every vertex is updated (the
 official updates word vertices only), the copy distribution is the mean of the heads' attention
-distributions (the official takes a softmax of the summed logits), losses are normalised per
-token / per example (the official sums the emotion loss over the batch), and label smoothing
+distributions (the official takes a softmax of the summed logits), losses are combined as the
+official code combines them by default (both summed, then divided by the batch's token count,
+which Adam cannot tell from the plain sum; see ``ModelConfig.emotion_loss_reduction``), and label smoothing
 regularises the generator's vocabulary distribution (the official smooths the copy-mixed one;
 ours never builds the ``[B, T, V]`` mixture in training, see :meth:`KEMP.target_log_probs`).
 """
@@ -240,17 +241,27 @@ class ModelOutput:
     emotion_correct: torch.Tensor
     emotion_logits: torch.Tensor  # [B, 32]
     weights: tuple[float, float, float]  # gamma (emotion, generation, attention)
-    emotion_summed: bool = True  # emotion NLL summed over the batch (official), not averaged
+    emotion_reduction: str = "official"  # see ModelConfig.emotion_loss_reduction
 
     def total(self, token_count: torch.Tensor | float, example_count: torch.Tensor | float) -> torch.Tensor:
-        """Eq. 21 with the given normalisers (tokens for generation, examples otherwise; the
-        emotion NLL is left as a batch sum when ``emotion_summed``, as the official code does)."""
+        """Eq. 21 with the given normalisers (tokens, examples).
+
+        ``"official"``: ``(L_gen_sum + L_emo_sum + L_att_mean) / tokens``: the official code's
+        summed losses (``KLDivLoss(reduction='sum')`` over tokens, ``CrossEntropyLoss(
+        reduction='sum')`` over examples) scaled by a constant per batch, so one example's
+        emotion NLL weighs as much as one token's NLL. ``"sum"``: the token-mean generation loss
+        plus the batch-summed emotion NLL (emotion weighted ~tokens-per-batch times more than
+        in the official code). ``"mean"``: token mean plus per-example means.
+        """
         emo, gen, att = self.weights
-        emotion_normaliser = 1.0 if self.emotion_summed else example_count
+        attention = att * self.attention_loss_sum / example_count
+        if self.emotion_reduction == "official":
+            return (gen * self.generation_loss_sum + emo * self.emotion_nll_sum + attention) / token_count
+        emotion_normaliser = 1.0 if self.emotion_reduction == "sum" else example_count
         return (
             gen * self.generation_loss_sum / token_count
             + emo * self.emotion_nll_sum / emotion_normaliser
-            + att * self.attention_loss_sum / example_count
+            + attention
         )
 
     @property
@@ -510,11 +521,12 @@ class KEMP(nn.Module):
             emotion_nll_sum=emo_sum,
             attention_loss_sum=att_sum,
             token_count=tokens.sum(),
-            example_count=labelled.sum() if cfg.emotion_classifier else tokens.new_tensor(len(batch)).sum(),
+            example_count=(labelled.sum() if cfg.emotion_classifier
+                           else torch.tensor(len(batch), device=target.device)),
             emotion_correct=correct,
             emotion_logits=state.emotion_logits.detach(),
             weights=(cfg.emotion_weight, cfg.generation_weight, cfg.attention_weight),
-            emotion_summed=cfg.emotion_loss_reduction == "sum",
+            emotion_reduction=cfg.emotion_loss_reduction,
         )
 
 

@@ -20,6 +20,10 @@ def train_command(
         None, "--preset", help=f"One of: {', '.join(PRESETS)} (default kemp; --resume: the run's)."
     ),
     dropout: float = typer.Option(None, "--dropout", min=0.0, max=0.99, help="Override the preset's dropout (layers and graph)."),
+    loss_reduction: str = typer.Option(
+        None, "--loss-reduction",
+        help="How the emotion and generation losses combine: official (default), sum or mean.",
+    ),
     out: Path = typer.Option(None, "--out", help="Run folder (default runs/PRESET)."),
     embeddings: Path = typer.Option(
         None, "--embeddings", help="GloVe .txt, or .npy with FILE.vocab.txt next to it."
@@ -54,10 +58,15 @@ def train_command(
         "compile": compile_model,
     }  # fmt: skip
     overrides = tuple((k, v) for k, v in flags.items() if v is not None)
+    model_overrides: tuple[tuple[str, object], ...] = ()
+    if dropout is not None:
+        model_overrides += (("dropout", dropout), ("graph_dropout", dropout))
+    if loss_reduction is not None:
+        model_overrides += (("emotion_loss_reduction", loss_reduction),)
     try:
         job = TrainJob(
             graphs=tuple(graphs), out=out or Path("runs") / (preset or "kemp").replace("_", "-"), preset=preset,
-            model_overrides=(("dropout", dropout), ("graph_dropout", dropout)) if dropout is not None else (),
+            model_overrides=model_overrides,
             train_overrides=overrides, embeddings=embeddings, embeddings_vocab=embeddings_vocab,
             device=device, threads=threads, resume=resume, force=force, progress=progress,
         )  # fmt: skip
