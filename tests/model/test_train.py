@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import signal
@@ -191,3 +192,19 @@ def test_run_records_its_graph_files_and_evaluate_uses_them(graph_file, tmp_path
     train(TrainJob(graphs=(copy,), out=run, resume=True, train_overrides=(("max_steps", 4),),
                    progress=False))  # fmt: skip
     assert json.loads((run / "config.json").read_text())["graphs"] == [str(copy)]
+
+
+def test_a_model_without_emotion_head_logs_no_emotion_figures(graph_file, tmp_path) -> None:
+    """The baseline's untrained emotion logits must not show up as an "accuracy" in its logs."""
+    baseline = dataclasses.replace(
+        job(graph_file, tmp_path / "run", 16),
+        model_overrides=(("use_knowledge", False), ("emotion_classifier", False),
+                         ("emotion_decoder", False), ("attention_loss", False),
+                         ("emotion_weight", 0.0), ("attention_weight", 0.0)),
+    )
+    summary = train(baseline)
+    records = read_metrics(tmp_path / "run")
+    assert {r["kind"] for r in records} == {"train", "valid"}
+    for record in records:
+        assert not {"emotion_accuracy", "emotion_nll", "attention_loss"} & record.keys(), record
+    assert "ppl" in summary.last_valid and (tmp_path / "run" / "curves.png").is_file()

@@ -429,7 +429,18 @@ class Trainer:
                 emotion_nll=AverageMetric(out.emotion_nll_sum.item(), examples),
                 attention_loss=AverageMetric(out.attention_loss_sum.item(), len(batch)),
             )  # fmt: skip
-        return total.all_reduce().value()
+        return self._without_absent_heads(total.all_reduce().value())
+
+    def _without_absent_heads(self, record: dict[str, float]) -> dict[str, float]:
+        """Drop the emotion (and attention) figures of a model that has no such head: the
+        baseline's untrained emotion logits would report a chance "accuracy"."""
+        model = self.config.model
+        absent = set()
+        if not model.emotion_classifier:
+            absent |= {"emotion_accuracy", "emotion_nll"}
+        if not model.attention_loss:
+            absent.add("attention_loss")
+        return {k: v for k, v in record.items() if k not in absent}
 
     def _to_device(self, batch: Batch) -> Batch:
         if self.device.type == "cuda":
@@ -489,7 +500,10 @@ class Trainer:
         left.plot([r["step"] for r in train], [r["generation_nll"] for r in train], label="train token NLL")
         left.set_xlabel("step")
         left.legend()
-        if valid:
+        if valid and "emotion_accuracy" not in valid[-1]:
+            right.plot([r["step"] for r in valid], [r["ppl"] for r in valid], "o-", label="valid perplexity")
+            right.legend(loc="upper right")
+        elif valid:
             right.plot([r["step"] for r in valid], [r["ppl"] for r in valid], "o-", label="valid perplexity")
             twin = right.twinx()
             twin.plot([r["step"] for r in valid], [r["emotion_accuracy"] for r in valid], "s--",
@@ -518,7 +532,7 @@ class Trainer:
         tokens, examples = max(values["tokens"], 1.0), max(values["examples"], 1.0)
         elapsed = time.perf_counter() - self.window_started
         steps_done = self.step - self.window_first_step
-        self._log({
+        self._log(self._without_absent_heads({
             "kind": "train", "step": self.step, "epoch": self.epoch,
             "loss": values["loss"] / max(self.window_steps, 1),
             "generation_loss": values["generation_loss"] / tokens,
@@ -529,7 +543,7 @@ class Trainer:
             "attention_loss": values["attention_loss"] / examples,
             "lr": self.optimizer.param_groups[0]["lr"],
             "examples_per_s": steps_done * self.config.train.batch_size / max(elapsed, 1e-9),
-        })  # fmt: skip
+        }))  # fmt: skip
         self.window.zero_()
         self.window_steps = 0
         self.window_started = time.perf_counter()
