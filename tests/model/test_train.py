@@ -156,6 +156,30 @@ def test_glove_vectors_set_the_table_width_and_force_replaces_a_run(graph_file, 
     assert config.model.embedding_dim == 16 and config.embeddings is None
 
 
+def test_narrow_vectors_go_into_a_wider_table_keeping_their_geometry(graph_file, tmp_path) -> None:
+    from kemp_kg import schema
+
+    from kemp_model.embeddings import load_vectors
+
+    vocab = schema.open_graphs(graph_file).vocab
+    vectors = tmp_path / "glove.5d.txt"
+    vectors.write_text("".join(f"{w} {i} 1 {-i} 3 {i % 3}\n" for i, w in enumerate(vocab[8:20])))
+    narrow = load_vectors(vectors, vocab)
+    wide = narrow.widened(24)
+    assert wide.table.shape == (len(vocab), 24)
+    rows = narrow.present
+    # an orthonormal map keeps every dot product (so norms and nearest neighbours)
+    torch.testing.assert_close(wide.table[rows] @ wide.table[rows].T,
+                               narrow.table[rows] @ narrow.table[rows].T, rtol=1e-4, atol=1e-3)
+    with pytest.raises(ValueError, match="cannot widen"):
+        narrow.widened(4)
+    base = job(graph_file, tmp_path / "run", 1, eval_every=1)
+    train(dataclasses.replace(base, embeddings=vectors, model_overrides=(("embedding_dim", 24),)))
+    model, config, _ = ckpt.load_run(tmp_path / "run")
+    assert config.model.embedding_dim == 24 and model.embedding.weight.shape[1] == 24
+    assert config.embeddings["dim"] == 5 and config.embeddings["table_dim"] == 24
+
+
 def test_early_stopping_stops_and_a_resume_stays_stopped(graph_file, tmp_path) -> None:
     first = train(job(graph_file, tmp_path / "run", 300, eval_every=2, patience=1, log_every=2))
     assert first.stopped_early and first.steps < 300

@@ -38,6 +38,18 @@ class Vectors:
         """Share of the vocabulary found in the vectors."""
         return float(self.present.float().mean())
 
+    def widened(self, dim: int, seed: int = 0) -> Vectors:
+        """The vectors placed in a ``dim``-wide table through a fixed map with orthonormal rows
+        (``[d, dim]``, seeded): dot products, norms and neighbours are kept exactly, and the
+        table, being ``dim`` wide, can grow past rank ``d`` as it trains. Used to give 50d GloVe
+        a 300-wide table (a tied 50-wide table caps the output softmax at rank 50).
+        """
+        if dim < self.dim:
+            raise ValueError(f"cannot widen {self.dim}-d vectors to {dim}: choose --embedding-dim >= {self.dim}")
+        generator = torch.Generator().manual_seed(seed)
+        q, _ = torch.linalg.qr(torch.randn(dim, self.dim, generator=generator))  # [dim, d], orthonormal columns
+        return Vectors(table=self.table @ q.T, present=self.present, path=self.path)
+
 
 def _lookup(vocab: Sequence[str], index: dict[str, int]) -> np.ndarray:
     rows = np.full(len(vocab), -1, dtype=np.int64)

@@ -294,14 +294,22 @@ class Trainer:
             from kemp_model.embeddings import load_vectors
 
             self._vectors = load_vectors(job.embeddings, vocab, job.embeddings_vocab)
-            if self._vectors.dim != model_config.embedding_dim:
+            source_dim = self._vectors.dim
+            requested = dict(job.model_overrides).get("embedding_dim")
+            if requested is not None and requested != source_dim:
+                self._vectors = self._vectors.widened(int(requested), seed=train_config.seed)
+                self.notes.append(
+                    f"{Path(job.embeddings).name} ({source_dim}d) placed in a {requested}-wide table"
+                )
+            elif self._vectors.dim != model_config.embedding_dim:
                 self.notes.append(
                     f"embedding_dim set to {self._vectors.dim} by {Path(job.embeddings).name}"
                 )
                 model_config = dataclasses.replace(model_config, embedding_dim=self._vectors.dim)
             embeddings = {
                 "path": str(job.embeddings),
-                "dim": self._vectors.dim,
+                "dim": source_dim,
+                "table_dim": self._vectors.dim,
                 "coverage": round(self._vectors.coverage, 4),
             }
         return ckpt.RunConfig(

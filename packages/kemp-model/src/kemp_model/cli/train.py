@@ -20,6 +20,10 @@ def train_command(
         None, "--preset", help=f"One of: {', '.join(PRESETS)} (default kemp; --resume: the run's)."
     ),
     dropout: float = typer.Option(None, "--dropout", min=0.0, max=0.99, help="Override the preset's dropout (layers and graph)."),
+    embedding_dim: int = typer.Option(
+        None, "--embedding-dim", min=1,
+        help="Word-table width (default: the vectors' own); wider vectors are mapped in orthonormally.",
+    ),
     loss_reduction: str = typer.Option(
         None, "--loss-reduction",
         help="How the emotion and generation losses combine: official (default), sum or mean.",
@@ -61,6 +65,8 @@ def train_command(
     model_overrides: tuple[tuple[str, object], ...] = ()
     if dropout is not None:
         model_overrides += (("dropout", dropout), ("graph_dropout", dropout))
+    if embedding_dim is not None:
+        model_overrides += (("embedding_dim", embedding_dim),)
     if loss_reduction is not None:
         model_overrides += (("emotion_loss_reduction", loss_reduction),)
     try:
