@@ -6,7 +6,8 @@ Stages (each is the project's own CLI, run as a subprocess and logged):
 
 1. ``kemp-kg build-index wordnet --lexicon NRC-VAD``          -> WORK/index
 2. ``kemp-kg enrich DATA/ed --index WORK/index``               -> WORK/ed.arrow
-3. ``kemp-model train --preset P`` for kemp, wo-ece, wo-edd, transformer -> WORK/runs/P
+3. ``kemp-model train --preset P`` for kemp, wo-ece, wo-edd, transformer -> WORK/runs/P,
+   then the variants (:data:`VARIANTS`: a preset with one setting changed) -> WORK/runs/NAME
 4. ``kemp-model evaluate WORK/runs/P --split test --decode D``  for D in greedy, diverse
 5. ``kemp-model score`` on the official KEMP test predictions (DATA/kemp_reference; run right
    after enrich, it is cheap)
@@ -36,6 +37,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 PRESETS = ("kemp", "wo-ece", "wo-edd", "transformer")
 DECODES = ("greedy", "diverse")
+# Variants: a preset with one model setting changed (run folder name -> preset, ModelConfig
+# changes). They show what a setting costs; the table lists them apart, naming the setting.
+VARIANTS: dict[str, tuple[str, dict[str, object]]] = {
+    # our earlier default: the emotion NLL ~tokens-per-batch times heavier than the official code
+    "kemp-batchsum": ("kemp", {"emotion_loss_reduction": "sum"}),
+    # GloVe 50d mapped into a 300-wide table: removes the rank-50 cap on the output softmax
+    "kemp-table300": ("kemp", {"embedding_dim": 300}),
+}
+VARIANT_FLAGS = {"emotion_loss_reduction": "--loss-reduction", "embedding_dim": "--embedding-dim"}
 
 
 @dataclass(frozen=True)
@@ -131,7 +141,8 @@ def parse_steps(items: list[str]) -> dict[str, int]:
     return steps
 
 
-def stale_run(run: Path, preset: str, max_steps: int | None) -> str | None:
+def stale_run(run: Path, preset: str, max_steps: int | None,
+              changes: dict[str, object] | None = None) -> str | None:
     """Why the run folder RUN no longer matches PRESET as the code defines it now (None if it does
     or holds no run yet). A changed default (a loss, a schedule) must not leave an old run in the
     table under the preset's name. ``emotion_loss_reduction`` is ignored for presets without an
@@ -143,7 +154,7 @@ def stale_run(run: Path, preset: str, max_steps: int | None) -> str | None:
         return None
     recorded = json.loads(config_file.read_text())
     want = get_preset(preset)
-    expected = {"model": to_dict(want.model), "train": to_dict(want.train)}
+    expected = {"model": {**to_dict(want.model), **(changes or {})}, "train": to_dict(want.train)}
     if max_steps is not None:
         expected["train"]["max_steps"] = max_steps
     if not want.model.emotion_classifier:
@@ -193,23 +204,27 @@ def build_stages(args: argparse.Namespace, steps: dict[str, int]) -> list[Stage]
         )
     )
     embeddings = data / "vectors" / "glove.6B.50d.npy"
-    for preset in args.presets:
-        run = work / "runs" / preset
+    runs = [(preset, preset, {}) for preset in args.presets]
+    runs += [(name, *VARIANTS[name]) for name in args.variants]
+    for name, preset, changes in runs:
+        run = work / "runs" / name
         command = [model, "train", "--graphs", str(work / "ed.arrow"), "--preset", preset,
                    "--out", str(run), "--embeddings", str(embeddings), "--device", args.device,
                    "--no-progress"]
+        for field, value in changes.items():
+            command += [VARIANT_FLAGS[field], str(value)]
         if preset in steps:
             command += ["--max-steps", str(steps[preset])]
         if args.threads:
             command += ["--threads", str(args.threads)]
-        stale = lambda run=run, preset=preset: stale_run(run, preset, steps.get(preset))  # noqa: E731
+        stale = lambda run=run, p=preset, c=changes: stale_run(run, p, steps.get(p), c)  # noqa: E731
         stages.append(
-            Stage(f"train-{preset}", command, [run / "best.safetensors"], "--resume", stale, "--force")
+            Stage(f"train-{name}", command, [run / "best.safetensors"], "--resume", stale, "--force")
         )
         for decode in args.decodes:
             stages.append(
                 Stage(
-                    f"evaluate-{preset}-{decode}",
+                    f"evaluate-{name}-{decode}",
                     [model, "evaluate", str(run), "--graphs", str(work / "ed.arrow"),
                      "--split", "test", "--decode", decode, "--device", args.device,
                      *(["--limit", str(args.limit)] if args.limit else [])],
@@ -224,7 +239,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--work", type=Path, default=REPO / "work" / "reproduce")
-    parser.add_argument("--presets", nargs="+", default=list(PRESETS), choices=PRESETS)
+    parser.add_argument("--presets", nargs="*", default=list(PRESETS), choices=PRESETS)
+    parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS),
+                        help="variant runs after the presets (none: --variants with no name)")
     parser.add_argument("--decodes", nargs="+", default=list(DECODES))
     parser.add_argument("--steps", nargs="*", default=[], help="PRESET=N caps (reduced rows)")
     parser.add_argument("--device", default="auto")

@@ -180,7 +180,7 @@ def write_results(args: Any, state: Any, steps: dict[str, int], out: Path) -> No
         "",
     ]
     lines += _ranking(work, args.presets, args.decodes[0])
-    lines += _variants(work, args.decodes)
+    lines += _variants(work, args.decodes, state)
     kemp_greedy = _load(work / "runs" / "kemp" / "eval" / f"test-{args.decodes[0]}.metrics.json")
     if kemp_greedy is not None:
         lines += ["## Against the goal figures (our KEMP, first decoding)", "",
@@ -277,12 +277,13 @@ def _ranking(work: Path, presets: list[str], decode: str) -> list[str]:
     return lines + [""]
 
 
-def _variants(work: Path, decodes: list[str]) -> list[str]:
+def _variants(work: Path, decodes: list[str], state: Any) -> list[str]:
     """Extra run folders in WORK/runs (not one of the four presets): one setting changed on a
     preset. Each row names what differs from the preset as the code defines it now."""
     from kemp_model.config import get_preset, to_dict
 
-    rows = []
+    rows: list[str] = []
+    commands: list[str] = []
     for run in sorted((work / "runs").glob("*")):
         config = _load(run / "config.json")
         if run.name in LABELS or config is None:
@@ -294,16 +295,21 @@ def _variants(work: Path, decodes: list[str]) -> list[str]:
             continue
         changed = ", ".join(f"{k}={v}" for k, v in config.get("model", {}).items()
                             if k in current and current[k] != v) or "none"
-        stage = (_load(run / "stage.json") or {}).get(f"train-{preset}", {})
+        stage = state.data.get(f"train-{run.name}", {})
         extra = [f"{_steps_done(run)} / {config.get('train', {}).get('max_steps', 'n/a')}",
                  _duration(stage.get("wall_seconds")), stage.get("machine", "n/a")]
         for decode in decodes:
             metrics = _load(run / "eval" / f"test-{decode}.metrics.json")
             if metrics is not None:
                 rows.append(_metric_row(f"{preset} with {changed} (`{run.name}`)", decode, metrics, extra))
+        if stage.get("command"):
+            note = f" ({stage['note']})" if stage.get("note") else ""
+            commands.append(f"- `{run.name}`: `{stage['command']}`{note}")
     if not rows:
         return []
     return ["## Variants (a preset with one setting changed)", "",
+            "Same data, embeddings file and schedule as the preset's row above; only the named",
+            "setting differs (`scripts/reproduce.py` VARIANTS).", "",
             "| run | decoding | test examples | emotion acc % | perplexity | Distinct-1 | Distinct-2 "
             "| BLEU-4 | top response % | steps | train wall time | machine |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|", *rows, ""]
+            "|---|---|---|---|---|---|---|---|---|---|---|---|", *rows, "", *commands, ""]

@@ -143,3 +143,18 @@ def test_ranking_and_variants_are_read_from_the_runs(tmp_path: Path) -> None:
     assert "| emotion accuracy | KEMP 36.00 > w/o ECE 35.00 | yes |" in text
     assert "| perplexity | w/o ECE 47.00 > KEMP 48.00 | no |" in text
     assert "| kemp with emotion_loss_reduction=sum (`kemp-old`) | greedy | 5257 | 40.00 | 68.00 |" in text
+
+
+def test_variants_train_with_their_setting_and_are_stale_without_it(tmp_path: Path) -> None:
+    args = SimpleNamespace(work=tmp_path, data=tmp_path, presets=["kemp"], variants=["kemp-table300"],
+                           decodes=["greedy"], device="cpu", threads=1, limit=0)
+    stages = {s.name: s for s in reproduce.build_stages(args, {})}
+    assert {"train-kemp", "train-kemp-table300", "evaluate-kemp-table300-greedy"} <= stages.keys()
+    command = stages["train-kemp-table300"].command
+    assert command[command.index("--embedding-dim") + 1] == "300"
+    assert "--embedding-dim" not in stages["train-kemp"].command
+    _fake_run(tmp_path, "kemp-table300", "kemp", {}, embedding_dim=300)
+    assert stages["train-kemp-table300"].stale() is None
+    # the same folder read as the plain preset is stale: its table is not the preset's
+    why = reproduce.stale_run(tmp_path / "runs" / "kemp-table300", "kemp", None)
+    assert why is not None and "model.embedding_dim 300 -> 50" in why
