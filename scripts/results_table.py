@@ -164,7 +164,10 @@ def write_results(args: Any, state: Any, steps: dict[str, int], out: Path) -> No
         "  (no ConceptNet dump is available offline). WordNet has no commonsense relations",
         "  (Causes, Desires, UsedFor, ...), so the injected concepts are lexical neighbours",
         "  (synonyms, hypernyms, similar adjectives): less emotional context than ConceptNet gives.",
-        "- **Embeddings**: GloVe 6B 50d projected to the 300-wide model instead of 300d GloVe.",
+        "- **Embeddings**: GloVe 6B 50d instead of 300d. The presets keep a 50-wide word table",
+        "  projected to the 300-wide model; the output layer is tied to it, so the vocabulary",
+        "  softmax has rank at most 50 (the paper's is 300). That costs perplexity: the",
+        "  `kemp-table300` variant below maps the same vectors into a 300-wide table.",
         "- **Data**: the rebuilt split misses one conversation per split and keeps the last",
         "  conversation MoEL drops, so counts differ by a few examples (40,252 / 5,736 / 5,257).",
         "- **Vocabulary and references**: the vocabulary comes from our training split only and",
@@ -296,12 +299,15 @@ def _variants(work: Path, decodes: list[str], state: Any) -> list[str]:
         changed = ", ".join(f"{k}={v}" for k, v in config.get("model", {}).items()
                             if k in current and current[k] != v) or "none"
         stage = state.data.get(f"train-{run.name}", {})
+        unfinished = " [unfinished run]" if stage and stage.get("status") != "done" else ""
         extra = [f"{_steps_done(run)} / {config.get('train', {}).get('max_steps', 'n/a')}",
-                 _duration(stage.get("wall_seconds")), stage.get("machine", "n/a")]
+                 _duration(stage.get("wall_seconds", stage.get("wall_seconds_before"))),
+                 stage.get("machine", "n/a")]
         for decode in decodes:
             metrics = _load(run / "eval" / f"test-{decode}.metrics.json")
             if metrics is not None:
-                rows.append(_metric_row(f"{preset} with {changed} (`{run.name}`)", decode, metrics, extra))
+                rows.append(_metric_row(f"{preset} with {changed} (`{run.name}`){unfinished}",
+                                        decode, metrics, extra))
         if stage.get("command"):
             note = f" ({stage['note']})" if stage.get("note") else ""
             commands.append(f"- `{run.name}`: `{stage['command']}`{note}")
