@@ -44,7 +44,10 @@ VARIANTS: dict[str, tuple[str, dict[str, object]]] = {
     "kemp-batchsum": ("kemp", {"emotion_loss_reduction": "sum"}),
     # GloVe 50d mapped into a 300-wide table: removes the rank-50 cap on the output softmax
     "kemp-table300": ("kemp", {"embedding_dim": 300}),
+    # no pre-trained vectors: a randomly initialised 300-wide table (the paper's width)
+    "kemp-noglove300": ("kemp", {"embedding_dim": 300, "embeddings": None}),
 }
+DEFAULT_VARIANTS = ("kemp-batchsum", "kemp-noglove300")
 VARIANT_FLAGS = {"emotion_loss_reduction": "--loss-reduction", "embedding_dim": "--embedding-dim"}
 
 
@@ -154,7 +157,9 @@ def stale_run(run: Path, preset: str, max_steps: int | None,
         return None
     recorded = json.loads(config_file.read_text())
     want = get_preset(preset)
-    expected = {"model": {**to_dict(want.model), **(changes or {})}, "train": to_dict(want.train)}
+    changes = dict(changes or {})
+    pretrained = changes.pop("embeddings", True)  # None: trained without pre-trained vectors
+    expected = {"model": {**to_dict(want.model), **changes}, "train": to_dict(want.train)}
     if max_steps is not None:
         expected["train"]["max_steps"] = max_steps
     if not want.model.emotion_classifier:
@@ -165,6 +170,8 @@ def stale_run(run: Path, preset: str, max_steps: int | None,
         for key, value in fields.items()
         if recorded.get(section, {}).get(key) != value
     ]
+    if pretrained is None and recorded.get("embeddings"):
+        changed.append("pre-trained vectors -> none")
     return f"{run} was trained with " + ", ".join(changed) if changed else None
 
 
@@ -209,10 +216,12 @@ def build_stages(args: argparse.Namespace, steps: dict[str, int]) -> list[Stage]
     for name, preset, changes in runs:
         run = work / "runs" / name
         command = [model, "train", "--graphs", str(work / "ed.arrow"), "--preset", preset,
-                   "--out", str(run), "--embeddings", str(embeddings), "--device", args.device,
-                   "--no-progress"]
+                   "--out", str(run), "--device", args.device, "--no-progress"]
+        if changes.get("embeddings", embeddings) is not None:
+            command += ["--embeddings", str(embeddings)]
         for field, value in changes.items():
-            command += [VARIANT_FLAGS[field], str(value)]
+            if field != "embeddings":
+                command += [VARIANT_FLAGS[field], str(value)]
         if preset in steps:
             command += ["--max-steps", str(steps[preset])]
         if args.threads:
@@ -240,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--work", type=Path, default=REPO / "work" / "reproduce")
     parser.add_argument("--presets", nargs="*", default=list(PRESETS), choices=PRESETS)
-    parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS),
+    parser.add_argument("--variants", nargs="*", default=list(DEFAULT_VARIANTS), choices=list(VARIANTS),
                         help="variant runs after the presets (none: --variants with no name)")
     parser.add_argument("--decodes", nargs="+", default=list(DECODES))
     parser.add_argument("--steps", nargs="*", default=[], help="PRESET=N caps (reduced rows)")

@@ -166,8 +166,8 @@ def write_results(args: Any, state: Any, steps: dict[str, int], out: Path) -> No
         "  (synonyms, hypernyms, similar adjectives): less emotional context than ConceptNet gives.",
         "- **Embeddings**: GloVe 6B 50d instead of 300d. The presets keep a 50-wide word table",
         "  projected to the 300-wide model; the output layer is tied to it, so the vocabulary",
-        "  softmax has rank at most 50 (the paper's is 300). That costs perplexity: the",
-        "  `kemp-table300` variant below maps the same vectors into a 300-wide table.",
+        "  softmax has rank at most 50 (the paper's is 300). The `kemp-noglove300` variant",
+        "  below trains the paper's 300-wide table from random initialisation instead.",
         "- **Data**: the rebuilt split misses one conversation per split and keeps the last",
         "  conversation MoEL drops, so counts differ by a few examples (40,252 / 5,736 / 5,257).",
         "- **Vocabulary and references**: the vocabulary comes from our training split only and",
@@ -296,8 +296,10 @@ def _variants(work: Path, decodes: list[str], state: Any) -> list[str]:
             current = to_dict(get_preset(preset).model)
         except ValueError:
             continue
-        changed = ", ".join(f"{k}={v}" for k, v in config.get("model", {}).items()
-                            if k in current and current[k] != v) or "none"
+        changes = [f"{k}={v}" for k, v in config.get("model", {}).items() if k in current and current[k] != v]
+        if not config.get("embeddings"):
+            changes.append("no pre-trained vectors")
+        changed = ", ".join(changes) or "none"
         stage = state.data.get(f"train-{run.name}", {})
         unfinished = " [unfinished run]" if stage and stage.get("status") != "done" else ""
         extra = [f"{_steps_done(run)} / {config.get('train', {}).get('max_steps', 'n/a')}",

@@ -125,7 +125,8 @@ def _fake_run(work: Path, name: str, preset: str, metrics: dict, **model_changes
     run = work / "runs" / name
     (run / "eval").mkdir(parents=True)
     p = get_preset(preset)
-    config = {"preset": preset, "model": {**to_dict(p.model), **model_changes}, "train": to_dict(p.train)}
+    config = {"preset": preset, "model": {**to_dict(p.model), **model_changes}, "train": to_dict(p.train),
+              "embeddings": {"path": "glove.6B.50d.npy", "dim": 50}}
     (run / "config.json").write_text(json.dumps(config))
     (run / "metrics.jsonl").write_text('{"kind": "train", "step": 26000}\n')
     (run / "eval" / "test-greedy.metrics.json").write_text(json.dumps({"examples": 5257, **metrics}))
@@ -158,3 +159,17 @@ def test_variants_train_with_their_setting_and_are_stale_without_it(tmp_path: Pa
     # the same folder read as the plain preset is stale: its table is not the preset's
     why = reproduce.stale_run(tmp_path / "runs" / "kemp-table300", "kemp", None)
     assert why is not None and "model.embedding_dim 300 -> 50" in why
+
+
+def test_a_variant_without_pretrained_vectors_leaves_them_out(tmp_path: Path) -> None:
+    args = SimpleNamespace(work=tmp_path, data=tmp_path, presets=[], variants=["kemp-noglove300"],
+                           decodes=["greedy"], device="cpu", threads=0, limit=0)
+    stage = next(s for s in reproduce.build_stages(args, {}) if s.name == "train-kemp-noglove300")
+    assert "--embeddings" not in stage.command and "--embedding-dim" in stage.command
+    _fake_run(tmp_path, "kemp-noglove300", "kemp", {}, embedding_dim=300)
+    config_file = tmp_path / "runs" / "kemp-noglove300" / "config.json"
+    config = json.loads(config_file.read_text())
+    config_file.write_text(json.dumps({**config, "embeddings": {"path": "glove.6B.50d.npy", "dim": 50}}))
+    assert "pre-trained vectors -> none" in stage.stale()
+    config_file.write_text(json.dumps({**config, "embeddings": None}))
+    assert stage.stale() is None
