@@ -93,7 +93,7 @@ def write_results(args: Any, state: Any, steps: dict[str, int], out: Path) -> No
         train_stage = state.data.get(f"train-{preset}", {})
         done = _steps_done(run)
         schedule = (config or {}).get("train", {}).get("max_steps")
-        reduced = preset in steps
+        reduced = bool(schedule) and schedule < _default_steps(preset)
         unfinished = train_stage.get("status") != "done"  # interrupted; evaluated from best.safetensors
         label = LABELS[preset] + (" [reduced schedule]" if reduced else "")
         label += " [unfinished run]" if unfinished else ""
@@ -280,6 +280,12 @@ def _ranking(work: Path, presets: list[str], decode: str) -> list[str]:
     return lines + [""]
 
 
+def _default_steps(preset: str) -> int:
+    from kemp_model.config import get_preset
+
+    return get_preset(preset).train.max_steps
+
+
 def _variants(work: Path, decodes: list[str], state: Any) -> list[str]:
     """Extra run folders in WORK/runs (not one of the four presets): one setting changed on a
     preset. Each row names what differs from the preset as the code defines it now."""
@@ -302,7 +308,10 @@ def _variants(work: Path, decodes: list[str], state: Any) -> list[str]:
         changed = ", ".join(changes) or "none"
         stage = state.data.get(f"train-{run.name}", {})
         unfinished = " [unfinished run]" if stage and stage.get("status") != "done" else ""
-        extra = [f"{_steps_done(run)} / {config.get('train', {}).get('max_steps', 'n/a')}",
+        schedule = config.get("train", {}).get("max_steps")
+        if schedule and schedule < _default_steps(preset):
+            unfinished += " [reduced schedule]"
+        extra = [f"{_steps_done(run)} / {schedule or 'n/a'}",
                  _duration(stage.get("wall_seconds", stage.get("wall_seconds_before"))),
                  stage.get("machine", "n/a")]
         for decode in decodes:
