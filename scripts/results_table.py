@@ -7,11 +7,11 @@ state.json); the only figures not measured here are the paper's, labelled as cit
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 from kemp_model.score import read_predictions
+from kemp_model.train import plot_curves
 
 REPO = Path(__file__).resolve().parents[1]
 LABELS = {
@@ -126,9 +126,11 @@ def write_results(args: Any, state: Any, steps: dict[str, int], out: Path) -> No
                 f"- **{LABELS[preset]}**: no test figures yet (not trained or not evaluated); "
                 "`just reproduce` continues from here"
             )
-        curves = run / "curves.png"
-        if curves.exists():
-            shutil.copyfile(curves, figures / f"curves-{preset}.png")
+        metrics_log = run / "metrics.jsonl"
+        if config is not None and metrics_log.exists():  # drawn anew from the run's own log
+            records = [json.loads(line) for line in metrics_log.read_text().splitlines() if line.strip()]
+            plot_curves(records, figures / f"curves-{preset}.png", f"{LABELS[preset]}: preset {preset}",
+                        emotion=config.get("model", {}).get("emotion_classifier", True))
     official = _load(work / "official.metrics.json")
     if official is not None:
         rows.append(
@@ -197,9 +199,13 @@ def write_results(args: Any, state: Any, steps: dict[str, int], out: Path) -> No
             lines.append(f"| {name} | {'>=' if higher else '<='} {goal} | {value:.2f} | "
                          f"{'yes' if met else 'no'} |")
         lines.append("")
+    compared = _compare_runs(work, figures / "valid-all.png")
     curve_files = sorted(figures.glob("curves-*.png"))
-    if curve_files:
+    if curve_files or compared:
         lines += ["## Training curves", ""]
+        if compared:
+            lines += ["Validation perplexity and emotion accuracy of every run, step by step:", "",
+                      f"![valid-all](results/{compared.name})", ""]
         lines += [f"![{p.stem}](results/{p.name})" for p in curve_files]
         lines.append("")
     lines += _case_study(predictions)
@@ -330,3 +336,41 @@ def _variants(work: Path, decodes: list[str], state: Any) -> list[str]:
             "| run | decoding | test examples | emotion acc % | perplexity | Distinct-1 | Distinct-2 "
             "| BLEU-4 | top response % | steps | train wall time | machine |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|", *rows, "", *commands, ""]
+
+
+def _compare_runs(work: Path, out: Path) -> Path | None:
+    """One figure with the validation curves of every run folder (presets and variants)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = {}
+    for run in sorted((work / "runs").glob("*")):
+        log = run / "metrics.jsonl"
+        if log.exists():
+            valid = [r for r in map(json.loads, filter(str.strip, log.read_text().splitlines()))
+                     if r.get("kind") == "valid" and "ppl" in r]
+            emotion = ((_load(run / "config.json") or {}).get("model", {}).get("emotion_classifier", True))
+            if valid:
+                curves[run.name] = [r if emotion else {"step": r["step"], "ppl": r["ppl"]} for r in valid]
+    if not curves:
+        return None
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for number, (name, valid) in enumerate(curves.items()):
+        style = {"label": name, "color": plt.cm.tab10(number % 10), "linestyle": ("-", "--", ":")[number // 10 % 3],
+                 "marker": "o", "markersize": 2.5}
+        left.plot([r["step"] for r in valid], [r["ppl"] for r in valid], **style)
+        with_emotion = [r for r in valid if "emotion_accuracy" in r]
+        if with_emotion:
+            right.plot([r["step"] for r in with_emotion], [100 * r["emotion_accuracy"] for r in with_emotion],
+                       **style)
+    left.set(xlabel="step", ylabel="valid perplexity", yscale="log")
+    right.set(xlabel="step", ylabel="valid emotion accuracy %")
+    left.legend(fontsize=8)
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, format="png", dpi=90)
+    plt.close(fig)
+    return out

@@ -125,6 +125,40 @@ def _apply(config: Any, overrides: Sequence[tuple[str, Any]]) -> Any:
     return dataclasses.replace(config, **changes) if changes else config
 
 
+def plot_curves(records: Sequence[dict[str, Any]], out: Path, title: str, emotion: bool = True) -> None:
+    """Training curves as a PNG (atomically): train loss and token NLL; valid perplexity and,
+    when the model has an emotion head (``emotion``), valid emotion accuracy."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    train = [r for r in records if r.get("kind") == "train" and "loss" in r]
+    valid = [r for r in records if r.get("kind") == "valid" and "ppl" in r]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    left.plot([r["step"] for r in train], [r["loss"] for r in train], label="train loss (Eq. 21)")
+    left.plot([r["step"] for r in train], [r["generation_nll"] for r in train], label="train token NLL")
+    left.set_xlabel("step")
+    left.legend()
+    if valid:
+        right.plot([r["step"] for r in valid], [r["ppl"] for r in valid], "o-", label="valid perplexity")
+        handles = right.get_legend_handles_labels()[0]
+        if emotion and all("emotion_accuracy" in r for r in valid):
+            twin = right.twinx()
+            twin.plot([r["step"] for r in valid], [r["emotion_accuracy"] for r in valid], "s--",
+                      color="tab:orange", label="valid emotion accuracy")  # fmt: skip
+            twin.set_ylabel("emotion accuracy")
+            handles += twin.get_legend_handles_labels()[0]
+        right.legend(handles, [h.get_label() for h in handles], loc="upper right")
+    right.set_xlabel("step")
+    right.set_ylabel("perplexity")
+    fig.suptitle(title)
+    fig.tight_layout()
+    with ckpt.atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=90)
+    plt.close(fig)
+
+
 def _absolute(paths: Sequence[str | os.PathLike[str]]) -> tuple[str, ...]:
     """The paths as absolute strings (what ``config.json`` records as ``"graphs"``)."""
     return tuple(os.path.abspath(p) for p in paths)
@@ -496,36 +530,9 @@ class Trainer:
 
     def _plot(self) -> None:
         self.plotted_at = time.perf_counter()
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        train = [r for r in self.history if r["kind"] == "train"]
-        valid = [r for r in self.history if r["kind"] == "valid"]
-        fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-        left.plot([r["step"] for r in train], [r["loss"] for r in train], label="train loss (Eq. 21)")
-        left.plot([r["step"] for r in train], [r["generation_nll"] for r in train], label="train token NLL")
-        left.set_xlabel("step")
-        left.legend()
-        if valid and "emotion_accuracy" not in valid[-1]:
-            right.plot([r["step"] for r in valid], [r["ppl"] for r in valid], "o-", label="valid perplexity")
-            right.legend(loc="upper right")
-        elif valid:
-            right.plot([r["step"] for r in valid], [r["ppl"] for r in valid], "o-", label="valid perplexity")
-            twin = right.twinx()
-            twin.plot([r["step"] for r in valid], [r["emotion_accuracy"] for r in valid], "s--",
-                      color="tab:orange", label="valid emotion accuracy")  # fmt: skip
-            twin.set_ylabel("emotion accuracy")
-            handles = right.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
-            right.legend(handles, [h.get_label() for h in handles], loc="upper right")
-        right.set_xlabel("step")
-        right.set_ylabel("perplexity")
-        fig.suptitle(f"{self.run_dir.name}: preset {self.config.preset}")
-        fig.tight_layout()
-        with ckpt.atomic_path(self.run_dir / ckpt.CURVES_FILE) as tmp:
-            fig.savefig(tmp, format="png", dpi=90)
-        plt.close(fig)
+        plot_curves(self.history, self.run_dir / ckpt.CURVES_FILE,
+                    f"{self.run_dir.name}: preset {self.config.preset}",
+                    emotion=self.config.model.emotion_classifier)
 
     # ------------------------------------------------------------------ loop
     def _elapsed(self) -> float:
