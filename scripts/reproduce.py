@@ -27,6 +27,7 @@ import json
 import os
 import platform
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -124,7 +125,12 @@ def run_stage(stage: Stage, state: State, log_dir: Path, env: dict[str, str]) ->
     with open(log, "a") as handle:
         handle.write(f"\n$ {shlex.join(command)}\n")
         handle.flush()
-        code = subprocess.call(command, stdout=handle, stderr=subprocess.STDOUT, env=env)
+        try:
+            code = subprocess.call(command, stdout=handle, stderr=subprocess.STDOUT, env=env)
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: keep the time spent, the rerun resumes
+            state.record(stage, status="started",
+                         wall_seconds_before=time.perf_counter() - start + float(previous))
+            raise SystemExit(f"stage {stage.name} interrupted; rerun the command to continue it") from None
     wall = time.perf_counter() - start + float(previous)
     if code != 0:
         state.record(stage, status="started", wall_seconds_before=wall)
@@ -132,6 +138,10 @@ def run_stage(stage: Stage, state: State, log_dir: Path, env: dict[str, str]) ->
         raise SystemExit(f"stage {stage.name} failed (exit {code}); see {log}:\n" + "\n".join(tail))
     state.record(stage, status="done", wall_seconds=wall, log=str(log))
     print(f"[done] {stage.name}: {wall:.0f} s", flush=True)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def parse_steps(items: list[str]) -> dict[str, int]:
@@ -260,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=REPO / "docs" / "RESULTS.md")
     parser.add_argument("--only-results", action="store_true", help="just rewrite RESULTS.md")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)
     args.work = args.work.resolve()
     args.data = args.data.resolve()
     steps = parse_steps(args.steps)

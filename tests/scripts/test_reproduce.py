@@ -174,3 +174,28 @@ def test_a_variant_without_pretrained_vectors_leaves_them_out(tmp_path: Path) ->
     assert "pre-trained vectors -> none" in stage.stale()
     config_file.write_text(json.dumps({**config, "embeddings": None}))
     assert stage.stale() is None
+
+
+def test_an_interrupted_stage_keeps_its_time_and_resumes(tmp_path: Path) -> None:
+    """SIGTERM to reproduce.py mid-stage: the stage stays 'started' with its wall time kept."""
+    import subprocess
+    import time
+
+    work = tmp_path / "work"
+    script = (
+        "import json, pathlib, sys; sys.path.insert(0, %r); import reproduce;"
+        "import signal; signal.signal(signal.SIGTERM, reproduce._interrupt);"
+        "w = pathlib.Path(%r); w.mkdir(exist_ok=True);"
+        "s = reproduce.Stage('slow', [sys.executable, '-c', 'import time; time.sleep(60)'], [w / 'x'], '--resume');"
+        "reproduce.run_stage(s, reproduce.State(w / 'state.json'), w, env={})"
+    ) % (str(SCRIPTS), str(work))
+    proc = subprocess.Popen([sys.executable, "-c", script])
+    for _ in range(100):
+        if (work / "state.json").exists():
+            break
+        time.sleep(0.1)
+    time.sleep(1.0)
+    proc.terminate()
+    assert proc.wait(timeout=30) != 0
+    record = json.loads((work / "state.json").read_text())["slow"]
+    assert record["status"] == "started" and record["wall_seconds_before"] >= 1.0
