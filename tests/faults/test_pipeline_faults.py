@@ -50,6 +50,18 @@ def run(package: str, argv: list[str], *, cwd: Path, patch: str = "") -> subproc
     )
 
 
+def start_held(package: str, argv: list[str], patch: str, *, cwd: Path) -> subprocess.Popen[str]:
+    """Start the command with PATCH (which prints MARKER, then holds) and return once MARKER is
+    on its stdout (or the process ended without it)."""
+    proc = subprocess.Popen(command(package, argv, patch), cwd=cwd, env=ENV, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if MARKER in line:
+            break
+    return proc
+
+
 def kill_at_marker(package: str, argv: list[str], patch: str, *, cwd: Path, timeout: float = 120) -> None:
     """Start the command, wait for MARKER on its stdout, SIGKILL it, and reap it."""
     proc = subprocess.Popen(
@@ -521,12 +533,7 @@ def test_concurrent_enrich_of_one_output_fails_clearly_while_the_first_writes(tm
             return _orig(path, gen(), **kw)
         schema.write_graphs = _slow
     """
-    first = subprocess.Popen(command("kemp_kg", argv, hold), cwd=tmp_path, env=ENV, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)  # fmt: skip
-    assert first.stdout is not None
-    for line in first.stdout:
-        if MARKER in line:
-            break
+    first = start_held("kemp_kg", argv, hold, cwd=tmp_path)
     second = run("kemp_kg", argv, cwd=tmp_path)
     release.touch()
     first_out, first_err = first.communicate(timeout=120)
@@ -552,12 +559,7 @@ def test_concurrent_train_into_one_run_folder_fails_clearly(tmp_path: Path, gold
             return _orig(self)
         m.Trainer.fit = _slow
     """
-    first = subprocess.Popen(command("kemp_model", argv, hold), cwd=tmp_path, env=ENV, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)  # fmt: skip
-    assert first.stdout is not None
-    for line in first.stdout:
-        if MARKER in line:
-            break
+    first = start_held("kemp_model", argv, hold, cwd=tmp_path)
     before = tree_bytes(run_dir)
     # --force would replace a finished run; while one is being trained it must be refused
     second = run("kemp_model", [*argv, "--force"], cwd=tmp_path)
@@ -590,12 +592,7 @@ def test_concurrent_build_index_of_one_folder_fails_clearly(tmp_path: Path, gold
             return _orig(*a, **k)
         m._write_index = _slow
     """
-    first = subprocess.Popen(command("kemp_kg", _build_v2(golden, index_dir), hold), cwd=tmp_path, env=ENV,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    assert first.stdout is not None
-    for line in first.stdout:
-        if MARKER in line:
-            break
+    first = start_held("kemp_kg", _build_v2(golden, index_dir), hold, cwd=tmp_path)
     inputs = golden["inputs"]
     second = run("kemp_kg", ["build-index", str(inputs / "knowledge.tsv"), "--lexicon", str(inputs / "lexicon.tsv"),
                              "--index", str(index_dir)], cwd=tmp_path)  # fmt: skip
