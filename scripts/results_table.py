@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from kemp_model.score import read_predictions
-from kemp_model.train import plot_curves
+from kemp_model.train import plot_curves, read_metrics
 
 REPO = Path(__file__).resolve().parents[1]
 LABELS = {
@@ -46,14 +46,13 @@ def _duration(seconds: float | None) -> str:
 
 
 def _steps_done(run: Path) -> int | None:
-    last = None
-    metrics = run / "metrics.jsonl"
-    if metrics.exists():
-        for line in metrics.read_text().splitlines():
-            if line.strip():
-                record = json.loads(line)
-                last = record.get("step", last)
-    return last
+    steps = [r["step"] for r in read_metrics(run) if "step" in r]
+    return steps[-1] if steps else None
+
+
+def _valid(run: Path) -> list[dict[str, Any]]:
+    """The run's validation records (each with a perplexity)."""
+    return [r for r in read_metrics(run) if r.get("kind") == "valid" and "ppl" in r]
 
 
 def _metric_row(label: str, decode: str, metrics: dict[str, Any], extra: list[str]) -> str:
@@ -126,9 +125,8 @@ def write_results(args: Any, state: Any, steps: dict[str, int], out: Path) -> No
                 f"- **{LABELS[preset]}**: no test figures yet (not trained or not evaluated); "
                 "`just reproduce` continues from here"
             )
-        metrics_log = run / "metrics.jsonl"
-        if config is not None and metrics_log.exists():  # drawn anew from the run's own log
-            records = [json.loads(line) for line in metrics_log.read_text().splitlines() if line.strip()]
+        records = read_metrics(run)
+        if config is not None and records:  # drawn anew from the run's own log
             plot_curves(records, figures / f"curves-{preset}.png", f"{LABELS[preset]}: preset {preset}",
                         emotion=config.get("model", {}).get("emotion_classifier", True))
     official = _load(work / "official.metrics.json")
@@ -350,13 +348,10 @@ def _compare_runs(work: Path, out: Path) -> Path | None:
 
     curves = {}
     for run in sorted((work / "runs").glob("*")):
-        log = run / "metrics.jsonl"
-        if log.exists():
-            valid = [r for r in map(json.loads, filter(str.strip, log.read_text().splitlines()))
-                     if r.get("kind") == "valid" and "ppl" in r]
-            emotion = ((_load(run / "config.json") or {}).get("model", {}).get("emotion_classifier", True))
-            if valid:
-                curves[run.name] = [r if emotion else {"step": r["step"], "ppl": r["ppl"]} for r in valid]
+        valid = _valid(run)
+        emotion = (_load(run / "config.json") or {}).get("model", {}).get("emotion_classifier", True)
+        if valid:
+            curves[run.name] = [r if emotion else {"step": r["step"], "ppl": r["ppl"]} for r in valid]
     if not curves:
         return None
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
@@ -380,11 +375,7 @@ def _compare_runs(work: Path, out: Path) -> Path | None:
 
 
 def _valid_ppl(run: Path) -> dict[int, float]:
-    log = run / "metrics.jsonl"
-    if not log.exists():
-        return {}
-    records = map(json.loads, filter(str.strip, log.read_text().splitlines()))
-    return {r["step"]: r["ppl"] for r in records if r.get("kind") == "valid" and "ppl" in r}
+    return {r["step"]: r["ppl"] for r in _valid(run)}
 
 
 def _perplexity_gap(work: Path, decode: str) -> list[str]:
