@@ -110,16 +110,17 @@ def run_stage(stage: Stage, state: State, log_dir: Path, env: dict[str, str]) ->
     command = list(stage.command)
     resuming = bool(stage.resume_flag) and state.started(stage)
     previous = state.data.get(stage.name, {}).get("wall_seconds_before", 0.0) if resuming else 0.0
+    fields: dict[str, object] = {"status": "started", "command": shlex.join(stage.command), "machine": machine()}
     if why is not None:
         print(f"[redo] {stage.name}: {why}", flush=True)
         previous = 0.0
-        state.record(stage, status="started", wall_seconds_before=0.0)
+        fields["wall_seconds_before"] = 0.0
         if stage.force_flag:
             command.append(stage.force_flag)
     elif resuming:
         command.append(stage.resume_flag)
     print(f"[run ] {stage.name}: {shlex.join(command)}", flush=True)
-    state.record(stage, status="started", command=shlex.join(stage.command), machine=machine())
+    state.record(stage, **fields)
     log = log_dir / f"{stage.name}.log"
     start = time.perf_counter()
     with open(log, "a") as handle:
@@ -154,8 +155,7 @@ def parse_steps(items: list[str]) -> dict[str, int]:
     return steps
 
 
-def stale_run(run: Path, preset: str, max_steps: int | None,
-              changes: dict[str, object] | None = None) -> str | None:
+def stale_run(run: Path, preset: str, changes: dict[str, object] | None = None) -> str | None:
     """Why the run folder RUN no longer matches PRESET as the code defines it now (None if it does
     or holds no run yet). A changed default (a loss, a schedule) must not leave an old run in the
     table under the preset's name. ``emotion_loss_reduction`` is ignored for presets without an
@@ -237,7 +237,7 @@ def build_stages(args: argparse.Namespace, steps: dict[str, int]) -> list[Stage]
             command += ["--max-steps", str(steps[preset])]
         if args.threads:
             command += ["--threads", str(args.threads)]
-        stale = lambda run=run, p=preset, c=changes: stale_run(run, p, steps.get(p), c)  # noqa: E731
+        stale = lambda run=run, p=preset, c=changes: stale_run(run, p, c)  # noqa: E731
         stages.append(
             Stage(f"train-{name}", command, [run / "best.safetensors"], "--resume", stale, "--force")
         )
@@ -289,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
             run_stage(stage, state, log_dir, env)
     from results_table import write_results  # scripts/results_table.py
 
-    write_results(args, state, steps, args.results)
+    write_results(args, state, args.results)
     print(f"wrote {args.results}")
     return 0
 

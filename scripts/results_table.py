@@ -73,7 +73,7 @@ def _metric_row(label: str, decode: str, metrics: dict[str, Any], extra: list[st
     return "| " + " | ".join(cells) + " |"
 
 
-def write_results(args: Any, state: Any, steps: dict[str, int], out: Path) -> None:
+def write_results(args: Any, state: Any, out: Path) -> None:
     """Render the results table, curves and case study from WORK into ``out`` (markdown)."""
     work: Path = args.work
     figures = out.parent / "results"

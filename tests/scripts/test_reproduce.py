@@ -63,7 +63,7 @@ def test_results_table_reads_metrics_and_labels_reduced_rows(tmp_path: Path) -> 
                                                  "command": "kemp-model train", "log": "l"}})
     args = SimpleNamespace(work=tmp_path, presets=["kemp"], decodes=["greedy"])
     out = tmp_path / "docs" / "RESULTS.md"
-    results_table.write_results(args, state, {"kemp": 500}, out)
+    results_table.write_results(args, state, out)
     text = out.read_text()
     assert "| KEMP (ours) [reduced schedule] | greedy | 5257 | 35.12 | 38.25 | 0.71 | 3.02 |" in text
     assert "500 / 500 | 1.5 h | cpu |" in text
@@ -79,7 +79,7 @@ def test_an_interrupted_training_run_is_labelled_unfinished(tmp_path: Path) -> N
     state = SimpleNamespace(data={"train-kemp": {"status": "started", "wall_seconds_before": 3600}})
     args = SimpleNamespace(work=tmp_path, presets=["kemp"], decodes=["greedy"])
     out = tmp_path / "RESULTS.md"
-    results_table.write_results(args, state, {}, out)
+    results_table.write_results(args, state, out)
     assert "| KEMP (ours) [unfinished run] | greedy | 5257 |" in out.read_text()
     assert "9000 / 26000 | 60 min |" in out.read_text()
 
@@ -109,15 +109,18 @@ def test_stale_run_names_the_fields_that_changed(tmp_path: Path) -> None:
         (run / "config.json").write_text(json.dumps(config))
         return run
 
-    assert reproduce.stale_run(tmp_path / "none", "kemp", None) is None  # nothing trained yet
+    assert reproduce.stale_run(tmp_path / "none", "kemp") is None  # nothing trained yet
     kemp = write("kemp", emotion_loss_reduction="sum")
-    why = reproduce.stale_run(kemp, "kemp", None)
+    why = reproduce.stale_run(kemp, "kemp")
     assert why is not None and "model.emotion_loss_reduction 'sum' -> 'official'" in why
     # a changed --steps cap is not staleness: --resume continues the run under the new cap
-    assert "max_steps" not in reproduce.stale_run(kemp, "kemp", 500)
+    config = json.loads((kemp / "config.json").read_text())
+    config["train"]["max_steps"] = 500
+    (kemp / "config.json").write_text(json.dumps(config))
+    assert "max_steps" not in reproduce.stale_run(kemp, "kemp")
     # the baseline has no emotion term: how it would be reduced cannot change a gradient
-    assert reproduce.stale_run(write("transformer", emotion_loss_reduction="sum"), "transformer", None) is None
-    assert reproduce.stale_run(write("wo-edd"), "wo-edd", None) is None
+    assert reproduce.stale_run(write("transformer", emotion_loss_reduction="sum"), "transformer") is None
+    assert reproduce.stale_run(write("wo-edd"), "wo-edd") is None
 
 
 def _fake_run(work: Path, name: str, preset: str, metrics: dict, **model_changes: object) -> None:
@@ -140,7 +143,7 @@ def test_ranking_and_variants_are_read_from_the_runs(tmp_path: Path) -> None:
               emotion_loss_reduction="sum")
     args = SimpleNamespace(work=tmp_path, presets=["kemp", "wo-ece"], decodes=["greedy"])
     out = tmp_path / "RESULTS.md"
-    results_table.write_results(args, SimpleNamespace(data={}), {}, out)
+    results_table.write_results(args, SimpleNamespace(data={}), out)
     text = out.read_text()
     assert "| emotion accuracy | KEMP 36.00 > w/o ECE 35.00 | yes |" in text
     assert "| perplexity | w/o ECE 47.00 > KEMP 48.00 | no |" in text
@@ -160,7 +163,7 @@ def test_variants_train_with_their_setting_and_are_stale_without_it(tmp_path: Pa
     _fake_run(tmp_path, "kemp-table300", "kemp", {}, embedding_dim=300)
     assert stages["train-kemp-table300"].stale() is None
     # the same folder read as the plain preset is stale: its table is not the preset's
-    why = reproduce.stale_run(tmp_path / "runs" / "kemp-table300", "kemp", None)
+    why = reproduce.stale_run(tmp_path / "runs" / "kemp-table300", "kemp")
     assert why is not None and "model.embedding_dim 300 -> 50" in why
 
 
