@@ -46,6 +46,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
+from _paths import repo_relative  # noqa: E402
 from generate_conceptnet import generate  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -233,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
                          indent=1), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_name(args.out.name + ".tmp")
-    tmp.write_text(json.dumps(results, indent=2) + "\n")
+    tmp.write_text(repo_relative(json.dumps(results, indent=2)) + "\n")
     os.replace(tmp, args.out)
     return 0
 

@@ -34,6 +34,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _paths import repo_relative  # bench/ is sys.path[0] when run as a script
+
 # generated inputs live outside git: $KEMP_SCRATCH, else work/scratch in the repo (ignored)
 SCRATCH = Path(os.environ.get("KEMP_SCRATCH", Path(__file__).resolve().parents[1] / "work" / "scratch"))
 
@@ -135,8 +137,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{reader['file_mb']} MB file of {reader['rows']} rows")
 
     if not args.skip_baseline:
-        with tempfile.NamedTemporaryFile("r", suffix=".json", delete=False) as handle:
-            baseline_json = Path(handle.name)
+        baseline_json = args.scratch / "baseline.json"  # in scratch: the command is recorded
         base = timed([sys.executable, str(HERE / "baseline_enrich_python.py"), str(ed),
                       "--index", str(index), "--sample", str(args.baseline_sample),
                       "--vocab-from", str(out), "--json", str(baseline_json)], env)
@@ -162,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{agree}/{figures['sample']}")
 
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=1) + "\n")
+    RESULTS.write_text(repo_relative(json.dumps(results, indent=1)) + "\n")
     print(f"wrote {RESULTS}")
     return 0
 

@@ -33,6 +33,8 @@ import sys
 import time
 from pathlib import Path
 
+from _paths import repo_relative  # bench/ is sys.path[0] when run as a script
+
 HERE = Path(__file__).resolve().parent
 SCRATCH = Path(os.environ.get("KEMP_SCRATCH", Path(__file__).resolve().parents[1] / "work" / "scratch")) / "bench_train"
 REAL_ED = SCRATCH.parent / "enrich" / "ed.arrow"
@@ -283,7 +285,7 @@ def main() -> None:
     }
     out = HERE / "results" / "train.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(summary, indent=2) + "\n")
+    out.write_text(repo_relative(json.dumps(summary, indent=2)) + "\n")
     print(f"graphs: {args.graphs} ({source}); preset {args.preset}, batch {args.batch_size}, "
           f"{args.threads} thread(s), {summary['machine']}")  # fmt: skip
     print(f"{'':28}{'ours':>12}{'naive':>12}{'ratio':>8}")
