@@ -55,8 +55,9 @@ class ModelConfig:
             the official code, the generation loss summed over tokens plus the emotion NLL summed
             over examples (one example weighs as much as one token), divided by the batch's token
             count; ``"sum"``: the token-averaged generation loss plus the batch-summed emotion NLL
-            (the emotion term ~230x heavier (a batch of 16 ED examples holds ~233 target tokens) than in the official code: higher accuracy early,
-            worse perplexity); ``"mean"``: token mean plus per-example mean.
+            (the emotion term ~230x heavier than in the official code, as a batch of 16 ED
+            examples holds ~233 target tokens: higher accuracy early, worse perplexity);
+            ``"mean"``: token mean plus per-example mean.
         label_smoothing: smoothing of the generation loss during training (perplexity is always
             computed without it).
         max_decode_len: default maximum number of generated tokens.
