@@ -1,22 +1,26 @@
 """Phase (A) of KEMP: dialogues -> emotional context graphs in one Arrow file.
 
-Pipeline (:func:`enrich`):
+Pipeline (:func:`enrich`), one named step each, timed by :class:`StageClock`:
 
-1. read the dialogues (:mod:`kemp_kg.dialogues`), keep this shard's conversations, expand every
-   listener turn into an example;
-2. run the text pipeline (:mod:`kemp_kg.text`) once per *unique* utterance, over all cores;
-3. vocabulary from the training split (:mod:`kemp_kg.vocab`), or ``--vocab``;
-4. retrieval + ranking as ONE DuckDB query: the distinct query words (surface form and WordNet
-   lemma as keys) are joined against the index's ``neighbours`` view, filtered by relation,
-   confidence, concept intensity, stopwords and vocabulary, de-duplicated per (word, concept)
-   (highest weight, then relation name) and cut to the top K' per word with ``row_number()``
-   ordered by intensity desc, weight desc, concept asc;
-5. assembly with numpy: each example's CLS + flattened history, roles, per-token Eq. 1 intensity
-   (the index's ``lexicon`` table, 0 outside), and its concepts: every query-word occurrence
-   contributes its top K'; a concept reachable from several occurrences is kept once (the
-   best-ranked one: highest weight, then earliest position); the example keeps its N best by
-   (intensity desc, weight desc, concept asc, position asc), in that order;
-6. :func:`kemp_kg.schema.write_graphs` (atomic) with the vocabulary and the provenance.
+1. :func:`select_examples`: read the dialogues (:mod:`kemp_kg.dialogues`), keep this shard's
+   conversations, expand every listener turn into an example;
+2. :func:`pool_texts` + :func:`kemp_kg.text.process_texts`: the text pipeline (:mod:`kemp_kg.text`)
+   runs once per *unique* utterance, over all cores;
+3. :func:`choose_vocab`: vocabulary from the training split (:mod:`kemp_kg.vocab`), or ``--vocab``;
+4. :func:`retrieve_concepts`: retrieval + ranking as ONE DuckDB query (:data:`_RETRIEVAL_SQL`,
+   named parameters): the distinct query words (surface form and WordNet lemma as keys) are
+   joined against the index's ``neighbours`` view, filtered by relation, confidence, concept
+   intensity, stopwords and vocabulary, de-duplicated per (word, concept) (highest weight, then
+   relation name) and cut to the top K' per word with ``row_number()`` ordered by intensity desc,
+   weight desc, concept asc;
+5. :func:`plan_examples` + :func:`assemble` (numpy): each example's CLS + flattened history,
+   roles, per-token Eq. 1 intensity (the index's ``lexicon`` table, 0 outside), and its concepts:
+   every query-word occurrence contributes its top K'; a concept reachable from several
+   occurrences is kept once (the best-ranked one: highest weight, then earliest position); the
+   example keeps its N best by (intensity desc, weight desc, concept asc, position asc), in that
+   order;
+6. :func:`write_examples`: :func:`kemp_kg.schema.write_graphs` (atomic), one record batch per
+   :data:`BATCH_EXAMPLES`, with the vocabulary and :func:`enrich_provenance`.
 
 Shards (``shard=(i, n)``): a conversation belongs to shard ``blake2b(conv_id) mod n``. The
 vocabulary is still computed from the WHOLE training split (every shard tokenises all training
@@ -31,6 +35,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +46,9 @@ import pyarrow.compute as pc
 
 import kemp_kg
 from kemp_kg import schema
-from kemp_kg.dialogues import Conversation, ReadReport, expand_examples, read_dialogues
+from kemp_kg.dialogues import (
+    Conversation, Example, ReadReport, expand_examples, read_dialogues,
+)
 from kemp_kg.errors import InputError
 from kemp_kg.presets import EnrichConfig
 from kemp_kg.text import PIPELINE_DESCRIPTION, ProcessedTexts, lemma, process_texts, stopwords
@@ -61,10 +68,11 @@ WITH cand AS (
     FROM query_keys AS q
     JOIN neighbours AS n ON n.word = q.key
     JOIN vocab_terms AS v ON v.term = n.concept
-    WHERE CASE WHEN ? THEN n.weight >= ? ELSE n.weight > ? END
-      AND n.concept_intensity >= ?
-      AND NOT list_contains(?, n.relation)
-      AND NOT list_contains(?, n.concept)
+    WHERE CASE WHEN $inclusive THEN n.weight >= $min_confidence
+               ELSE n.weight > $min_confidence END
+      AND n.concept_intensity >= $min_intensity
+      AND NOT list_contains($excluded_relations, n.relation)
+      AND NOT list_contains($stopwords, n.concept)
       AND n.concept <> q.surface AND n.concept <> q.lemma
 ),
 dedup AS (
@@ -80,14 +88,14 @@ ranked AS (
 )
 SELECT qid, rank, concept, relation, weight, concept_intensity,
        dense_rank() OVER (ORDER BY concept) AS concept_order
-FROM ranked WHERE rank <= ?
+FROM ranked WHERE rank <= $top_k
 ORDER BY qid, rank
 """
 
 
-def _arrow(con: Any, sql: str, params: Sequence[object] | None = None) -> pa.Table:
-    """The whole result of a (parameterised) DuckDB query as a pyarrow Table."""
-    relation = con.sql(sql, params=list(params) if params is not None else None)
+def _arrow(con: Any, sql: str, params: dict[str, object] | None = None) -> pa.Table:
+    """The whole result of a DuckDB query with named ``$parameters`` as a pyarrow Table."""
+    relation = con.sql(sql, params=params)
     fetch = getattr(relation, "to_arrow_table", None) or relation.arrow  # duckdb < 1.4: .arrow()
     return fetch()
 
@@ -252,11 +260,14 @@ def retrieve(
         result = _arrow(
             con,
             _RETRIEVAL_SQL,
-            [
-                config.confidence_inclusive, config.min_confidence, config.min_confidence,
-                config.min_concept_intensity, list(config.excluded_relations),
-                sorted(stopwords()), config.top_k_per_token,
-            ],
+            {
+                "inclusive": config.confidence_inclusive,
+                "min_confidence": config.min_confidence,
+                "min_intensity": config.min_concept_intensity,
+                "excluded_relations": list(config.excluded_relations),
+                "stopwords": sorted(stopwords()),
+                "top_k": config.top_k_per_token,
+            },
         )
     finally:
         con.unregister("query_keys")
@@ -413,6 +424,215 @@ def _noop(_stage: str, _total: int) -> Callable[[int], None]:
     return lambda _n: None
 
 
+class StageClock:
+    """Wall seconds and peak RSS (MiB) per named pipeline stage, in the order they ran."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.peak_rss_mb: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Time the ``with`` body as stage ``name`` (recorded only when it completes)."""
+        clock = time.perf_counter()
+        yield
+        self.seconds[name] = time.perf_counter() - clock
+        self.peak_rss_mb[name] = _peak_rss_mb()
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The dialogues as read: all conversations, this shard's, and its examples."""
+
+    conversations: list[Conversation]
+    mine: list[Conversation]
+    examples: list[Example]
+    report: ReadReport
+
+
+def select_examples(
+    inputs: Sequence[str | os.PathLike[str]],
+    *,
+    split: str | None,
+    strict: bool,
+    shard: tuple[int, int] | None,
+) -> Selection:
+    """Step 1: read the dialogues, keep this shard's conversations, expand listener turns."""
+    conversations, report = read_dialogues(inputs, split=split, strict=strict)
+    if shard is not None:
+        mine = [c for c in conversations if shard_of(c.conv_id, shard[1]) == shard[0]]
+    else:
+        mine = conversations
+    return Selection(conversations, mine, expand_examples(mine), report)
+
+
+@dataclass
+class TextPool:
+    """Unique utterance texts, with what each is needed for.
+
+    ``texts[i]`` is one distinct text; ``needs_tag[i]`` says it appears in some history (so it is
+    POS-tagged for query words); ``conv_text_ids[conv_id]`` maps a conversation's turns to text
+    indices; ``vocab_occurrences`` lists one text index per turn that counts for the vocabulary.
+    """
+
+    texts: list[str] = field(default_factory=list)
+    needs_tag: list[bool] = field(default_factory=list)
+    conv_text_ids: dict[str, list[int]] = field(default_factory=dict)
+    vocab_occurrences: list[int] = field(default_factory=list)
+    _index: dict[str, int] = field(default_factory=dict, repr=False)
+
+    def intern(self, text: str, tag: bool) -> int:
+        """The index of ``text`` (added when new); ``tag`` marks it for POS tagging."""
+        i = self._index.get(text)
+        if i is None:
+            i = self._index[text] = len(self.texts)
+            self.texts.append(text)
+            self.needs_tag.append(tag)
+        elif tag:
+            self.needs_tag[i] = True
+        return i
+
+
+def pool_texts(selection: Selection, *, count_vocab: bool) -> TextPool:
+    """Step 2a: this shard's turns (tagged if ever in a history), plus, when ``count_vocab``,
+    every training turn of ALL conversations (tokens only) as vocabulary occurrences."""
+    pool = TextPool()
+    for conv in selection.mine:
+        last_target = max(i for i, t in enumerate(conv.turns) if t.role == "listener")
+        pool.conv_text_ids[conv.conv_id] = [
+            pool.intern(t.text, i < last_target) for i, t in enumerate(conv.turns)
+        ]
+    if count_vocab:
+        for conv in selection.conversations:
+            if conv.split == "train":
+                pool.vocab_occurrences.extend(pool.intern(t.text, False) for t in conv.turns)
+        if not pool.vocab_occurrences:
+            raise InputError(
+                "no training conversations to build the vocabulary from; pass --vocab FILE "
+                "(a JSON token list or an earlier graph file) or include the train split"
+            )
+    return pool
+
+
+def count_tokens(pool: TextPool, processed: ProcessedTexts) -> dict[str, int]:
+    """Token counts over every vocabulary turn occurrence (a text counted once per turn)."""
+    # weight each text's tokens by how many counted turns carry that text, then count per token
+    occurrences = np.bincount(
+        np.asarray(pool.vocab_occurrences, dtype=np.int64), minlength=len(pool.texts)
+    )
+    encoded = processed.values.dictionary_encode()
+    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    weights = np.repeat(occurrences, np.diff(processed.offsets)).astype(np.float64)
+    totals = np.bincount(codes, weights=weights, minlength=len(encoded.dictionary))
+    return {word: int(n) for word, n in zip(encoded.dictionary.to_pylist(), totals.tolist()) if n}
+
+
+def choose_vocab(
+    pool: TextPool,
+    processed: ProcessedTexts,
+    config: EnrichConfig,
+    vocab_file: str | os.PathLike[str] | None,
+) -> tuple[list[str], dict[str, object]]:
+    """Step 3: the vocabulary (from ``vocab_file`` or counted here) and its provenance entry."""
+    if vocab_file is not None:
+        return load_vocab(vocab_file), {"file": str(vocab_file)}
+    vocab = vocab_from_counts(count_tokens(pool, processed), min_count=config.min_count)
+    return vocab, {"split": "train", "min_count": config.min_count}
+
+
+def retrieve_concepts(
+    index: Any, processed: ProcessedTexts, vocab_index: dict[str, int], config: EnrichConfig
+) -> tuple[TokenTables, Candidates]:
+    """Step 4: token tables (ids, Eq. 1 intensity, query words) and every query word's top K'."""
+    con = index.connect()
+    try:
+        tables = TokenTables(processed, vocab_index, con, config)
+        return tables, retrieve(con, tables, vocab_index, config)
+    finally:
+        con.close()
+
+
+def plan_examples(examples: Sequence[Example], pool: TextPool) -> HistoryPlan:
+    """Step 5a: every example as text indices (history turns with roles, target)."""
+    plan = HistoryPlan([], [], [], [], [], [])
+    for ex in examples:
+        conv = ex.conversation
+        ids = pool.conv_text_ids[conv.conv_id]
+        plan.example_ids.append(ex.example_id)
+        plan.conv_ids.append(conv.conv_id)
+        plan.splits.append(conv.split)
+        plan.emotions.append(
+            schema.EMOTION_INDEX[conv.emotion] if conv.emotion else schema.UNKNOWN_EMOTION
+        )
+        plan.history.append([(t.role, ids[i]) for i, t in enumerate(ex.history)])
+        plan.target.append(ids[ex.target_index])
+    return plan
+
+
+def enrich_provenance(
+    *,
+    config: EnrichConfig,
+    index: Any,
+    inputs: Sequence[str | os.PathLike[str]],
+    split: str | None,
+    shard: tuple[int, int] | None,
+    vocab: Sequence[str],
+    vocab_source: dict[str, object],
+    split_counts: Counter[str],
+    report: ReadReport,
+) -> dict[str, object]:
+    """What the graph file records about how it was made (thresholds, inputs, vocabulary)."""
+    return {
+        "tool": "kemp-kg enrich",
+        "tool_version": kemp_kg.__version__,
+        "schema_version": schema.SCHEMA_VERSION,
+        "preset": config.preset,
+        "thresholds": config.to_json(),
+        "index": index_provenance(index),
+        "inputs": [
+            {"path": str(p), "sha256": file_sha256(p), "bytes": p.stat().st_size}
+            for p in _input_files(inputs)
+        ],
+        "split_override": split,
+        "shard": f"{shard[0]}/{shard[1]}" if shard else None,
+        "shard_hash": "blake2b-64(conv_id) mod n",
+        "vocab": {**vocab_source, "size": len(vocab), "concept_terms": "vocabulary tokens only"},
+        "text_pipeline": PIPELINE_DESCRIPTION,
+        "examples": dict(sorted(split_counts.items())),
+        "skipped": dict(sorted(report.skipped.items())),
+    }
+
+
+def write_examples(
+    out: str | os.PathLike[str],
+    plan: HistoryPlan,
+    texts: Sequence[str],
+    tables: TokenTables,
+    candidates: Candidates,
+    config: EnrichConfig,
+    *,
+    vocab: Sequence[str],
+    provenance: dict[str, object],
+    advance: Callable[[int], None],
+) -> tuple[Path, np.ndarray]:
+    """Step 5b+6: assemble and write :data:`BATCH_EXAMPLES` at a time (memory bounded by one
+    batch); returns the file and the number of concepts of every example (E,)."""
+    concept_counts: list[np.ndarray] = []
+
+    def batches() -> Iterator[pa.Table]:
+        for start in range(0, len(plan.example_ids), BATCH_EXAMPLES):
+            table = assemble(plan.slice(start, start + BATCH_EXAMPLES), texts, tables,
+                             candidates, config)
+            concept_counts.append(
+                pc.list_value_length(table["concept_ids"]).to_numpy(zero_copy_only=False))
+            advance(table.num_rows)
+            yield table
+
+    path = schema.write_graphs(out, batches(), vocab=vocab, provenance=provenance)
+    per_ex = np.concatenate(concept_counts) if concept_counts else np.zeros(0)
+    return path, per_ex
+
+
 def enrich(
     dialogues: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     index_dir: str | os.PathLike[str],
@@ -446,151 +666,42 @@ def enrich(
     from kemp_kg.index import open_index
 
     hook = progress or _noop
-    seconds: dict[str, float] = {}
-    rss: dict[str, float] = {}
-    clock = time.perf_counter()
-    index = open_index(index_dir)  # fail early on a missing index, before the slow part
+    clock = StageClock()
     inputs = [dialogues] if isinstance(dialogues, (str, os.PathLike)) else list(dialogues)
-
-    conversations, report = read_dialogues(inputs, split=split, strict=strict)
-    if shard is not None:
-        mine = [c for c in conversations if shard_of(c.conv_id, shard[1]) == shard[0]]
-    else:
-        mine = conversations
-    examples = expand_examples(mine)
-    seconds["read"] = time.perf_counter() - clock
-    rss["read"] = _peak_rss_mb()
-
-    # Unique texts: this shard's turns (tagged if ever in a history), plus every training turn
-    # (tokens only) when the vocabulary is built here.
-    clock = time.perf_counter()
-    text_index: dict[str, int] = {}
-    texts: list[str] = []
-    needs_tag: list[bool] = []
-
-    def intern(text: str, tag: bool) -> int:
-        i = text_index.get(text)
-        if i is None:
-            i = text_index[text] = len(texts)
-            texts.append(text)
-            needs_tag.append(tag)
-        elif tag:
-            needs_tag[i] = True
-        return i
-
-    conv_text_ids: dict[str, list[int]] = {}
-    for conv in mine:
-        last_target = max(i for i, t in enumerate(conv.turns) if t.role == "listener")
-        conv_text_ids[conv.conv_id] = [
-            intern(t.text, i < last_target) for i, t in enumerate(conv.turns)
-        ]
-    train_turns: list[int] = []
-    if vocab_file is None:
-        for conv in conversations:
-            if conv.split == "train":
-                train_turns.extend(intern(t.text, False) for t in conv.turns)
-        if not train_turns:
-            raise InputError(
-                "no training conversations to build the vocabulary from; pass --vocab FILE "
-                "(a JSON token list or an earlier graph file) or include the train split"
-            )
-    advance = hook("text", len(texts))
-    processed = process_texts(texts, tag=needs_tag, workers=workers, progress=advance)
-    seconds["text"] = time.perf_counter() - clock
-    rss["text"] = _peak_rss_mb()
-
-    clock = time.perf_counter()
-    if vocab_file is not None:
-        vocab = load_vocab(vocab_file)
-        vocab_source: dict[str, object] = {"file": str(vocab_file)}
-    else:
-        # token counts over every training turn occurrence: weight each text's tokens by how
-        # many training turns carry that text, then count per distinct token
-        occurrences = np.bincount(np.asarray(train_turns, dtype=np.int64), minlength=len(texts))
-        encoded = processed.values.dictionary_encode()
-        codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-        weights = np.repeat(occurrences, np.diff(processed.offsets)).astype(np.float64)
-        totals = np.bincount(codes, weights=weights, minlength=len(encoded.dictionary))
-        counts = {
-            word: int(n) for word, n in zip(encoded.dictionary.to_pylist(), totals.tolist()) if n
-        }
-        vocab = vocab_from_counts(counts, min_count=config.min_count)
-        vocab_source = {"split": "train", "min_count": config.min_count}
-    vocab_index = {tok: i for i, tok in enumerate(vocab)}
-    seconds["vocab"] = time.perf_counter() - clock
-    rss["vocab"] = _peak_rss_mb()
-
-    clock = time.perf_counter()
-    con = index.connect()
-    try:
-        tables = TokenTables(processed, vocab_index, con, config)
-        candidates = retrieve(con, tables, vocab_index, config)
-    finally:
-        con.close()
-    seconds["retrieve"] = time.perf_counter() - clock
-    rss["retrieve"] = _peak_rss_mb()
-
-    clock = time.perf_counter()
-    plan = HistoryPlan([], [], [], [], [], [])
-    for ex in examples:
-        conv = ex.conversation
-        ids = conv_text_ids[conv.conv_id]
-        plan.example_ids.append(ex.example_id)
-        plan.conv_ids.append(conv.conv_id)
-        plan.splits.append(conv.split)
-        plan.emotions.append(
-            schema.EMOTION_INDEX[conv.emotion] if conv.emotion else schema.UNKNOWN_EMOTION
+    with clock.stage("read"):
+        index = open_index(index_dir)  # fail early on a missing index, before the slow part
+        selection = select_examples(inputs, split=split, strict=strict, shard=shard)
+    with clock.stage("text"):
+        pool = pool_texts(selection, count_vocab=vocab_file is None)
+        processed = process_texts(pool.texts, tag=pool.needs_tag, workers=workers,
+                                  progress=hook("text", len(pool.texts)))
+    with clock.stage("vocab"):
+        vocab, vocab_source = choose_vocab(pool, processed, config, vocab_file)
+        vocab_index = {tok: i for i, tok in enumerate(vocab)}
+    with clock.stage("retrieve"):
+        tables, candidates = retrieve_concepts(index, processed, vocab_index, config)
+    with clock.stage("assemble+write"):
+        plan = plan_examples(selection.examples, pool)
+        split_counts = Counter(plan.splits)
+        provenance = enrich_provenance(
+            config=config, index=index, inputs=inputs, split=split, shard=shard, vocab=vocab,
+            vocab_source=vocab_source, split_counts=split_counts, report=selection.report,
         )
-        plan.history.append([(t.role, ids[i]) for i, t in enumerate(ex.history)])
-        plan.target.append(ids[ex.target_index])
-    split_counts = Counter(plan.splits)
-    provenance = {
-        "tool": "kemp-kg enrich",
-        "tool_version": kemp_kg.__version__,
-        "schema_version": schema.SCHEMA_VERSION,
-        "preset": config.preset,
-        "thresholds": config.to_json(),
-        "index": index_provenance(index),
-        "inputs": [
-            {"path": str(p), "sha256": file_sha256(p), "bytes": p.stat().st_size}
-            for p in _input_files(inputs)
-        ],
-        "split_override": split,
-        "shard": f"{shard[0]}/{shard[1]}" if shard else None,
-        "shard_hash": "blake2b-64(conv_id) mod n",
-        "vocab": {**vocab_source, "size": len(vocab), "concept_terms": "vocabulary tokens only"},
-        "text_pipeline": PIPELINE_DESCRIPTION,
-        "examples": dict(sorted(split_counts.items())),
-        "skipped": dict(sorted(report.skipped.items())),
-    }
-    advance = hook("graphs", len(examples))
-    concept_counts: list[np.ndarray] = []
-
-    def batches() -> Iterator[pa.Table]:
-        # assembled and written BATCH_EXAMPLES at a time: memory stays bounded by one batch
-        for start in range(0, len(examples), BATCH_EXAMPLES):
-            table = assemble(plan.slice(start, start + BATCH_EXAMPLES), texts, tables,
-                             candidates, config)
-            concept_counts.append(
-                pc.list_value_length(table["concept_ids"]).to_numpy(zero_copy_only=False))
-            advance(table.num_rows)
-            yield table
-
-    path = schema.write_graphs(out, batches(), vocab=vocab, provenance=provenance)
-    seconds["assemble+write"] = time.perf_counter() - clock
-    rss["assemble+write"] = _peak_rss_mb()
-    per_ex = np.concatenate(concept_counts) if concept_counts else np.zeros(0)
+        path, per_ex = write_examples(
+            out, plan, pool.texts, tables, candidates, config, vocab=vocab,
+            provenance=provenance, advance=hook("graphs", len(selection.examples)),
+        )
     return EnrichResult(
         path=path,
         examples=split_counts,
-        report=report,
+        report=selection.report,
         vocab_size=len(vocab),
-        unique_utterances=len(texts),
+        unique_utterances=len(pool.texts),
         tokens=int(tables.length.sum()),
         query_words=len(tables.query_surface),
         concepts_per_example=_stats(per_ex),
-        seconds=seconds,
-        peak_rss_mb=rss,
+        seconds=clock.seconds,
+        peak_rss_mb=clock.peak_rss_mb,
         shard=shard,
     )
 
