@@ -15,7 +15,8 @@ Two input layouts are read into one in-memory form (:class:`Conversation`):
    (one of :data:`kemp_kg.schema.EMOTIONS`, or null when unknown) and ``situation`` are optional.
    In a ``.jsonl`` file the optional first line ``{"format": "kemp-dialogues/1"}`` is a header; in
    a ``.json`` file the whole document is ``{"format": "kemp-dialogues/1", "dialogues": [...]}``
-   or a bare list of records. A header naming another format is refused. The shared
+   or a bare list of records; a document without ``format`` is read as ``kemp-dialogues/1``
+   too. A header naming another format is refused. The shared
    ``ed_conversations.jsonl`` layout (``conv_id, split, emotion, situation, utterances[],
    roles[]``) is accepted too, per record.
 
@@ -60,7 +61,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kemp_kg.errors import InputError
-from kemp_kg.schema import EMOTION_INDEX, SPLITS
+from kemp_kg.schema import EMOTION_INDEX, EMOTIONS, SPLITS
 
 #: The format tag of the kemp dialogues schema (header line / document key).
 DIALOGUES_FORMAT = "kemp-dialogues/1"
@@ -75,6 +76,9 @@ NOTICE_REASONS: tuple[str, ...] = ("trailing_speaker_turn",)
 _SPLIT_ALIASES = {"train": "train", "valid": "valid", "dev": "valid", "test": "test"}
 _ED_FILES = ("train.csv", "valid.csv", "dev.csv", "test.csv")
 _MAX_MESSAGES = 20
+#: What an error says the valid values are.
+_VALID_SPLITS = "train, valid or test (dev = valid)"
+_VALID_EMOTIONS = "one of the 32 ED labels: " + ", ".join(EMOTIONS) + ", or absent"
 
 
 @dataclass(frozen=True)
@@ -158,11 +162,14 @@ def _validate(
     """Apply the bad-input rules to one conversation; return it (maybe trimmed) or ``None``."""
     where = f"{conv.where} (conversation {conv.conv_id!r})"
     if conv.split not in SPLITS:
-        report.note("unknown_split", f"{where}: no split; give --split", strict=strict)
+        report.note(
+            "unknown_split", f"{where}: no split; add \"split\" ({_VALID_SPLITS}) or give --split",
+            strict=strict,
+        )
         return None
     if conv.emotion is not None and conv.emotion not in EMOTION_INDEX:
         report.note(
-            "unknown_emotion", f"{where}: emotion {conv.emotion!r} is not one of the 32 labels",
+            "unknown_emotion", f"{where}: emotion {conv.emotion!r} is not {_VALID_EMOTIONS}",
             strict=strict,
         )
         return None
@@ -337,7 +344,10 @@ def _record_to_conversation(
     raw_split = record.get("split")
     record_split = _normalise_split(raw_split) if raw_split is not None else None
     if record.get("split") is not None and record_split is None:
-        report.note("unknown_split", f"{where}: split {record.get('split')!r}", strict=strict)
+        report.note(
+            "unknown_split", f"{where}: split {record.get('split')!r} is not {_VALID_SPLITS}",
+            strict=strict,
+        )
         return None
     return Conversation(
         conv_id=conv_id,
@@ -350,10 +360,13 @@ def _record_to_conversation(
 
 
 def _check_header(obj: dict, where: str) -> None:
-    fmt = obj.get("format")
+    """A ``format`` value other than :data:`DIALOGUES_FORMAT` is refused; none at all is read as
+    it (as a bare list of records is)."""
+    fmt = obj.get("format", DIALOGUES_FORMAT)
     if fmt != DIALOGUES_FORMAT:
         raise InputError(
-            f"{where}: format {fmt!r} is not {DIALOGUES_FORMAT!r}; convert the file or upgrade kemp"
+            f"{where}: \"format\" is {fmt!r}; this kemp reads {DIALOGUES_FORMAT!r} (write "
+            f"\"format\": \"{DIALOGUES_FORMAT}\" or leave it out; README \"Dialogue formats\")"
         )
 
 
@@ -415,7 +428,10 @@ def read_json(
         _check_header(document, str(path))
         records = document.get("dialogues")
         if not isinstance(records, list):
-            raise InputError(f"{path}: \"dialogues\" must be a list of records")
+            raise InputError(
+                f"{path}: expected {{\"format\": \"{DIALOGUES_FORMAT}\", \"dialogues\": [...]}}"
+                " with \"dialogues\" a list of records (or a bare list of records)"
+            )
     elif isinstance(document, list):
         records = document
     else:

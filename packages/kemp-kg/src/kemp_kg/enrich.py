@@ -402,10 +402,12 @@ def assemble(
 
 
 def index_provenance(index: Any) -> dict[str, object]:
-    """The parts of an index manifest a graph file records (source and lexicon checksums)."""
+    """The parts of an index manifest a graph file records: its absolute path, source and
+    lexicon checksums, and :func:`kemp_kg.schema.index_checksum` of them (``checksum``)."""
     manifest = dict(index.manifest)
     return {
-        "path": str(index.path),
+        "path": os.path.abspath(index.path),
+        "checksum": schema.index_checksum(manifest),
         "format": manifest.get("format"),
         "tool_version": manifest.get("tool_version"),
         "source": manifest.get("source"),

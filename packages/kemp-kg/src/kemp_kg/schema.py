@@ -37,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import errno
+import hashlib
 import json
 import os
 import shutil
@@ -408,11 +409,31 @@ def _shard_paths(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]
     return out
 
 
+def _looks_like_text(path: Path) -> bool:
+    """Whether ``path`` starts like JSON, JSON lines or CSV text (what a graph file is mistaken
+    for), judged by its first bytes: printable UTF-8 opening with ``{``, ``[`` or a letter."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(512)
+    except OSError:
+        return False
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if not text or text.startswith(b"ARROW1") or b"\0" in text:
+        return False
+    decoded = text.decode("utf-8", "ignore")
+    return bool(decoded) and (decoded[0] in "{[" or decoded[0].isalpha())
+
+
 def _open_one(path: Path) -> tuple[pa.Table, dict[bytes, bytes]]:
     try:
         source = pa.memory_map(str(path), "r")
         reader = ipc.open_file(source)
     except (pa.ArrowInvalid, OSError) as exc:
+        if _looks_like_text(path):
+            raise GraphFileError(
+                f"{path}: a text file (dialogues or CSV?), not a graph file; make one with "
+                f"`kemp-kg enrich {path.name} --index INDEX --out graphs.arrow` and pass that"
+            ) from None
         raise GraphFileError(
             f"{path}: not a readable Arrow graph file ({str(exc).splitlines()[0]}); "
             "it may be truncated, rerun `kemp-kg enrich`"
@@ -509,3 +530,24 @@ def edge_lists(
     emotion = [(int(anchor), num_words + j) for j, anchor in enumerate(concept_anchor)]
     globality = [(0, v) for v in range(1, num_words + num_concepts)]
     return {"temporary": temporary, "emotion": emotion, "globality": globality}
+
+
+def index_checksum(info: Mapping[str, object] | None) -> str | None:
+    """The identity of a knowledge index: SHA-256 over its format and its source's and lexicon's
+    SHA-256 (what decides its content; ``build-index`` rebuilds exactly when they change).
+
+    ``info`` is an index's ``manifest.json`` or a graph file's ``provenance["index"]`` (both hold
+    ``format``, ``source.sha256`` and ``lexicon.sha256``); ``None`` when it names no source
+    checksum. Two indexes with equal checksums give the same concepts.
+    """
+    if not isinstance(info, Mapping):
+        return None
+    source = info.get("source")
+    lexicon = info.get("lexicon")
+    source_sha = source.get("sha256") if isinstance(source, Mapping) else None
+    if not isinstance(source_sha, str) or not source_sha:
+        return None
+    lexicon_sha = lexicon.get("sha256") if isinstance(lexicon, Mapping) else None
+    identity = {"format": info.get("format"), "source": source_sha, "lexicon": lexicon_sha}
+    encoded = json.dumps(identity, sort_keys=True).encode("utf-8")
+    return hashlib.sha256(encoded).hexdigest()

@@ -72,29 +72,65 @@ PIPELINE_DESCRIPTION = {
 NOT_QUERY = "."
 
 
+#: What to tell a user whose NLTK data is missing (also shown in every command's --help).
+NLTK_HELP = (
+    "NLTK data (stopwords, averaged_perceptron_tagger_eng, wordnet) is read from NLTK_DATA "
+    "(default ~/nltk_data) and fetched there once when missing and online"
+)
+
+
 def ensure_nltk_data(*, download: bool = True) -> None:
-    """Check the NLTK resources; try ``nltk.download`` for missing ones; else raise one line."""
+    """Check the NLTK resources; fetch missing ones (one line on stderr); else raise one line.
+
+    The downloader's own output (progress, per-URL errors, warnings) is swallowed: a user sees
+    either "fetching NLTK data ..." or, offline, one error naming what to set.
+    """
     import nltk
 
-    missing = []
-    for resource, package in NLTK_RESOURCES:
-        try:
-            nltk.data.find(resource)
-        except LookupError:
-            missing.append(package)
-    if missing and download:
+    missing = [package for resource, package in NLTK_RESOURCES if not _found(resource)]
+    if not missing:
+        return
+    target = _download_dir()
+    if download:
+        import io
+        import sys
+        import warnings
+
+        print(
+            f"fetching NLTK data ({', '.join(missing)}) into {target} once "
+            "(set NLTK_DATA to use a copy you already have)",
+            file=sys.stderr,
+            flush=True,
+        )
+        sink = io.StringIO()
         for package in missing:
             try:
-                nltk.download(package, quiet=True, raise_on_error=True)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    nltk.download(
+                        package, download_dir=target, quiet=True, raise_on_error=True,
+                        print_error_to=sink,
+                    )  # fmt: skip
             except Exception:  # noqa: BLE001 - offline or blocked: reported below
-                pass
+                break
+        if target not in nltk.data.path:
+            nltk.data.path.insert(0, target)
         missing = [p for r, p in NLTK_RESOURCES if p in missing and not _found(r)]
     if missing:
-        where = os.environ.get("NLTK_DATA", "(NLTK_DATA unset)")
+        where = os.environ.get("NLTK_DATA") or "unset"
+        paths = ", ".join(r for r, p in NLTK_RESOURCES if p in missing)
         raise KempError(
-            f"NLTK data missing: {', '.join(missing)} (searched {where}); set NLTK_DATA to a "
-            f"folder holding them or run python -m nltk.downloader {' '.join(missing)}"
+            f"NLTK data missing ({', '.join(missing)}; NLTK_DATA is {where}"
+            f"{', download failed' if download else ''}): set NLTK_DATA to a folder holding "
+            f"{paths} (make one where you are online: python -m nltk.downloader -d DIR "
+            f"{' '.join(missing)})"
         )
+
+
+def _download_dir() -> str:
+    """Where missing NLTK data is fetched to: the first ``NLTK_DATA`` folder, else ~/nltk_data."""
+    configured = [p for p in os.environ.get("NLTK_DATA", "").split(os.pathsep) if p]
+    return configured[0] if configured else os.path.join(os.path.expanduser("~"), "nltk_data")
 
 
 def _found(resource: str) -> bool:

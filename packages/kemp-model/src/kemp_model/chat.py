@@ -20,6 +20,7 @@ history so far.
 from __future__ import annotations
 
 import importlib.metadata
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +32,7 @@ from kemp_kg import schema
 from kemp_model.data import GraphDataset
 from kemp_model.decoding import DecodeConfig, generate
 from kemp_model.errors import KempModelError
-from kemp_model.evaluate import emotion_top, ids_to_text, load_inference_run
+from kemp_model.evaluate import emotion_top, ids_to_text, index_mismatch, load_inference_run
 
 #: Entry-point group and name of the graph builder (brief section 4).
 ENTRY_POINT_GROUP = "kemp.graph_builder"
@@ -104,15 +105,37 @@ class ChatReply:
         emotions: the three most likely emotions of the dialogue so far, with probabilities
             (empty for a model without an emotion classifier).
         concepts: injected knowledge, ``(word, concept, relation, intensity)`` (empty for
-            models that do not use knowledge).
-        response: the generated reply.
+            models that do not use knowledge); ``word`` is ``""`` when the word is outside the
+            vocabulary (the graph holds ``<unk>`` there, which is never shown).
+        response: the generated reply (special tokens removed).
         turns: turns in the history after this reply.
+        new_concepts: the concepts not already injected earlier in this conversation (what
+            chat shows: the history is re-read every turn, so old concepts come back).
     """
 
     emotions: tuple[tuple[str, float], ...]
     concepts: tuple[tuple[str, str, str, float], ...]
     response: str
     turns: int
+    new_concepts: tuple[tuple[str, str, str, float], ...] = ()
+
+
+#: Vocabulary entries that are markers, not words: never shown to a chat user.
+_SPECIAL = frozenset(schema.SPECIAL_TOKENS)
+
+
+def visible_text(text: str) -> str:
+    """``text`` without special tokens (``<cls>``, ``<unk>``, ``<pad>``, ...)."""
+    return " ".join(word for word in text.split() if word not in _SPECIAL)
+
+
+def _manifest(index_dir: Path) -> dict[str, Any] | None:
+    """An index folder's ``manifest.json`` (``None`` when unreadable: the builder reports it)."""
+    try:
+        data = json.loads((index_dir / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def recorded_index(provenance: Mapping[str, Any]) -> Path | None:
@@ -160,6 +183,9 @@ class ChatSession:
         self.device = torch.device(device)
         self.provenance = dict(provenance or {})
         self.history: list[tuple[str, str]] = []
+        self.seen_concepts: set[tuple[str, str]] = set()
+        #: warnings for the user (e.g. an index other than the run's, chosen with --index)
+        self.notes: list[str] = []
         model_config = getattr(model, "config", None)
         self.classifier = bool(getattr(model_config, "emotion_classifier", True))
         self.knowledge = bool(getattr(model_config, "use_knowledge", True))
@@ -173,26 +199,41 @@ class ChatSession:
         """
         run = load_inference_run(config.run_dir, config.device)
         builder_class = load_graph_builder(config.builder)
+        explicit = config.index_dir is not None
         index_dir = config.index_dir or recorded_index(run.provenance)
         if index_dir is None:
             raise KempModelError(
                 f"{config.run_dir}: the run records no knowledge index; pass --index DIR"
             )
         if not Path(index_dir).exists():
+            where = "" if explicit else " (the index recorded when the run's graphs were enriched)"
             raise KempModelError(
-                f"{index_dir}: no knowledge index; build one with `kemp-kg build-index`"
+                f"{index_dir}: no knowledge index{where}; pass --index DIR with the folder "
+                "`kemp-kg build-index` wrote"
             )
+        notes = []
+        mismatch = index_mismatch(run.provenance.get("index"), _manifest(Path(index_dir)))
+        if mismatch and not explicit:
+            raise KempModelError(
+                f"{index_dir}: this knowledge index was {mismatch}; rebuild it from that "
+                "source, or pass --index DIR (that index, or this one to chat with it knowingly)"
+            )
+        if mismatch:
+            notes.append(f"--index {index_dir}: {mismatch}; the concepts differ from training")
         try:
             builder = builder_class(index_dir, run.vocab, run.provenance)
         except Exception as exc:
             if _user_error(exc):
                 raise KempModelError(f"graph builder: {exc}") from None
             raise
-        return cls(run.model, run.vocab, builder, config.decode, run.device, run.provenance)
+        session = cls(run.model, run.vocab, builder, config.decode, run.device, run.provenance)
+        session.notes = notes
+        return session
 
     def reset(self) -> None:
         """Forget the history (a new conversation)."""
         self.history.clear()
+        self.seen_concepts.clear()
 
     def respond(self, message: str) -> ChatReply:
         """Add ``message`` as the speaker's turn, answer it, and add the answer as a listener turn.
@@ -221,12 +262,18 @@ class ChatSession:
         with torch.no_grad():
             logits = self.model.encode(batch).emotion_logits
             ids = generate(self.model, batch, self.decode)[0]
-        response = ids_to_text(ids, self.vocab)
-        self.history = [*turns, ("listener", response)]
+        response = visible_text(ids_to_text(ids, self.vocab))
+        # an empty reply (nothing but special tokens) is not a turn the builder could read
+        self.history = [*turns, ("listener", response)] if response else turns
         emotions = tuple(emotion_top(logits.cpu())[0]) if self.classifier else ()
         concepts = tuple(
-            (str(w), str(c), str(r), float(i)) for w, c, r, i in self.builder.concepts(table)
-        ) if self.knowledge else ()
+            ("" if str(w) in _SPECIAL else str(w), str(c), str(r), float(i))
+            for w, c, r, i in self.builder.concepts(table)
+            if str(c) not in _SPECIAL
+        ) if self.knowledge else ()  # fmt: skip
+        new = tuple(c for c in concepts if (c[0], c[1]) not in self.seen_concepts)
+        self.seen_concepts.update((c[0], c[1]) for c in concepts)
         return ChatReply(
-            emotions=emotions, concepts=concepts, response=response, turns=len(self.history)
+            emotions=emotions, concepts=concepts, response=response, turns=len(self.history),
+            new_concepts=new,
         )

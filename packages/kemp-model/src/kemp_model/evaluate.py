@@ -24,6 +24,7 @@ import json
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,6 +88,12 @@ def ids_to_text(ids: Sequence[int], vocab: Sequence[str]) -> str:
 # --------------------------------------------------------------------------------------------
 
 
+class IndexMismatchWarning(UserWarning):
+    """Graphs (or a chat index) built with another knowledge index than the run's training
+    graphs: the concepts differ from those the model learned with. The CLI prints it as one
+    ``warning:`` line."""
+
+
 @dataclass(frozen=True)
 class LoadedRun:
     """A trained model ready for inference, with what it was trained on.
@@ -138,6 +145,29 @@ def load_inference_run(run_dir: str | os.PathLike[str], device: str = "auto") ->
     )
 
 
+def _describe_index(info: Mapping[str, Any]) -> str:
+    source = info.get("source") if isinstance(info.get("source"), Mapping) else {}
+    checksum = schema.index_checksum(info) or "?"
+    return f"{source.get('kind', '?')} {source.get('path', '?')} (index checksum {checksum[:12]})"
+
+
+def index_mismatch(
+    recorded: Mapping[str, Any] | None, actual: Mapping[str, Any] | None
+) -> str | None:
+    """How the knowledge index ``actual`` (a manifest or a graph file's ``provenance["index"]``)
+    differs from the one a run was trained with (``recorded``, its graphs' ``provenance["index"]``),
+    or ``None`` when they are the same or either is unknown (compared by
+    :func:`kemp_kg.schema.index_checksum`)."""
+    want, got = schema.index_checksum(recorded), schema.index_checksum(actual)
+    if want is None or got is None or want == got:
+        return None
+    assert recorded is not None and actual is not None
+    return (
+        f"built from {_describe_index(actual)}, but the run was trained with graphs built from "
+        f"{_describe_index(recorded)}"
+    )
+
+
 def _open_split(
     run: LoadedRun, graphs: Sequence[str | os.PathLike[str]] | None, split: str
 ) -> GraphDataset:
@@ -146,15 +176,39 @@ def _open_split(
         raise KempModelError(
             f"{run.run_dir}: config.json records no graph file; pass --graphs FILE"
         )
-    dataset, vocab, _ = load_split(paths, split, verify=True)  # damaged bytes: one line, no crash
+    dataset, vocab, provenance = load_split(paths, split, verify=True)  # damaged bytes: one line
+    mismatch = index_mismatch(run.provenance.get("index"), provenance.get("index"))
+    if mismatch and not graphs:  # the recorded file was re-enriched with another index
+        raise KempModelError(
+            f"{paths[0]}: its knowledge index changed since training: {mismatch}; re-enrich it "
+            "with the run's index, or pass --graphs FILE to evaluate on another file knowingly"
+        )
+    if mismatch:
+        warnings.warn(f"{paths[0]}: {mismatch}", IndexMismatchWarning, stacklevel=2)
     if tuple(vocab) != run.vocab:
         raise KempModelError(
             f"{paths[0]}: vocabulary differs from {run.run_dir / 'vocab.json'} "
             f"({len(vocab)} vs {len(run.vocab)} tokens); enrich with the run's vocabulary"
         )
     if len(dataset) == 0:
-        raise KempModelError(f"{paths[0]}: split {split!r} has no rows; pick another --split")
+        raise KempModelError(
+            f"{paths[0]}: split {split!r} has no rows; it holds {split_counts(dataset.graphs)}: "
+            "pass one of those as --split"
+        )
     return dataset
+
+
+def split_counts(graphs: schema.GraphFile) -> str:
+    """``train (120), valid (20), test (20)``: the splits a graph file holds, with row counts."""
+    import pyarrow.compute as pc
+
+    counts = {
+        str(item["values"]): int(item["counts"])
+        for item in pc.value_counts(graphs.table.column("split")).to_pylist()
+    }
+    order = sorted(counts, key=lambda name: (schema.SPLITS.index(name)
+                                             if name in schema.SPLITS else 99, name))  # fmt: skip
+    return ", ".join(f"{name} ({counts[name]:,})" for name in order) or "no rows at all"
 
 
 # --------------------------------------------------------------------------------------------

@@ -13,12 +13,30 @@ from kemp_kg.schema import GraphFileError
 app = typer.Typer(
     name="kemp-kg",
     help="Knowledge index and emotional context graphs for KEMP.\n\n"
-    "Example: kemp-kg build-index wordnet --lexicon NRC-VAD-Lexicon.txt && kemp-kg query happy",
+    "\b\nExample: kemp-kg build-index wordnet --lexicon NRC-VAD-Lexicon.txt && kemp-kg query happy",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain click help: real defaults and choices, no "<bool>" markers
 )
 console = Console(stderr=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from kemp_kg import __version__
+
+        print(f"kemp-kg {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Options of `kemp-kg` itself (its help text is the ``help`` given to ``typer.Typer``)."""
 
 
 def main() -> None:

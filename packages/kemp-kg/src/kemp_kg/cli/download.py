@@ -39,8 +39,10 @@ def download_command(
 ) -> None:
     """Download the official data sets into --to, resumably, verified, safely extracted.
 
+    \b
     Example: kemp-kg download nrc-vad empathetic-dialogues --to data/
 
+    \b
     Offline: kemp-kg download all --mirror /mnt/datasets   (the files, by name, in that folder)
     """
     chosen = NAMES if DataSet.all in names else tuple(dict.fromkeys(n.value for n in names))

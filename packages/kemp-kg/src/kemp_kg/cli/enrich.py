@@ -33,7 +33,9 @@ def enrich_command(
     index: Path = typer.Option(
         Path("index"), "--index", help="Index folder (kemp-kg build-index)."),
     out_path: Path = typer.Option(Path("out.arrow"), "--out", help="Graph file to write."),
-    preset_name: str = typer.Option("paper", "--preset", help="paper | official."),
+    preset_name: str = typer.Option(
+        "paper", "--preset", metavar="[paper|official]",
+        help="Retrieval thresholds (README: Dialogues and enrich).", show_default=True),
     min_confidence: Optional[float] = typer.Option(
         None, "--min-confidence", help="Edge weight threshold (alpha; paper 0.1, official 1.0)."),
     confidence_inclusive: Optional[bool] = typer.Option(
@@ -52,7 +54,8 @@ def enrich_command(
     min_count: Optional[int] = typer.Option(
         None, "--min-count", help="Vocabulary: drop training tokens seen fewer times."),
     split: Optional[str] = typer.Option(
-        None, "--split", help="Put every conversation in this split (train/valid/test)."),
+        None, "--split", metavar="[train|valid|test]",
+        help="Put every conversation in this split (default: each record's own \"split\")."),
     shard: Optional[str] = typer.Option(
         None, "--shard", help="i/n: write only the i-th of n shards (by conversation)."),
     vocab: Optional[Path] = typer.Option(
@@ -63,6 +66,14 @@ def enrich_command(
 ) -> None:
     """Enrich dialogues into emotional context graphs (one row per listener turn).
 
+    Dialogue formats (README: Dialogue formats): kemp-dialogues/1 as .jsonl (one conversation
+    per line) or .json ({"format": "kemp-dialogues/1", "dialogues": [...]}), or the official
+    EmpatheticDialogues CSVs.
+
+    Needs NLTK data (stopwords, averaged_perceptron_tagger_eng, wordnet), read from NLTK_DATA
+    (default ~/nltk_data) and fetched there once when missing and online.
+
+    \b
     Example: kemp-kg enrich ../shared/data/ed --index index/ --out ed.arrow --preset paper
     """
     try:

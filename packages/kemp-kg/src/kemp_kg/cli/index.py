@@ -55,8 +55,9 @@ def _progress_reporter(total_bytes: int):
 def build_index_command(
     source: str = typer.Argument(
         ...,
-        help="ConceptNet assertions dump (.csv / .csv.gz), 'wordnet' (NLTK WordNet 3.0), or a "
-        "triples file (.tsv with header head, relation, tail, weight; or .parquet).",
+        help="ConceptNet assertions dump (.csv / .csv.gz), 'wordnet' (NLTK WordNet 3.0, read "
+        "from NLTK_DATA: corpora/wordnet), or a triples file (.tsv with header head, relation, "
+        "tail, weight; or .parquet).",
     ),
     lexicon: Optional[Path] = typer.Option(
         None,
@@ -71,6 +72,7 @@ def build_index_command(
 ) -> None:
     """Build the knowledge index (DuckDB + Parquet + manifest.json) from SOURCE and a lexicon.
 
+    \b
     Example: kemp-kg build-index conceptnet-assertions-5.7.0.csv.gz --lexicon
     NRC-VAD-Lexicon.txt --index index/
     """
@@ -119,6 +121,7 @@ def query_command(
 ) -> None:
     """Show WORD's neighbours in the index, ranked by emotion intensity, with relation and weight.
 
+    \b
     Example: kemp-kg query happy --index index/ --top 10
     """
     knowledge = open_index(index)

@@ -26,6 +26,7 @@ def inspect_command(
 ) -> None:
     """Show one example: history, concepts (word -> concept), edge counts; --plot draws it.
 
+    \b
     Example: kemp-kg inspect out.arrow --example 3 --plot graph.png
     """
     opened = schema.open_graphs(graphs)

@@ -21,6 +21,7 @@ def sample_command(
 ) -> None:
     """Write the built-in sample: knowledge.tsv, lexicon.tsv and dialogues.jsonl (for `just demo`).
 
+    \b
     Example: kemp-kg sample --to work/demo && kemp-kg build-index work/demo/knowledge.tsv
     --lexicon work/demo/lexicon.tsv --index work/demo/index
     """

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -13,12 +15,41 @@ from kemp_model.errors import KempModelError
 app = typer.Typer(
     name="kemp-model",
     help="Train, evaluate and talk to KEMP models from emotional context graph files.\n\n"
-    "Example: kemp-model train --graphs out.arrow --preset kemp --out runs/kemp",
+    "\b\nExample: kemp-model train --graphs out.arrow --preset kemp --out runs/kemp",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain click help: real defaults and choices, no "<bool>" markers
 )
 console = Console(stderr=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from kemp_model import __version__
+
+        print(f"kemp-model {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Options of `kemp-model` itself (its help text is the ``help`` given to ``typer.Typer``)."""
+
+
+def per_preset(values: Mapping[str, Any], show: Callable[[Any], str] = str) -> str:
+    """A help-text default that differs by preset: ``[default: 0; beam, topk: 3]`` (the value
+    most presets share first, then the others by value); one value: ``[default: 5]``."""
+    groups: dict[str, list[str]] = {}
+    for name, value in values.items():
+        groups.setdefault(show(value), []).append(name)
+    common = max(groups, key=lambda key: len(groups[key]))
+    rest = "; ".join(f"{', '.join(names)}: {v}" for v, names in groups.items() if v != common)
+    return f"[default: {common}{'; ' + rest if rest else ''}]"
 
 
 def main() -> None:

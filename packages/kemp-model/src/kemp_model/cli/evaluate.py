@@ -15,8 +15,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from kemp_model.cli.app import app
-from kemp_model.decoding import DecodeConfig, decode_preset
+from kemp_model.cli.app import app, per_preset
+from kemp_model.decoding import DECODE_PRESETS, DecodeConfig, decode_preset
 
 
 class Decode(str, enum.Enum):
@@ -29,20 +29,43 @@ class Decode(str, enum.Enum):
     diverse = "diverse"
 
 
-# Shared decoding options (None = the preset's value).
+# Shared decoding options (None = the preset's value; the help shows each preset's value).
+def _decode_default(name: str) -> str:
+    return per_preset({preset: getattr(make(), name) for preset, make in DECODE_PRESETS.items()})
+
+
 DECODE_OPTION = typer.Option(
-    Decode.greedy, "--decode", help="Decoding preset: greedy, beam, topk, topp or diverse."
+    Decode.greedy, "--decode",
+    help="Decoding preset (each option below shows its value per preset).",
+)  # fmt: skip
+BEAM_OPTION = typer.Option(
+    None, "--beam-size", min=1, help=f"Beam width (beam). {_decode_default('beam_size')}"
 )
-BEAM_OPTION = typer.Option(None, "--beam-size", min=1, help="Beam width (beam).")
 NGRAM_OPTION = typer.Option(
-    None, "--no-repeat-ngram", min=0, help="Block repeated n-grams of this order (0 = off)."
+    None, "--no-repeat-ngram", min=0,
+    help=f"Block repeated n-grams of this order (0 = off). {_decode_default('no_repeat_ngram')}",
+)  # fmt: skip
+TOPK_OPTION = typer.Option(
+    None, "--top-k", min=1, help=f"k of top-k sampling (topk). {_decode_default('top_k')}"
 )
-TOPK_OPTION = typer.Option(None, "--top-k", min=1, help="k of top-k sampling.")
-TOPP_OPTION = typer.Option(None, "--top-p", help="p of nucleus sampling, in (0, 1].")
-TEMP_OPTION = typer.Option(None, "--temperature", help="Sampling temperature (> 0).")
-LP_OPTION = typer.Option(None, "--length-penalty", help="GNMT length penalty alpha (beam).")
-MAXLEN_OPTION = typer.Option(None, "--max-len", min=1, help="Most tokens per response (30).")
-SEED_OPTION = typer.Option(None, "--seed", help="Sampling seed.")
+TOPP_OPTION = typer.Option(
+    None, "--top-p",
+    help=f"p of nucleus sampling, in (0, 1] (topp, diverse). {_decode_default('top_p')}",
+)  # fmt: skip
+TEMP_OPTION = typer.Option(
+    None, "--temperature",
+    help=f"Sampling temperature, > 0 (topk, topp, diverse). {_decode_default('temperature')}",
+)  # fmt: skip
+LP_OPTION = typer.Option(
+    None, "--length-penalty",
+    help=f"GNMT length penalty alpha (beam). {_decode_default('length_penalty')}",
+)  # fmt: skip
+MAXLEN_OPTION = typer.Option(
+    None, "--max-len", min=1, help=f"Most tokens per response. {_decode_default('max_len')}"
+)
+SEED_OPTION = typer.Option(
+    None, "--seed", help=f"Sampling seed (topk, topp, diverse). {_decode_default('seed')}"
+)
 
 
 def decode_config(
@@ -93,6 +116,27 @@ def row_progress(label: str) -> Iterator[Callable[[int], Callable[[int], None]]]
         yield start
 
 
+@contextmanager
+def _warnings_as_lines() -> Iterator[None]:
+    """Show the library's user-facing warnings (another knowledge index, ...) as one
+    ``warning:`` line each on stderr, after the progress bar."""
+    import warnings
+
+    from kemp_model.evaluate import IndexMismatchWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", IndexMismatchWarning)
+        try:
+            yield
+        finally:
+            console = Console(stderr=True, highlight=False)
+            for item in caught:
+                if issubclass(item.category, IndexMismatchWarning):
+                    console.print(f"[yellow]warning:[/] {item.message}", soft_wrap=True)
+                else:
+                    warnings.showwarning(item.message, item.category, item.filename, item.lineno)
+
+
 def _fmt(value: Any, digits: int = 2) -> str:
     if value is None:
         return "-"
@@ -127,6 +171,7 @@ def evaluate_command(
     Writes RUN/eval/SPLIT-DECODE.metrics.json and SPLIT-DECODE.predictions.txt (the official
     KEMP Emotion/Context/Concept/Pred/Ref format).
 
+    \b
     Example: kemp-model evaluate runs/kemp --split test --decode beam
     """
     from kemp_model.evaluate import EvalConfig, evaluate_run
@@ -143,7 +188,7 @@ def evaluate_command(
         device=device,
         out_dir=out_dir,
     )
-    with row_progress(f"evaluate {split}") as progress:
+    with row_progress(f"evaluate {split}") as progress, _warnings_as_lines():
         result = evaluate_run(config, progress=progress)
     m = result.metrics
     table = Table(title=f"kemp-model evaluate {run_dir} ({split}, {decode.value})")
@@ -192,6 +237,7 @@ def generate_command(
 ) -> None:
     """Generate responses (with predicted emotion and injected concepts) for a split.
 
+    \b
     Example: kemp-model generate runs/kemp --graphs out.arrow --limit 20 --out preds.jsonl
     """
     from kemp_model.evaluate import GenerateConfig, generate_run
@@ -207,7 +253,7 @@ def generate_command(
         device=device,
         out=out,
     )
-    with row_progress(f"generate {split}") as progress:
+    with row_progress(f"generate {split}") as progress, _warnings_as_lines():
         predictions = generate_run(config, progress=progress)
     console = Console()
     table = Table(title=f"kemp-model generate {run_dir} ({split}, {decode.value})", show_lines=True)
@@ -234,6 +280,7 @@ def score_command(
 ) -> None:
     """Distinct-1/2, BLEU-1..4 and response repetition of an Emotion/Context/Concept/Pred/Ref file.
 
+    \b
     Example: kemp-model score ../shared/data/kemp_reference/KEMP_test_predictions.txt
     """
     from kemp_kg.schema import atomic_path

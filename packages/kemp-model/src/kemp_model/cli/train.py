@@ -8,52 +8,77 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from kemp_model.cli.app import app
-from kemp_model.config import PRESETS
+from kemp_model.cli.app import app, per_preset
+from kemp_model.config import PRESETS, get_preset
 from kemp_model.train import TrainJob, train
+
+
+def _default(field: str, part: str = "train") -> str:
+    """``[default: 26000; tiny: 200]``: a TrainConfig/ModelConfig field's value per preset."""
+    values = {name: getattr(getattr(make(), part), field) for name, make in PRESETS.items()}
+    return per_preset(values, lambda v: f"{v:g}" if isinstance(v, float) else str(v))
+
+
+def _dropout_default() -> str:
+    values = {name: make().model for name, make in PRESETS.items()}
+    return per_preset({k: f"{m.dropout:g}/{m.graph_dropout:g}" for k, m in values.items()})
+
+
+def _check_preset(value: str | None) -> str | None:
+    if value is not None:
+        try:
+            get_preset(value)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
+    return value
 
 
 @app.command("train")
 def train_command(
     graphs: list[Path] = typer.Option(..., "--graphs", help="Graph file(s) or folder from `kemp-kg enrich`."),
     preset: str = typer.Option(
-        None, "--preset", help=f"One of: {', '.join(PRESETS)} (default kemp; --resume: the run's)."
+        None, "--preset", metavar="[" + "|".join(PRESETS) + "]", callback=_check_preset,
+        help="Model and schedule (README: Training). [default: kemp; with --resume the run's]",
     ),
-    dropout: float = typer.Option(None, "--dropout", min=0.0, max=0.99, help="Override the preset's dropout (layers and graph)."),
+    dropout: float = typer.Option(None, "--dropout", min=0.0, max=0.99, help=f"Dropout of the layers and of graph attention. {_dropout_default()} (layers/graph)"),
     embedding_dim: int = typer.Option(
         None, "--embedding-dim", min=1,
         help="Word-table width (default: the vectors' own); wider vectors are mapped in orthonormally.",
     ),
     loss_reduction: str = typer.Option(
         None, "--loss-reduction",
-        help="How the emotion and generation losses combine: official (default), sum or mean.",
+        metavar="[official|sum|mean]",
+        help=f"How the emotion and generation losses combine. {_default('emotion_loss_reduction', 'model')}",
     ),
     out: Path = typer.Option(None, "--out", help="Run folder (default runs/PRESET)."),
     embeddings: Path = typer.Option(
         None, "--embeddings", help="GloVe .txt, or .npy with FILE.vocab.txt next to it."
     ),
     embeddings_vocab: Path = typer.Option(None, "--embeddings-vocab", help="Words of a .npy file."),
-    max_steps: int = typer.Option(None, "--max-steps", min=1, help="Optimiser steps (preset default)."),
-    batch_size: int = typer.Option(None, "--batch-size", min=1, help="GLOBAL batch size (all ranks)."),
-    eval_every: int = typer.Option(None, "--eval-every", min=1, help="Steps between validations/checkpoints."),
-    eval_examples: int = typer.Option(None, "--eval-examples", min=0, help="Validate on at most N examples (0 = all)."),
-    patience: int = typer.Option(None, "--patience", min=0, help="Stop after P validations without improvement (0 = never)."),
-    seed: int = typer.Option(None, "--seed", help="Seed for initialisation, dropout and batch order."),
+    max_steps: int = typer.Option(None, "--max-steps", min=1, help=f"Optimiser steps. {_default('max_steps')}"),
+    batch_size: int = typer.Option(None, "--batch-size", min=1, help=f"GLOBAL batch size (all ranks). {_default('batch_size')}"),
+    eval_every: int = typer.Option(None, "--eval-every", min=1, help=f"Steps between validations/checkpoints. {_default('eval_every')}"),
+    eval_examples: int = typer.Option(None, "--eval-examples", min=0, help=f"Validate on at most N examples (0 = all). {_default('eval_examples')}"),
+    patience: int = typer.Option(None, "--patience", min=0, help=f"Stop after P validations without improvement (0 = never). {_default('patience')}"),
+    seed: int = typer.Option(None, "--seed", help=f"Seed for initialisation, dropout and batch order. {_default('seed')}"),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     threads: int = typer.Option(None, "--threads", min=1, help="CPU threads for torch (default: torch's)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out exactly where it stopped."),
     force: bool = typer.Option(False, "--force", help="Start afresh even if --out holds a run (replaces its files)."),
-    bf16: bool = typer.Option(None, "--bf16/--no-bf16", help="bfloat16 autocast (CUDA only)."),
-    compile_model: bool = typer.Option(None, "--compile/--no-compile", help="torch.compile the layers (a minute of compiling first)."),
+    bf16: bool = typer.Option(None, "--bf16/--no-bf16", help="bfloat16 autocast (CUDA only). [default: no-bf16]"),
+    compile_model: bool = typer.Option(None, "--compile/--no-compile", help="torch.compile the layers (a minute of compiling first). [default: no-compile]"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
 ) -> None:
     """Train KEMP (or an ablation) on the train split, validating on the valid split.
 
+    \b
     Example: kemp-model train --graphs out.arrow --preset kemp --out runs/kemp
     --embeddings ../shared/data/vectors/glove.6B.50d.npy
 
+    \b
     Resume after an interruption (bit-exact): kemp-model train --graphs out.arrow --out runs/kemp --resume
 
+    \b
     Several processes: torchrun --nproc_per_node 2 $(which kemp-model) train --graphs out.arrow ...
     """
     flags = {
