@@ -50,12 +50,21 @@ def _model_and_optimizer(preset: str, vocab_size: int, seed: int):
     from kemp_model.config import get_preset
     from kemp_model.model import KEMP
 
+    from kemp_model.loss import Loss
+
     torch.manual_seed(seed)
     preset_obj = get_preset(preset)
     model = KEMP(preset_obj.model, vocab_size)
+    model.objective = Loss(preset_obj.loss, vocab_size)  # the trainer's objective, carried along
     tc = preset_obj.train
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, betas=tc.adam_betas, eps=tc.adam_eps)
     return model, optimizer
+
+
+def _loss(model, batch):
+    """The training objective of one batch (forward pass + :class:`kemp_model.loss.Loss`)."""
+    out = model(batch, smoothing=model.objective.smoothing)
+    return out, model.objective(out, out.token_count.clamp(min=1), out.example_count.clamp(min=1))
 
 
 def _train(model, optimizer, batches, warmup: int, steps: int, batch_size: int) -> dict:
@@ -65,8 +74,8 @@ def _train(model, optimizer, batches, warmup: int, steps: int, batch_size: int) 
     for index, batch in enumerate(batches):
         if index == warmup:
             started = time.perf_counter()
-        out = model(batch)
-        out.loss.backward()
+        out, loss = _loss(model, batch)
+        loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         if index >= warmup:
@@ -182,8 +191,8 @@ def arm_paired(args) -> dict:
     for i in range(args.warmup + args.steps):
         for name, ((model, optimizer), make_batch) in arms.items():
             start = time.perf_counter()
-            out = model(make_batch(i))
-            out.loss.backward()
+            _, loss = _loss(model, make_batch(i))
+            loss.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             if i >= args.warmup:
@@ -223,7 +232,7 @@ def run_arm(name: str, args) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--graphs", type=Path)
-    parser.add_argument("--preset", default="kemp")
+    parser.add_argument("--preset", default="kemp-small")
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--repeats", type=int, default=2, help="ABAB repeats; the best counts")
     parser.add_argument("--warmup", type=int, default=3)

@@ -32,6 +32,7 @@ import json, os, sys, time
 import torch
 from kemp_model.config import kemp
 from kemp_model.data import BatchSampler, load_split
+from kemp_model.loss import Loss
 from kemp_model.model import KEMP
 
 graphs, out_path = sys.argv[1], sys.argv[2]
@@ -58,6 +59,7 @@ def run(batch_size, bf16, worst_case=False, compiled=False):
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
     model = KEMP(preset.model, len(vocab)).to(device)
+    loss = Loss(preset.loss, len(vocab))
     if compiled:
         model.compile_layers()
     opt = torch.optim.Adam(model.parameters(), lr=1e-4, betas=(0.9, 0.98), eps=1e-9)
@@ -77,10 +79,10 @@ def run(batch_size, bf16, worst_case=False, compiled=False):
         batch = cpu_batch.to(device, non_blocking=True)
         if ctx:
             with ctx():
-                out = model(batch)
+                out = model(batch, smoothing=loss.smoothing)
         else:
-            out = model(batch)
-        out.loss.backward()
+            out = model(batch, smoothing=loss.smoothing)
+        loss(out, out.token_count, out.example_count).backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
     sync()

@@ -38,18 +38,23 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 PRESETS = ("kemp", "wo-ece", "wo-edd", "transformer")
 DECODES = ("greedy", "diverse")
-# Variants: a preset with one model setting changed (run folder name -> preset, ModelConfig
-# changes). They show what a setting costs; the table lists them apart, naming the setting.
+# Variants: a preset with one setting changed (run folder name -> preset, changes keyed
+# "SECTION.FIELD" of config.json, or "embeddings": None for no pre-trained vectors). They show
+# what a setting costs; the table lists them apart, naming the setting.
 VARIANTS: dict[str, tuple[str, dict[str, object]]] = {
     # our earlier default: the emotion NLL ~tokens-per-batch times heavier than the official code
-    "kemp-batchsum": ("kemp", {"emotion_loss_reduction": "sum"}),
-    # GloVe 50d mapped into a 300-wide table: removes the rank-50 cap on the output softmax
-    "kemp-table300": ("kemp", {"embedding_dim": 300}),
+    "kemp-batchsum": ("kemp", {"loss.reduction": "sum"}),
+    # GloVe 50d in the first 50 columns of the 300-wide table instead of an orthonormal map
+    "kemp-prefix": ("kemp", {"embeddings.placement": "prefix"}),
     # no pre-trained vectors: a randomly initialised 300-wide table (the paper's width)
-    "kemp-noglove300": ("kemp", {"embedding_dim": 300, "embeddings": None}),
+    "kemp-noglove": ("kemp", {"embeddings": None}),
 }
-DEFAULT_VARIANTS = ("kemp-batchsum", "kemp-noglove300")
-VARIANT_FLAGS = {"emotion_loss_reduction": "--loss-reduction", "embedding_dim": "--embedding-dim"}
+DEFAULT_VARIANTS = ("kemp-noglove",)
+VARIANT_FLAGS = {
+    "loss.reduction": "--loss-reduction",
+    "model.embedding_dim": "--embedding-dim",
+    "embeddings.placement": "--embedding-placement",
+}
 
 
 @dataclass(frozen=True)
@@ -158,28 +163,35 @@ def parse_steps(items: list[str]) -> dict[str, int]:
 def stale_run(run: Path, preset: str, changes: dict[str, object] | None = None) -> str | None:
     """Why the run folder RUN no longer matches PRESET as the code defines it now (None if it does
     or holds no run yet). A changed default (a loss, a schedule) must not leave an old run in the
-    table under the preset's name. ``emotion_loss_reduction`` is ignored for presets without an
-    emotion classifier: their emotion term is zero, so it cannot change a gradient."""
-    from kemp_model.config import get_preset, to_dict
+    table under the preset's name. The loss reduction is ignored for presets without an emotion
+    classifier: their emotion term is zero, so it cannot change a gradient."""
+    from kemp_model.config import get_preset, split_legacy_model_dict, to_dict
 
     config_file = run / "config.json"
     if not config_file.exists():
         return None
     recorded = json.loads(config_file.read_text())
+    model, legacy_loss = split_legacy_model_dict(recorded.get("model", {}))
+    recorded = {**recorded, "model": model, "loss": {**legacy_loss, **(recorded.get("loss") or {})}}
     want = get_preset(preset)
     changes = dict(changes or {})
     pretrained = changes.pop("embeddings", True)  # None: trained without pre-trained vectors
-    expected = {"model": {**to_dict(want.model), **changes}, "train": to_dict(want.train)}
+    expected: dict[str, dict[str, object]] = {
+        "model": to_dict(want.model), "train": to_dict(want.train), "loss": to_dict(want.loss),
+    }  # fmt: skip
+    for key, value in changes.items():
+        section, _, field = key.partition(".")
+        expected.setdefault(section, {})[field] = value
     # the schedule is not compared: `--resume` accepts a new --max-steps, so an unfinished run
     # continues under a changed --steps cap (the table labels a run by its recorded schedule)
     expected["train"].pop("max_steps")
     if not want.model.emotion_classifier:
-        expected["model"].pop("emotion_loss_reduction")
+        expected["loss"].pop("reduction")
     changed = [
-        f"{section}.{key} {recorded.get(section, {}).get(key)!r} -> {value!r}"
+        f"{section}.{key} {(recorded.get(section) or {}).get(key)!r} -> {value!r}"
         for section, fields in expected.items()
         for key, value in fields.items()
-        if recorded.get(section, {}).get(key) != value
+        if (recorded.get(section) or {}).get(key) != value
     ]
     if pretrained is None and recorded.get("embeddings"):
         changed.append("pre-trained vectors -> none")

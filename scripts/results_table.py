@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from kemp_model.score import read_predictions
-from kemp_model.train import plot_curves, read_metrics
+from kemp_model.train import plot_curves, read_metrics, valid_perplexity
 
 REPO = Path(__file__).resolve().parents[1]
 LABELS = {
@@ -31,6 +31,15 @@ GOALS = (
 
 
 def _load(path: Path) -> dict[str, Any] | None:
+    """A JSON file (None if absent). An evaluation's "perplexity" is the paper's per-example
+    figure (files written before both perplexities were reported hold the pooled one)."""
+    data = _read_json(path)
+    if data is not None and "perplexity_per_example" in data:
+        data["perplexity"] = data["perplexity_per_example"]
+    return data
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
@@ -51,8 +60,10 @@ def _steps_done(run: Path) -> int | None:
 
 
 def _valid(run: Path) -> list[dict[str, Any]]:
-    """The run's validation records (each with a perplexity)."""
-    return [r for r in read_metrics(run) if r.get("kind") == "valid" and "ppl" in r]
+    """The run's validation records, each with "ppl": the perplexity early stopping follows
+    (per example; records written before both were logged hold the pooled one)."""
+    records = [r for r in read_metrics(run) if r.get("kind") == "valid"]
+    return [{**r, "ppl": valid_perplexity(r)} for r in records if valid_perplexity(r) is not None]
 
 
 def _metric_row(label: str, decode: str, metrics: dict[str, Any], extra: list[str]) -> str:
@@ -294,7 +305,7 @@ def _default_steps(preset: str) -> int:
 def _variants(work: Path, decodes: list[str], state: Any) -> list[str]:
     """Extra run folders in WORK/runs (not one of the four presets): one setting changed on a
     preset. Each row names what differs from the preset as the code defines it now."""
-    from kemp_model.config import get_preset, to_dict
+    from kemp_model.config import get_preset, split_legacy_model_dict, to_dict
 
     rows: list[str] = []
     commands: list[str] = []
@@ -304,10 +315,17 @@ def _variants(work: Path, decodes: list[str], state: Any) -> list[str]:
             continue
         preset = config.get("preset", "kemp")
         try:
-            current = to_dict(get_preset(preset).model)
+            want = get_preset(preset)
         except ValueError:
             continue
-        changes = [f"{k}={v}" for k, v in config.get("model", {}).items() if k in current and current[k] != v]
+        model, legacy_loss = split_legacy_model_dict(config.get("model", {}))
+        recorded = {"model": model, "loss": {**legacy_loss, **(config.get("loss") or {})}}
+        changes = [
+            f"{k}={v}"
+            for section, current in (("model", to_dict(want.model)), ("loss", to_dict(want.loss)))
+            for k, v in recorded[section].items()
+            if k in current and current[k] != v
+        ]
         if not config.get("embeddings"):
             changes.append("no pre-trained vectors")
         changed = ", ".join(changes) or "none"

@@ -44,7 +44,7 @@ def test_training_on_the_real_validation_split_lowers_the_validation_loss(real_r
     assert len(schema.open_graphs(graphs)) == 5_736
     valid = [r for r in read_metrics(run) if r["kind"] == "valid"]
     assert [r["step"] for r in valid] == [100, 200, 300]
-    assert valid[-1]["ppl"] < valid[0]["ppl"] * 0.9, valid
+    assert valid[-1]["ppl_per_example"] < valid[0]["ppl_per_example"] * 0.9, valid
 
 
 def test_evaluate_generate_and_chat_work_on_its_checkpoint(real_run, tmp_path: Path) -> None:
@@ -55,7 +55,7 @@ def test_evaluate_generate_and_chat_work_on_its_checkpoint(real_run, tmp_path: P
     )
     assert done.returncode == 0, done.stderr[-2000:]
     metrics = json.loads((run / "eval" / "train-greedy.metrics.json").read_text())
-    assert metrics["examples"] == 64 and 0 < metrics["perplexity"] < 1e4
+    assert metrics["examples"] == 64 and 0 < metrics["perplexity_per_example"] < 1e4
     blocks = (run / "eval" / "train-greedy.predictions.txt").read_text().count("Pred:")
     assert blocks == 64
     out = tmp_path / "preds.jsonl"

@@ -70,7 +70,8 @@ def test_evaluate_writes_metrics_and_official_predictions(run_dir: Path) -> None
     assert json.loads(result.metrics_path.read_text()) == m
     assert m["examples"] == 16 and m["split"] == "test" and m["preset"] == "tiny"
     assert 0.0 <= m["emotion_accuracy"] <= 1.0
-    assert math.isfinite(m["perplexity"]) and m["perplexity"] > 1.0
+    for key in ("perplexity_per_example", "perplexity_pooled"):
+        assert math.isfinite(m[key]) and m[key] > 1.0
     assert m["decode"]["strategy"] == "greedy" and m["decode"]["max_len"] == 30
     records = read_predictions(result.predictions_path)
     assert len(records) == 16
@@ -89,9 +90,10 @@ def test_perplexity_and_accuracy_do_not_depend_on_batching(run_dir: Path, graph_
     small = evaluate_run(
         EvalConfig(run_dir=run_dir, batch_size=3, device="cpu", out_dir=run_dir / "b")
     )
-    assert one.metrics["perplexity"] == pytest.approx(small.metrics["perplexity"], rel=1e-5)
+    for key in ("perplexity_per_example", "perplexity_pooled"):
+        assert one.metrics[key] == pytest.approx(small.metrics[key], rel=1e-5)
     assert one.metrics["emotion_accuracy"] == small.metrics["emotion_accuracy"]
-    # and it equals exp(mean token NLL) computed in one forward pass over the whole split
+    # and they equal the two formulas computed in one forward pass over the whole split
     dataset, _, _ = load_split(graph_file, "test")
     model = KEMP(tiny().model, len(dataset.vocab))
     from kemp_model.checkpoint import load_weights
@@ -100,8 +102,10 @@ def test_perplexity_and_accuracy_do_not_depend_on_batching(run_dir: Path, graph_
     model.eval()
     with torch.no_grad():
         out = model(dataset.collate(list(range(len(dataset)))))
-    direct = math.exp(float(out.generation_nll_sum) / float(out.token_count))
-    assert one.metrics["perplexity"] == pytest.approx(direct, rel=1e-5)
+    pooled = math.exp(float(out.generation_nll_sum) / float(out.token_count))
+    assert one.metrics["perplexity_pooled"] == pytest.approx(pooled, rel=1e-5)
+    per_example = math.exp(float(out.example_mean_nll_sum) / len(dataset))
+    assert one.metrics["perplexity_per_example"] == pytest.approx(per_example, rel=1e-5)
 
 
 def test_limit_decoding_and_file_names(run_dir: Path) -> None:

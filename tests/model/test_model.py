@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from kemp_kg import schema
 from kemp_model.config import ModelConfig, get_preset, tiny
 from kemp_model.data import Batch
-from kemp_model.model import KEMP, emotional_attention_loss
+from kemp_model.loss import Loss, LossConfig
+from kemp_model.model import KEMP, ConvFeedForward, emotional_attention_loss
 
 V = 10
 
@@ -46,18 +47,21 @@ def test_emotional_attention_loss_by_hand() -> None:
 def test_generation_and_emotion_losses_by_hand(monkeypatch, smoothing) -> None:
     torch.manual_seed(0)
     config = ModelConfig(embedding_dim=8, hidden_dim=8, num_heads=2, attention_dim=8, ffn_dim=8,
-                         dropout=0.0, label_smoothing=smoothing)
+                         dropout=0.0)
     model = KEMP(config, V).eval()
+    loss = Loss(LossConfig(label_smoothing=smoothing), V)
     batch = one_example(target=(8, 9, 3, 0))  # 3 real tokens then padding
-    # every reference token gets P = 0.5; the generator's cross-entropy with uniform is 3.0
-    fixed = (torch.full((3,), math.log(0.5)), torch.full((3,), 3.0), torch.zeros(1, 4, 5))
-    monkeypatch.setattr(model, "target_log_probs", lambda state, target: fixed)
-    out = model(batch)
+    # every reference token gets P = 0.5; the smoothing term of each token is 3.0
+    fixed = (torch.full((3,), math.log(0.5)), torch.full((3,), 3.0) if smoothing else None,
+             torch.zeros(1, 4, 5))  # fmt: skip
+    monkeypatch.setattr(model, "target_log_probs", lambda state, target, smoothing: fixed)
+    out = model(batch, smoothing=loss.smoothing)
     nll = math.log(2.0)
-    per_token = (1 - smoothing) * nll + smoothing * 3.0
+    constant = (1 - smoothing) * math.log(1 - smoothing) + smoothing * math.log(smoothing / (V - 2)) if smoothing else 0.0
+    per_token = (1 - smoothing) * nll + smoothing * 3.0 + constant
     assert out.token_count.item() == 3
     assert out.generation_nll_sum.item() == pytest.approx(3 * nll, rel=1e-6)
-    assert out.generation_loss_sum.item() == pytest.approx(3 * per_token, rel=1e-6)
+    assert loss.generation_sum(out).item() == pytest.approx(3 * per_token, rel=1e-6)
     logits = model.encode(batch).emotion_logits[0].tolist()
     emo = math.log(sum(math.exp(v) for v in logits)) - logits[5]
     assert out.emotion_nll_sum.item() == pytest.approx(emo, rel=1e-5)
@@ -69,24 +73,64 @@ def test_generation_and_emotion_losses_by_hand(monkeypatch, smoothing) -> None:
     # Eq. 21, gamma = (1, 1, 0.1), combined as the official code: sums over tokens and examples,
     # divided by the token count
     total = (1.0 * 3 * per_token + 1.0 * emo + 0.1 * att) / 3
-    assert out.loss.item() == pytest.approx(total, rel=1e-5)
+    assert loss(out, out.token_count, out.example_count).item() == pytest.approx(total, rel=1e-5)
 
 
-@pytest.mark.parametrize("preset", ["kemp", "transformer"])
+def label_smoothed_kl(log_probs: torch.Tensor, target: torch.Tensor, eps: float) -> torch.Tensor:
+    """The official generation loss written out: KL(q || p) summed over non-PAD target rows, q
+    = 1 - eps on the target, 0 on PAD, eps / (V - 2) elsewhere (MoEL's LabelSmoothing)."""
+    vocab = log_probs.shape[-1]
+    q = torch.full_like(log_probs, eps / (vocab - 2))
+    q.scatter_(1, target[:, None], 1 - eps)
+    q[:, schema.PAD_ID] = 0
+    q[target == schema.PAD_ID] = 0
+    return torch.where(q > 0, q * (q.log() - log_probs), torch.zeros_like(q)).sum()
+
+
+@pytest.mark.parametrize("preset", ["kemp", "transformer", "kemp-small"])
 def test_training_path_matches_the_full_distribution(preset) -> None:
-    """The fast teacher-forced path (gold tokens only) equals the full copy-mixed distribution."""
+    """The fast teacher-forced path (real target positions only) equals the full copy-mixed
+    distribution over every position, and the smoothed loss equals the official label-smoothed
+    KL divergence computed on that full distribution."""
     torch.manual_seed(3)
     model = KEMP(get_preset(preset).model, V).eval()
     batch = one_example(target=(9, 4, 8, 3, 0))
     state = model.encode(batch)
-    log_prob, uniform_ce, _ = model.target_log_probs(state, batch.target)
     prefix = torch.cat([torch.full((1, 1), schema.SOS_ID), batch.target[:, :-1]], dim=1)
     full, _ = model.decode(state, prefix)  # [1, T, V]
     gold = full.gather(2, batch.target[:, :, None]).squeeze(2)[batch.target != 0]
-    assert torch.allclose(log_prob, gold, atol=1e-5)
-    y, _ = model.decoder_states(state, prefix)
-    expected_ce = -F.log_softmax(model.vocab_logits(y), dim=-1).mean(-1)[batch.target != 0]
-    assert torch.allclose(uniform_ce, expected_ce, atol=1e-5)
+    for smoothing in (False, True):
+        log_prob, smooth, _ = model.target_log_probs(state, batch.target, smoothing=smoothing)
+        assert torch.allclose(log_prob, gold, atol=1e-5)
+        assert (smooth is not None) == smoothing
+    loss = Loss(LossConfig(label_smoothing=0.1), V)
+    out = model(batch, smoothing=True)
+    expected = label_smoothed_kl(full[0], batch.target[0], 0.1)
+    assert loss.generation_sum(out).item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_both_perplexities_by_hand_on_three_examples(monkeypatch) -> None:
+    """Per-example (the paper's): exp(mean over examples of each example's mean token NLL);
+    pooled: exp(total NLL / total tokens)."""
+    import dataclasses
+
+    from kemp_model.train import validation_metrics
+
+    one = one_example()
+    batch = Batch(**{f.name: torch.cat([getattr(one, f.name)] * 3) for f in dataclasses.fields(Batch)})
+    # example 0: 1 token, example 1: 2 tokens, example 2: 3 tokens
+    batch.target = torch.tensor([[8, 0, 0], [8, 9, 0], [8, 9, 3]])
+    model = KEMP(tiny().model, V).eval()
+    nll = torch.tensor([1.0, 2.0, 4.0, 1.0, 1.0, 4.0])  # row-major over the 6 real tokens
+    monkeypatch.setattr(model, "target_log_probs",
+                        lambda state, target, smoothing: (-nll, None, torch.zeros(3, 3, 5)))  # fmt: skip
+    out = model(batch)
+    figures = validation_metrics(out, len(batch)).value()
+    per_example = math.exp((1.0 / 1 + (2.0 + 4.0) / 2 + (1.0 + 1.0 + 4.0) / 3) / 3)
+    pooled = math.exp((1.0 + 2.0 + 4.0 + 1.0 + 1.0 + 4.0) / 6)
+    assert figures["ppl_per_example"] == pytest.approx(per_example, rel=1e-6)
+    assert figures["ppl_pooled"] == pytest.approx(pooled, rel=1e-6)
+    assert per_example != pytest.approx(pooled)
 
 
 @pytest.mark.parametrize("preset", ["kemp", "transformer"])
@@ -108,7 +152,7 @@ def test_unlabelled_examples_add_no_emotion_loss() -> None:
     assert out.emotion_nll_sum.item() == 0.0 and out.example_count.item() == 0
 
 
-@pytest.mark.parametrize("preset", ["kemp", "wo-ece", "wo-edd", "transformer", "tiny"])
+@pytest.mark.parametrize("preset", ["kemp", "wo-ece", "wo-edd", "transformer", "kemp-small", "tiny"])
 def test_copy_distribution_sums_to_one(preset) -> None:
     torch.manual_seed(0)
     model = KEMP(get_preset(preset).model, V).eval()
@@ -149,35 +193,16 @@ def test_config_checks_name_the_values() -> None:
         get_preset("nope")
 
 
-@pytest.mark.parametrize("preset", ["kemp", "wo-ece", "wo-edd", "transformer", "tiny"])
+@pytest.mark.parametrize("preset", ["kemp", "wo-ece", "wo-edd", "transformer", "kemp-small", "tiny"])
 def test_every_parameter_gets_a_gradient(preset) -> None:
     """DDP needs it (no find_unused_parameters); only the baseline's unused emotion head is exempt."""
     torch.manual_seed(0)
-    model = KEMP(get_preset(preset).model, V)
-    model(one_example()).loss.backward()
+    chosen = get_preset(preset)
+    model = KEMP(chosen.model, V)
+    out = model(one_example(), smoothing=True)
+    Loss(chosen.loss, V)(out, out.token_count, out.example_count).backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None]
     assert missing == (["emotion_head.weight"] if preset == "transformer" else [])
-
-
-def test_loss_terms_combine_as_the_official_code_or_as_sum_or_mean() -> None:
-    from kemp_model.model import ModelOutput
-
-    def output(reduction: str) -> ModelOutput:
-        return ModelOutput(
-            generation_loss_sum=torch.tensor(6.0), generation_nll_sum=torch.tensor(6.0),
-            emotion_nll_sum=torch.tensor(8.0), attention_loss_sum=torch.tensor(2.0),
-            token_count=torch.tensor(3), example_count=torch.tensor(4),
-            emotion_correct=torch.tensor(0), emotion_logits=torch.zeros(4, 32),
-            weights=(1.0, 1.0, 0.1), emotion_reduction=reduction,
-        )
-
-    # official: (summed token loss + summed emotion NLL + 0.1 x mean attention loss) / tokens
-    assert output("official").loss.item() == pytest.approx((6 + 8 + 0.1 * 2 / 4) / 3)
-    assert output("sum").loss.item() == pytest.approx(6 / 3 + 8 + 0.1 * 2 / 4)
-    assert output("mean").loss.item() == pytest.approx(6 / 3 + 8 / 4 + 0.1 * 2 / 4)
-    assert ModelConfig().emotion_loss_reduction == "official"
-    with pytest.raises(ValueError, match="emotion_loss_reduction"):
-        ModelConfig(emotion_loss_reduction="max")
 
 
 def test_baseline_without_emotion_head_counts_every_example() -> None:
@@ -190,3 +215,55 @@ def test_baseline_without_emotion_head_counts_every_example() -> None:
     out = KEMP(get_preset("transformer").model, V)(batch)
     assert out.example_count.item() == len(batch)
     assert out.emotion_correct.item() <= len(batch)
+
+
+# V-independent parameters of each preset, worked out in docs/DESIGN.md ("Presets"); the
+# vocabulary adds 300 V (word table) + 301 V (untied output with bias) to the faithful ones.
+FAITHFUL_FIXED = {"kemp": 670_483, "wo-ece": 621_463, "wo-edd": 480_281, "transformer": 759_920}
+
+
+@pytest.mark.parametrize("preset", sorted(FAITHFUL_FIXED))
+def test_faithful_presets_have_the_official_shapes_and_parameter_counts(preset) -> None:
+    vocab = 1000
+    model = KEMP(get_preset(preset).model, vocab)
+    counts = model.parameter_counts()
+    assert counts["word_table"] == 300 * vocab and model.embedding.weight.shape == (vocab, 300)
+    assert counts["output"] == 301 * vocab and model.output.bias is not None  # untied, with bias
+    assert counts["other"] == FAITHFUL_FIXED[preset], counts
+    assert model.embed_scale == pytest.approx(300**0.5)
+    layer = model.encoder_layers[0]
+    assert isinstance(layer.ffn, ConvFeedForward) and layer.ffn.inner.kernel_size == (3,)
+    assert layer.ffn.padding == (1, 1) and model.decoder_layers[0].ffn.padding == (2, 0)
+    layers = (1, 1) if preset != "transformer" else (2, 2)
+    assert (len(model.encoder_layers), len(model.decoder_layers)) == layers
+    assert (model.copy_gate is None) == (preset == "transformer")
+
+
+def test_xavier_init_leaves_the_word_table_small_and_pretrained_rows_unscaled() -> None:
+    torch.manual_seed(0)
+    model = KEMP(get_preset("kemp").model, 1000)
+    table = model.embedding.weight
+    assert table[schema.PAD_ID].abs().sum() == 0
+    assert 0.005 < table[len(schema.SPECIAL_TOKENS):].std().item() < 0.02
+    # Xavier-uniform bound sqrt(6 / (fan_in + fan_out)) on a Linear(300 -> 40)
+    query = model.decoder_layers[0].cross_attn.query.weight
+    assert query.abs().max().item() <= (6 / 340) ** 0.5 + 1e-6
+    vectors, present = torch.full((1000, 300), 0.7), torch.zeros(1000, dtype=torch.bool)
+    present[10:20] = True
+    model.load_vectors(vectors, present)
+    assert torch.all(model.embedding.weight[10:20] == 0.7)  # copied as they are (no rescaling)
+
+
+def test_conv_feed_forward_is_causal_in_the_decoder() -> None:
+    torch.manual_seed(0)
+    block = ConvFeedForward(8, 4, dropout=0.0, causal=True)
+    x = torch.randn(1, 6, 8)
+    changed = x.clone()
+    changed[0, 4] += 1.0  # a later position must not change earlier outputs
+    assert torch.allclose(block(x)[0, :4], block(changed)[0, :4])
+    assert not torch.allclose(block(x)[0, 4:], block(changed)[0, 4:])
+    both = ConvFeedForward(8, 4, dropout=0.0, causal=False)
+    mask = torch.tensor([[True] * 4 + [False] * 2])
+    padded = x.clone()
+    padded[0, 4:] = 100.0  # padded positions are zeroed before each convolution
+    assert torch.allclose(both(x, mask)[0, :4], both(padded, mask)[0, :4])

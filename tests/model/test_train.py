@@ -131,8 +131,8 @@ def test_two_process_ddp_equals_one_process(graph_file, tmp_path) -> None:
     l1, l2 = train_losses(tmp_path / "one"), train_losses(tmp_path / "two")
     assert [s for s, _ in l1] == [s for s, _ in l2]
     assert all(abs(a - b) < 1e-5 for (_, a), (_, b) in zip(l1, l2))
-    v1 = [r["ppl"] for r in read_metrics(tmp_path / "one") if r["kind"] == "valid"]
-    v2 = [r["ppl"] for r in read_metrics(tmp_path / "two") if r["kind"] == "valid"]
+    v1 = [r["ppl_per_example"] for r in read_metrics(tmp_path / "one") if r["kind"] == "valid"]
+    v2 = [r["ppl_per_example"] for r in read_metrics(tmp_path / "two") if r["kind"] == "valid"]
     assert v1 == pytest.approx(v2, rel=1e-5)
     assert not any(t.startswith("..") for t in os.listdir(tmp_path / "two"))
     shutil.rmtree(tmp_path / "two")
@@ -144,14 +144,19 @@ def test_glove_vectors_set_the_table_width_and_force_replaces_a_run(graph_file, 
     # the file's own vocabulary (`from conftest import VOCAB` finds tests/kg/conftest.py when
     # tests/kg runs in the same session, as in `just test`)
     vocab = schema.open_graphs(graph_file).vocab
-    vectors = tmp_path / "glove.5d.txt"
-    vectors.write_text("".join(f"{w} {i} 1 2 3 4\n" for i, w in enumerate(vocab[8:20])))
+    wide = tmp_path / "glove.20d.txt"  # wider than tiny's 16-wide table: the table takes them
+    wide.write_text("".join(f"{w} {i} " + " ".join(["1"] * 19) + "\n" for i, w in enumerate(vocab[8:20])))
     base = job(graph_file, tmp_path / "run", 1, eval_every=1)
-    train(base.__class__(**{**base.__dict__, "embeddings": vectors}))
+    train(dataclasses.replace(base, embeddings=wide))
     model, config, _ = ckpt.load_run(tmp_path / "run")
-    assert config.model.embedding_dim == 5 and config.embeddings["coverage"] > 0
-    assert model.embedding.weight.shape[1] == 5
-    train(base.__class__(**{**base.__dict__, "force": True}))
+    assert config.model.embedding_dim == 20 and config.embeddings["coverage"] > 0
+    assert model.embedding.weight.shape[1] == 20 and config.embeddings["placement"] is None
+    narrow = tmp_path / "glove.5d.txt"  # narrower: placed in the preset's 16-wide table
+    narrow.write_text("".join(f"{w} {i} 1 2 3 4\n" for i, w in enumerate(vocab[8:20])))
+    train(dataclasses.replace(base, embeddings=narrow, embedding_placement="prefix", force=True))
+    model, config, _ = ckpt.load_run(tmp_path / "run")
+    assert config.model.embedding_dim == 16 and config.embeddings["placement"] == "prefix"
+    train(dataclasses.replace(base, force=True))
     _, config, _ = ckpt.load_run(tmp_path / "run")
     assert config.model.embedding_dim == 16 and config.embeddings is None
 
@@ -165,14 +170,17 @@ def test_narrow_vectors_go_into_a_wider_table_keeping_their_geometry(graph_file,
     vectors = tmp_path / "glove.5d.txt"
     vectors.write_text("".join(f"{w} {i} 1 {-i} 3 {i % 3}\n" for i, w in enumerate(vocab[8:20])))
     narrow = load_vectors(vectors, vocab)
-    wide = narrow.widened(24)
+    wide = narrow.placed(24)
     assert wide.table.shape == (len(vocab), 24)
     rows = narrow.present
     # an orthonormal map keeps every dot product (so norms and nearest neighbours)
     torch.testing.assert_close(wide.table[rows] @ wide.table[rows].T,
                                narrow.table[rows] @ narrow.table[rows].T, rtol=1e-4, atol=1e-3)
-    with pytest.raises(ValueError, match="cannot widen"):
-        narrow.widened(4)
+    prefix = narrow.placed(24, "prefix")
+    torch.testing.assert_close(prefix.table[:, :5], narrow.table)
+    assert not prefix.table[:, 5:].any()
+    with pytest.raises(ValueError, match="cannot place"):
+        narrow.placed(4)
     base = job(graph_file, tmp_path / "run", 1, eval_every=1)
     train(dataclasses.replace(base, embeddings=vectors, model_overrides=(("embedding_dim", 24),)))
     model, config, _ = ckpt.load_run(tmp_path / "run")
@@ -223,12 +231,48 @@ def test_a_model_without_emotion_head_logs_no_emotion_figures(graph_file, tmp_pa
     baseline = dataclasses.replace(
         job(graph_file, tmp_path / "run", 16),
         model_overrides=(("use_knowledge", False), ("emotion_classifier", False),
-                         ("emotion_decoder", False), ("attention_loss", False),
-                         ("emotion_weight", 0.0), ("attention_weight", 0.0)),
+                         ("emotion_decoder", False), ("attention_loss", False)),
+        loss_overrides=(("emotion_weight", 0.0), ("attention_weight", 0.0)),
     )
     summary = train(baseline)
     records = read_metrics(tmp_path / "run")
     assert {r["kind"] for r in records} == {"train", "valid"}
     for record in records:
         assert not {"emotion_accuracy", "emotion_nll", "attention_loss"} & record.keys(), record
-    assert "ppl" in summary.last_valid and (tmp_path / "run" / "curves.png").is_file()
+    assert "ppl_per_example" in summary.last_valid and (tmp_path / "run" / "curves.png").is_file()
+
+
+@pytest.mark.parametrize(
+    ("field", "changed", "same"),
+    [
+        ("dropout", {"model_overrides": (("dropout", 0.3),)}, {"model_overrides": (("dropout", 0.1),)}),
+        ("reduction", {"loss_overrides": (("reduction", "sum"),)},
+         {"loss_overrides": (("reduction", "official"),)}),
+        ("label_smoothing", {"loss_overrides": (("label_smoothing", 0.2),)},
+         {"loss_overrides": (("label_smoothing", 0.0),)}),
+        ("batch_size", {"train_overrides": (("batch_size", 4),)}, {}),
+    ],
+)  # fmt: skip
+def test_resume_refuses_a_changed_model_loss_or_training_setting(
+    graph_file, tmp_path, field, changed, same
+) -> None:
+    from kemp_model.errors import CheckpointError
+
+    train(job(graph_file, tmp_path / "run", 2))
+    before = (tmp_path / "run" / "config.json").read_text()
+    with pytest.raises(CheckpointError, match=f"--resume cannot change {field}"):
+        train(TrainJob(graphs=(graph_file,), out=tmp_path / "run", resume=True, progress=False,
+                       **changed))  # fmt: skip
+    assert (tmp_path / "run" / "config.json").read_text() == before
+    # the stored value given again is no change; a new --max-steps is recorded
+    train(TrainJob(graphs=(graph_file,), out=tmp_path / "run", resume=True, progress=False,
+                   train_overrides=(("max_steps", 3),), **same))  # fmt: skip
+    assert ckpt.read_run_config(tmp_path / "run")[0].train.max_steps == 3
+
+
+def test_parameters_are_announced_at_start(graph_file, tmp_path, capsys) -> None:
+    train(job(graph_file, tmp_path / "run", 1))
+    err = capsys.readouterr().err
+    model, _, _ = ckpt.load_run(tmp_path / "run")
+    total = sum(p.numel() for p in model.parameters())
+    assert f"preset tiny, {total:,} parameters" in err

@@ -99,20 +99,23 @@ def test_a_stale_finished_stage_is_redone_from_scratch(tmp_path: Path) -> None:
 
 
 def test_stale_run_names_the_fields_that_changed(tmp_path: Path) -> None:
-    from kemp_model.config import get_preset, to_dict
+    from kemp_model.config import LEGACY_LOSS_FIELDS, get_preset, to_dict
 
     def write(preset: str, **model_changes: object) -> Path:
+        """A run folder as written before LossConfig: the loss settings inside "model"."""
         run = tmp_path / preset
         run.mkdir()
         p = get_preset(preset)
-        config = {"model": {**to_dict(p.model), **model_changes}, "train": to_dict(p.train)}
+        loss = to_dict(p.loss)
+        legacy = {**{k: loss[v] for k, v in LEGACY_LOSS_FIELDS.items()}, **model_changes}
+        config = {"model": {**to_dict(p.model), **legacy}, "train": to_dict(p.train)}
         (run / "config.json").write_text(json.dumps(config))
         return run
 
     assert reproduce.stale_run(tmp_path / "none", "kemp") is None  # nothing trained yet
-    kemp = write("kemp", emotion_loss_reduction="sum")
+    kemp = write("kemp", emotion_loss_reduction="sum")  # a run folder from before LossConfig
     why = reproduce.stale_run(kemp, "kemp")
-    assert why is not None and "model.emotion_loss_reduction 'sum' -> 'official'" in why
+    assert why is not None and "loss.reduction 'sum' -> 'official'" in why
     # a changed --steps cap is not staleness: --resume continues the run under the new cap
     config = json.loads((kemp / "config.json").read_text())
     config["train"]["max_steps"] = 500
@@ -123,13 +126,15 @@ def test_stale_run_names_the_fields_that_changed(tmp_path: Path) -> None:
     assert reproduce.stale_run(write("wo-edd"), "wo-edd") is None
 
 
-def _fake_run(work: Path, name: str, preset: str, metrics: dict, **model_changes: object) -> None:
+def _fake_run(work: Path, name: str, preset: str, metrics: dict, loss: dict | None = None,
+              **model_changes: object) -> None:  # fmt: skip
     from kemp_model.config import get_preset, to_dict
 
     run = work / "runs" / name
     (run / "eval").mkdir(parents=True)
     p = get_preset(preset)
     config = {"preset": preset, "model": {**to_dict(p.model), **model_changes}, "train": to_dict(p.train),
+              "loss": {**to_dict(p.loss), **(loss or {})},
               "embeddings": {"path": "glove.6B.50d.npy", "dim": 50}}
     (run / "config.json").write_text(json.dumps(config))
     (run / "metrics.jsonl").write_text('{"kind": "train", "step": 26000}\n')
@@ -140,40 +145,40 @@ def test_ranking_and_variants_are_read_from_the_runs(tmp_path: Path) -> None:
     _fake_run(tmp_path, "kemp", "kemp", {"emotion_accuracy": 0.36, "perplexity": 48.0})
     _fake_run(tmp_path, "wo-ece", "wo-ece", {"emotion_accuracy": 0.35, "perplexity": 47.0})
     _fake_run(tmp_path, "kemp-old", "kemp", {"emotion_accuracy": 0.40, "perplexity": 68.0},
-              emotion_loss_reduction="sum")
+              loss={"reduction": "sum"})
     args = SimpleNamespace(work=tmp_path, presets=["kemp", "wo-ece"], decodes=["greedy"])
     out = tmp_path / "RESULTS.md"
     results_table.write_results(args, SimpleNamespace(data={}), out)
     text = out.read_text()
     assert "| emotion accuracy | KEMP 36.00 > w/o ECE 35.00 | yes |" in text
     assert "| perplexity | w/o ECE 47.00 > KEMP 48.00 | no |" in text
-    assert "| kemp with emotion_loss_reduction=sum (`kemp-old`) | greedy | 5257 | 40.00 | 68.00 |" in text
+    assert "| kemp with reduction=sum (`kemp-old`) | greedy | 5257 | 40.00 | 68.00 |" in text
     # the gap to the paper's 36.89, computed from the runs
     assert "KEMP +30%, w/o ECE +27%" in text and "within 2.1% of each other" in text
 
 
 def test_variants_train_with_their_setting_and_are_stale_without_it(tmp_path: Path) -> None:
-    args = SimpleNamespace(work=tmp_path, data=tmp_path, presets=["kemp"], variants=["kemp-table300"],
+    args = SimpleNamespace(work=tmp_path, data=tmp_path, presets=["kemp"], variants=["kemp-batchsum"],
                            decodes=["greedy"], device="cpu", threads=1, limit=0)
     stages = {s.name: s for s in reproduce.build_stages(args, {})}
-    assert {"train-kemp", "train-kemp-table300", "evaluate-kemp-table300-greedy"} <= stages.keys()
-    command = stages["train-kemp-table300"].command
-    assert command[command.index("--embedding-dim") + 1] == "300"
-    assert "--embedding-dim" not in stages["train-kemp"].command
-    _fake_run(tmp_path, "kemp-table300", "kemp", {}, embedding_dim=300)
-    assert stages["train-kemp-table300"].stale() is None
-    # the same folder read as the plain preset is stale: its table is not the preset's
-    why = reproduce.stale_run(tmp_path / "runs" / "kemp-table300", "kemp")
-    assert why is not None and "model.embedding_dim 300 -> 50" in why
+    assert {"train-kemp", "train-kemp-batchsum", "evaluate-kemp-batchsum-greedy"} <= stages.keys()
+    command = stages["train-kemp-batchsum"].command
+    assert command[command.index("--loss-reduction") + 1] == "sum"
+    assert "--loss-reduction" not in stages["train-kemp"].command
+    _fake_run(tmp_path, "kemp-batchsum", "kemp", {}, loss={"reduction": "sum"})
+    assert stages["train-kemp-batchsum"].stale() is None
+    # the same folder read as the plain preset is stale: its loss is not the preset's
+    why = reproduce.stale_run(tmp_path / "runs" / "kemp-batchsum", "kemp")
+    assert why is not None and "loss.reduction 'sum' -> 'official'" in why
 
 
 def test_a_variant_without_pretrained_vectors_leaves_them_out(tmp_path: Path) -> None:
-    args = SimpleNamespace(work=tmp_path, data=tmp_path, presets=[], variants=["kemp-noglove300"],
+    args = SimpleNamespace(work=tmp_path, data=tmp_path, presets=[], variants=["kemp-noglove"],
                            decodes=["greedy"], device="cpu", threads=0, limit=0)
-    stage = next(s for s in reproduce.build_stages(args, {}) if s.name == "train-kemp-noglove300")
-    assert "--embeddings" not in stage.command and "--embedding-dim" in stage.command
-    _fake_run(tmp_path, "kemp-noglove300", "kemp", {}, embedding_dim=300)
-    config_file = tmp_path / "runs" / "kemp-noglove300" / "config.json"
+    stage = next(s for s in reproduce.build_stages(args, {}) if s.name == "train-kemp-noglove")
+    assert "--embeddings" not in stage.command
+    _fake_run(tmp_path, "kemp-noglove", "kemp", {})
+    config_file = tmp_path / "runs" / "kemp-noglove" / "config.json"
     config = json.loads(config_file.read_text())
     config_file.write_text(json.dumps({**config, "embeddings": {"path": "glove.6B.50d.npy", "dim": 50}}))
     assert "pre-trained vectors -> none" in stage.stale()

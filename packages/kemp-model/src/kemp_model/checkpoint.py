@@ -36,11 +36,14 @@ from kemp_kg.schema import atomic_path
 from kemp_model.config import (
     ModelConfig,
     TrainConfig,
+    loss_config_from_dict,
     model_config_from_dict,
+    split_legacy_model_dict,
     to_dict,
     train_config_from_dict,
 )
 from kemp_model.errors import CheckpointError
+from kemp_model.loss import LossConfig
 
 CONFIG_FILE = "config.json"
 VOCAB_FILE = "vocab.json"
@@ -49,6 +52,8 @@ LAST_FILE = "last.safetensors"
 STATE_FILE = "last.state.safetensors"
 METRICS_FILE = "metrics.jsonl"
 CURVES_FILE = "curves.png"
+#: Folder of a run where ``kemp-model evaluate`` writes (see :func:`eval_paths`).
+EVAL_DIR = "eval"
 #: Every file train writes into a run folder.
 RUN_FILES = (CONFIG_FILE, VOCAB_FILE, BEST_FILE, LAST_FILE, STATE_FILE, METRICS_FILE, CURVES_FILE)
 FORMAT = "kemp-run/1"
@@ -66,6 +71,8 @@ class RunConfig:
 
     ``graphs`` are the absolute paths of the graph file(s) (or folder) the run was trained on,
     stored as the top-level ``"graphs"`` list; empty for runs written before it was recorded.
+    ``loss`` is stored as ``"loss"``; runs written before it existed kept its fields in
+    ``"model"`` (``emotion_loss_reduction`` for ``reduction``) and still load.
     """
 
     preset: str
@@ -76,6 +83,7 @@ class RunConfig:
     provenance: Mapping[str, Any] = field(default_factory=dict)
     embeddings: Mapping[str, Any] | None = None
     graphs: tuple[str, ...] = ()
+    loss: LossConfig = field(default_factory=LossConfig)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -83,6 +91,7 @@ class RunConfig:
             "preset": self.preset,
             "model": to_dict(self.model),
             "train": to_dict(self.train),
+            "loss": to_dict(self.loss),
             "vocab_size": self.vocab_size,
             "vocab_sha256": self.vocab_sha256,
             "graphs": list(self.graphs),
@@ -95,10 +104,12 @@ class RunConfig:
         graphs = data.get("graphs") or []
         if not isinstance(graphs, list) or not all(isinstance(p, str) for p in graphs):
             raise ValueError(f"'graphs' must be a list of paths, got {graphs!r}")
+        model, legacy_loss = split_legacy_model_dict(data["model"])
         return cls(
             preset=data["preset"],
-            model=model_config_from_dict(data["model"]),
+            model=model_config_from_dict(model),
             train=train_config_from_dict(data["train"]),
+            loss=loss_config_from_dict({**legacy_loss, **(data.get("loss") or {})}),
             vocab_size=int(data["vocab_size"]),
             vocab_sha256=data["vocab_sha256"],
             provenance=data.get("provenance") or {},
@@ -327,3 +338,33 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu", which: str
 def replace_train(config: RunConfig, **changes: Any) -> RunConfig:
     """A copy of ``config`` with TrainConfig fields changed."""
     return dataclasses.replace(config, train=dataclasses.replace(config.train, **changes))
+
+
+def eval_paths(out_dir: str | Path, split: str, decode: str) -> tuple[Path, Path]:
+    """``(metrics JSON, predictions file)`` of an evaluation of ``split`` with decoding
+    ``decode`` written into ``out_dir`` (by default ``RUN/eval``, :data:`EVAL_DIR`)."""
+    stem = f"{split}-{decode}"
+    out_dir = Path(out_dir)
+    return out_dir / f"{stem}.metrics.json", out_dir / f"{stem}.predictions.txt"
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """The records of a JSONL file written line by line; a line cut by ``kill -9`` (the last
+    one, usually) is skipped. A missing file has no records."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            out.append(record)
+    return out
+
+
+def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The records of a run's ``metrics.jsonl`` (see :func:`read_jsonl`)."""
+    return read_jsonl(Path(run_dir) / METRICS_FILE)

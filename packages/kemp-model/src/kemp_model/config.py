@@ -1,18 +1,26 @@
 """Model and training configuration: frozen dataclasses and preset functions (no YAML trees).
 
-Presets follow KEMP (Li et al., AAAI 2022) and its released code (qtli/KEMP, which inherits
-MoEL's defaults): hidden size 300, 1 encoder and 1 decoder layer, 2 heads with a total key/value
-depth of 40, a feed-forward filter of 50, batch 16, Adam (0.9, 0.98, 1e-9) with the Transformer
-warm-up schedule (factor 1, 8000 warm-up steps), label smoothing 0.1 on the generation loss,
-at most 30 decoding steps, and the multi-task weights of Eq. 21.
+Presets (docs/DESIGN.md, "Presets"):
 
-Embeddings: the only vectors available offline are GloVe 6B **50d** (the paper used 300d). The
-``kemp`` preset therefore keeps the word-embedding table at the vectors' own size
-(``embedding_dim=50``, initialised from GloVe unchanged) and projects it to the hidden size (300)
-with a learned linear map, as the official Encoder/Decoder do with their ``embedding_proj``; the
-output layer is tied to the same table through a hidden->embedding projection, which also makes
-the vocabulary softmax 6x cheaper than a 300-wide one. Passing 300d vectors to ``train`` sets
-``embedding_dim`` to 300 (the resolved value is recorded in the run's ``config.json``).
+* ``kemp``: the published model as the released code (qtli/KEMP, built on MoEL) runs it: hidden
+  size 300, a 300-wide word table scaled by sqrt(300), 1 encoder and 1 decoder layer, 2 heads
+  with a total key/value depth of 40, convolutional feed-forward blocks of width 50, dropout only
+  in the graph layer (0.2), an untied output layer with a bias, Xavier initialisation, label
+  smoothing 0.1 over the copy-mixed distribution, loss weights (1, 1, 0.1) combined as sums;
+  batch 16, Adam (0.9, 0.98, 1e-9) with the Noam schedule (factor 1, 8000 warm-up steps); at
+  most 26,000 steps with the official early stopping (validate every 2,000 steps, compare from
+  step 13,000, stop after 3 validations without improvement, keep the best).
+* ``wo-ece``, ``wo-edd``: the paper's ablations of ``kemp``.
+* ``transformer``: MoEL's ``trs`` baseline as the paper's Transformer row: 2 encoder and 2
+  decoder layers, no copy mechanism, no knowledge, no emotion head, otherwise as ``kemp``.
+* ``kemp-small``, ``transformer-small``: the cheaper models earlier versions of this project
+  shipped as ``kemp`` and ``transformer`` (a 50-wide word table tied to the output through a
+  projection, linear feed-forwards, 1 + 1 layers): about 6x fewer parameters, for CPU users.
+* ``tiny``: small dimensions for tests and ``just demo``.
+
+Only GloVe 6B 50d is available offline (the paper used 300d); how 50d vectors fill the 300-wide
+table is chosen by ``kemp-model train --embedding-placement`` (see
+:meth:`kemp_model.embeddings.Vectors.placed`).
 """
 
 from __future__ import annotations
@@ -21,6 +29,8 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from kemp_model.loss import LossConfig
 
 
 @dataclass(frozen=True)
@@ -48,19 +58,21 @@ class ModelConfig:
             emotional cross-attention and the c_e concatenation (off in ``wo_edd``).
         attention_loss: the emotional attention loss (Eq. 15-16); needs ``emotion_decoder``.
         copy: the copy mechanism over graph vertices (Eq. 17-19).
-        tie_embeddings: output projection shares the word-embedding table.
-        emotion_weight, generation_weight, attention_weight: gamma of Eq. 21 (the official code
-            adds emotion and generation losses with weight 1 and the attention loss times 0.1).
-        emotion_loss_reduction: how the loss terms are combined. ``"official"`` (default): as
-            the official code, the generation loss summed over tokens plus the emotion NLL summed
-            over examples (one example weighs as much as one token), divided by the batch's token
-            count; ``"sum"``: the token-averaged generation loss plus the batch-summed emotion NLL
-            (the emotion term ~230x heavier than in the official code, as a batch of 16 ED
-            examples holds ~233 target tokens: higher accuracy early, worse perplexity);
-            ``"mean"``: token mean plus per-example mean.
-        label_smoothing: smoothing of the generation loss during training (perplexity is always
-            computed without it).
+        tie_embeddings: output projection shares the word-embedding table (through a
+            hidden->embedding projection); False: an untied ``Linear(hidden, V)`` with a bias, as
+            the official code runs.
+        feed_forward: ``"conv"``: MoEL's block of two ``Conv1d`` of kernel 3 with a ReLU after
+            each (padded on both sides in the encoder, on the left in the causal decoder), as the
+            official code runs; ``"linear"``: Linear -> ReLU -> Linear.
+        embedding_scale: multiply word embeddings by ``sqrt(embedding_dim)`` (the official
+            ``Embeddings`` do; the emotion start vector y_0 is not scaled).
+        init: ``"xavier"``: Xavier-uniform on every weight matrix but the word table, word rows
+            ``N(0, 0.01^2)`` with pre-trained rows copied in unchanged (the official scheme);
+            ``"normal"``: unit-normal word rows (pre-trained rows rescaled to unit std) and
+            torch's default layer init.
         max_decode_len: default maximum number of generated tokens.
+
+    The loss (Eq. 21's weights, label smoothing, reduction) is :class:`kemp_model.loss.LossConfig`.
     """
 
     embedding_dim: int = 50
@@ -79,12 +91,10 @@ class ModelConfig:
     attention_loss: bool = True
     copy: bool = True
     tie_embeddings: bool = True
-    emotion_weight: float = 1.0
-    generation_weight: float = 1.0
-    attention_weight: float = 0.1
-    label_smoothing: float = 0.1
+    feed_forward: str = "linear"
+    embedding_scale: bool = False
+    init: str = "normal"
     max_decode_len: int = 30
-    emotion_loss_reduction: str = "official"
 
     def __post_init__(self) -> None:
         for name in ("embedding_dim", "hidden_dim", "num_heads", "attention_dim", "ffn_dim"):
@@ -98,13 +108,10 @@ class ModelConfig:
             raise ValueError(
                 f"dropout={self.dropout} and graph_dropout={self.graph_dropout} must be in [0, 1)"
             )
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
-        if self.emotion_loss_reduction not in ("official", "sum", "mean"):
-            raise ValueError(
-                "emotion_loss_reduction must be 'official', 'sum' or 'mean', "
-                f"got {self.emotion_loss_reduction!r}"
-            )
+        if self.feed_forward not in ("conv", "linear"):
+            raise ValueError(f"feed_forward must be 'conv' or 'linear', got {self.feed_forward!r}")
+        if self.init not in ("xavier", "normal"):
+            raise ValueError(f"init must be 'xavier' or 'normal', got {self.init!r}")
         if self.attention_loss and not self.emotion_decoder:
             raise ValueError("attention_loss=True needs emotion_decoder=True")
 
@@ -123,6 +130,8 @@ class TrainConfig:
         eval_every: steps between validations and checkpoints.
         eval_examples: validate on at most this many examples (0 = the whole split).
         patience: stop after this many validations without a better perplexity (0 = never).
+        early_stopping_from: validations before this step are logged but neither keep a best
+            checkpoint nor count towards ``patience`` (the official KEMP run: 13,000).
         log_every: steps between training-loss lines in ``metrics.jsonl``.
         bucket_batches: batches per length-sorting window of the sampler.
         seed: seeds parameters, dropout and the batch order.
@@ -141,6 +150,7 @@ class TrainConfig:
     eval_every: int = 1000
     eval_examples: int = 0
     patience: int = 5
+    early_stopping_from: int = 0
     log_every: int = 10
     bucket_batches: int = 50
     seed: int = 0
@@ -154,50 +164,80 @@ class TrainConfig:
                      "bucket_batches"):  # fmt: skip
             if getattr(self, name) <= 0:
                 raise ValueError(f"TrainConfig.{name} must be positive, got {getattr(self, name)}")
-        if self.patience < 0 or self.eval_examples < 0 or self.grad_clip < 0:
+        if min(self.patience, self.eval_examples, self.grad_clip, self.early_stopping_from) < 0:
             raise ValueError(
-                f"patience={self.patience}, eval_examples={self.eval_examples} and "
-                f"grad_clip={self.grad_clip} must be >= 0"
+                f"patience={self.patience}, eval_examples={self.eval_examples}, "
+                f"grad_clip={self.grad_clip} and early_stopping_from={self.early_stopping_from} "
+                "must be >= 0"
             )
 
 
 @dataclass(frozen=True)
 class Preset:
-    """A named pair of configurations."""
+    """A named architecture, objective and training schedule."""
 
     name: str
     model: ModelConfig
     train: TrainConfig = field(default_factory=TrainConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+
+
+#: The official schedule: validate every 2,000 steps, compare from 13,000, patience 3.
+OFFICIAL_TRAIN = TrainConfig(eval_every=2000, patience=3, early_stopping_from=13_000)
+
+#: The released code's architecture (see the module docstring).
+OFFICIAL_MODEL = ModelConfig(
+    embedding_dim=300,
+    tie_embeddings=False,
+    feed_forward="conv",
+    embedding_scale=True,
+    init="xavier",
+)
 
 
 def kemp() -> Preset:
-    """The full model with the paper's hyper-parameters (see the module docstring)."""
-    return Preset("kemp", ModelConfig())
+    """The published KEMP as the released code runs it (see the module docstring)."""
+    return Preset("kemp", OFFICIAL_MODEL, OFFICIAL_TRAIN)
 
 
 def wo_ece() -> Preset:
     """Ablation "w/o ECE": no emotional context encoder (no concepts, no graph attention)."""
-    return Preset("wo-ece", ModelConfig(use_knowledge=False))
+    return Preset("wo-ece", dataclasses.replace(OFFICIAL_MODEL, use_knowledge=False), OFFICIAL_TRAIN)
 
 
 def wo_edd() -> Preset:
     """Ablation "w/o EDD": plain decoder (no e_p prefix, no emotional cross-attention/c_e)."""
-    return Preset("wo-edd", ModelConfig(emotion_decoder=False, attention_loss=False))
+    model = dataclasses.replace(OFFICIAL_MODEL, emotion_decoder=False, attention_loss=False)
+    return Preset("wo-edd", model, OFFICIAL_TRAIN)
 
 
 def transformer() -> Preset:
-    """Plain Transformer baseline with the copy mechanism: no knowledge, no emotion."""
-    return Preset(
-        "transformer",
-        ModelConfig(
-            use_knowledge=False,
-            emotion_classifier=False,
-            emotion_decoder=False,
-            attention_loss=False,
-            emotion_weight=0.0,
-            attention_weight=0.0,
-        ),
-    )
+    """MoEL's ``trs`` baseline: 2 + 2 layers, no copy, no knowledge, no emotion head.
+
+    MoEL validates every 2,000 steps with patience 3 and no late start of the comparison.
+    """
+    model = dataclasses.replace(
+        OFFICIAL_MODEL, encoder_layers=2, decoder_layers=2, copy=False, use_knowledge=False,
+        emotion_classifier=False, emotion_decoder=False, attention_loss=False,
+    )  # fmt: skip
+    train = dataclasses.replace(OFFICIAL_TRAIN, early_stopping_from=0)
+    return Preset("transformer", model, train, LossConfig(emotion_weight=0.0, attention_weight=0.0))
+
+
+def kemp_small() -> Preset:
+    """The cheaper KEMP this project shipped before the official architecture: 50-wide word
+    table (GloVe 50d's own width) projected to 300, output tied to it, linear feed-forwards,
+    torch's default initialisation, validation every 1,000 steps with patience 5."""
+    return Preset("kemp-small", ModelConfig())
+
+
+def transformer_small() -> Preset:
+    """The Transformer baseline at ``kemp-small``'s size (this project's earlier ``transformer``:
+    1 + 1 layers with the copy mechanism, 50-wide tied word table, linear feed-forwards)."""
+    model = ModelConfig(
+        use_knowledge=False, emotion_classifier=False, emotion_decoder=False, attention_loss=False,
+    )  # fmt: skip
+    return Preset("transformer-small", model, loss=LossConfig(emotion_weight=0.0, attention_weight=0.0))
 
 
 def tiny() -> Preset:
@@ -206,12 +246,13 @@ def tiny() -> Preset:
         "tiny",
         ModelConfig(
             embedding_dim=16, hidden_dim=32, num_heads=2, attention_dim=16, ffn_dim=32,
-            dropout=0.1, graph_dropout=0.1, label_smoothing=0.0,
+            dropout=0.1, graph_dropout=0.1,
         ),
         TrainConfig(
             batch_size=8, max_steps=200, warmup_steps=40, noam_factor=1.0, eval_every=50,
             log_every=5, bucket_batches=8,
         ),
+        LossConfig(label_smoothing=0.0),
     )  # fmt: skip
 
 
@@ -221,6 +262,8 @@ PRESETS: Mapping[str, Callable[[], Preset]] = {
     "wo-ece": wo_ece,
     "wo-edd": wo_edd,
     "transformer": transformer,
+    "kemp-small": kemp_small,
+    "transformer-small": transformer_small,
     "tiny": tiny,
 }
 
@@ -233,7 +276,7 @@ def get_preset(name: str) -> Preset:
     return PRESETS[key]()
 
 
-def to_dict(config: ModelConfig | TrainConfig) -> dict[str, Any]:
+def to_dict(config: ModelConfig | TrainConfig | LossConfig) -> dict[str, Any]:
     """A JSON-ready dict of a config (tuples become lists)."""
     return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}
 
@@ -246,6 +289,30 @@ def model_config_from_dict(data: Mapping[str, Any]) -> ModelConfig:
 def train_config_from_dict(data: Mapping[str, Any]) -> TrainConfig:
     """Inverse of :func:`to_dict` for :class:`TrainConfig`; unknown keys raise ``ValueError``."""
     return _from_dict(TrainConfig, data)
+
+
+def loss_config_from_dict(data: Mapping[str, Any]) -> LossConfig:
+    """Inverse of :func:`to_dict` for :class:`LossConfig`; unknown keys raise ``ValueError``."""
+    return _from_dict(LossConfig, data)
+
+
+#: Loss settings that run configs written before :class:`LossConfig` existed kept in "model",
+#: with their name in :class:`LossConfig`.
+LEGACY_LOSS_FIELDS = {
+    "emotion_weight": "emotion_weight",
+    "generation_weight": "generation_weight",
+    "attention_weight": "attention_weight",
+    "label_smoothing": "label_smoothing",
+    "emotion_loss_reduction": "reduction",
+}
+
+
+def split_legacy_model_dict(data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(model fields, loss fields)`` of a stored "model" object that may still hold the loss
+    settings (run folders written before the loss became its own config)."""
+    model = {k: v for k, v in data.items() if k not in LEGACY_LOSS_FIELDS}
+    loss = {LEGACY_LOSS_FIELDS[k]: v for k, v in data.items() if k in LEGACY_LOSS_FIELDS}
+    return model, loss
 
 
 def _from_dict(cls: type, data: Mapping[str, Any]) -> Any:

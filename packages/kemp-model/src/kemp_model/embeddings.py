@@ -38,14 +38,26 @@ class Vectors:
         """Share of the vocabulary found in the vectors."""
         return float(self.present.float().mean())
 
-    def widened(self, dim: int, seed: int = 0) -> Vectors:
-        """The vectors placed in a ``dim``-wide table through a fixed map with orthonormal rows
-        (``[d, dim]``, seeded): dot products, norms and neighbours are kept exactly, and the
-        table, being ``dim`` wide, can grow past rank ``d`` as it trains. Used to give 50d GloVe
-        a 300-wide table (a tied 50-wide table caps the output softmax at rank 50).
+    def placed(self, dim: int, placement: str = "orthonormal", seed: int = 0) -> Vectors:
+        """The vectors in a ``dim``-wide table (``dim`` >= their width ``d``).
+
+        ``placement``:
+
+        * ``"orthonormal"``: through a fixed map with orthonormal rows (``[d, dim]``, seeded):
+          dot products, norms and neighbours are kept exactly, spread over all ``dim`` columns.
+        * ``"prefix"``: in the first ``d`` columns, zeros in the others.
+
+        Either way the table, being ``dim`` wide, can grow past rank ``d`` as it trains. Used to
+        give 50d GloVe the 300-wide table of the ``kemp`` preset.
         """
         if dim < self.dim:
-            raise ValueError(f"cannot widen {self.dim}-d vectors to {dim}: choose --embedding-dim >= {self.dim}")
+            raise ValueError(f"cannot place {self.dim}-d vectors in {dim} columns: choose a width >= {self.dim}")
+        if placement == "prefix":
+            table = torch.zeros(self.table.shape[0], dim, dtype=self.table.dtype)
+            table[:, : self.dim] = self.table
+            return Vectors(table=table, present=self.present, path=self.path)
+        if placement != "orthonormal":
+            raise ValueError(f"placement must be 'orthonormal' or 'prefix', got {placement!r}")
         generator = torch.Generator().manual_seed(seed)
         q, _ = torch.linalg.qr(torch.randn(dim, self.dim, generator=generator))  # [dim, d], orthonormal columns
         return Vectors(table=self.table @ q.T, present=self.present, path=self.path)

@@ -2,8 +2,9 @@
 
 One pass over the split, in length-sorted batches, computes per batch:
 
-* the teacher-forced loss terms (``model(batch)``): the unsmoothed token NLL of the reference
-  responses (perplexity) and the emotion predictions (accuracy);
+* the teacher-forced loss terms (``model(batch)``): the unsmoothed NLL of the reference
+  responses under the copy-mixed distribution, per example and pooled (the two perplexities of
+  docs/DESIGN.md, "Metrics"), and the emotion predictions (accuracy);
 * a decoded response (:func:`kemp_model.decoding.generate`) with the chosen decoding.
 
 The results are merged as :class:`~kemp_model.metrics.Metrics`, the responses scored with
@@ -34,7 +35,9 @@ import torch
 
 from kemp_kg import schema
 from kemp_model.data import Batch, GraphDataset, load_split
+from kemp_model import checkpoint as ckpt
 from kemp_model.decoding import DecodeConfig, generate
+from kemp_model.device import resolve_device
 from kemp_model.errors import CheckpointError, KempModelError
 from kemp_model.metrics import AverageMetric, Metrics, PerplexityMetric, SumMetric
 from kemp_model.score import PredictionRecord, concepts_by_word, score_records, write_predictions
@@ -49,25 +52,11 @@ __all__ = [
     "generate_run",
     "ids_to_text",
     "load_inference_run",
-    "pick_device",
     "predict",
 ]
 
 #: Special tokens never shown in text (UNK stays visible as ``<unk>``).
 _HIDDEN = {schema.PAD_ID, schema.SOS_ID, schema.EOS_ID}
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; otherwise ``torch.device(name)``."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise KempModelError(f"--device {name!r}: {exc}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise KempModelError(f"--device {name}: CUDA is not available here; use --device cpu")
-    return device
 
 
 def ids_to_text(ids: Sequence[int], vocab: Sequence[str]) -> str:
@@ -124,15 +113,13 @@ def load_inference_run(run_dir: str | os.PathLike[str], device: str = "auto") ->
     Raises:
         CheckpointError: no such run, or a run without weights/config (one line, what to rerun).
     """
-    from kemp_model.checkpoint import load_run  # the model helper's loader
-
     run_dir = Path(run_dir)
-    if not (run_dir / "config.json").is_file():
+    if not (run_dir / ckpt.CONFIG_FILE).is_file():
         raise CheckpointError(
-            f"{run_dir}: not a run folder (no config.json); train one with `kemp-model train`"
+            f"{run_dir}: not a run folder (no {ckpt.CONFIG_FILE}); train one with `kemp-model train`"
         )
-    torch_device = pick_device(device)
-    model, run_config, vocab = load_run(run_dir, torch_device)
+    torch_device = resolve_device(device)
+    model, run_config, vocab = ckpt.load_run(run_dir, torch_device)
     model.eval()
     return LoadedRun(
         model=model,
@@ -174,7 +161,7 @@ def _open_split(
     paths = list(graphs) if graphs else list(run.graphs)
     if not paths:
         raise KempModelError(
-            f"{run.run_dir}: config.json records no graph file; pass --graphs FILE"
+            f"{run.run_dir}: {ckpt.CONFIG_FILE} records no graph file; pass --graphs FILE"
         )
     dataset, vocab, provenance = load_split(paths, split, verify=True)  # damaged bytes: one line
     mismatch = index_mismatch(run.provenance.get("index"), provenance.get("index"))
@@ -326,8 +313,9 @@ def predict(
         on_batch: called with the number of rows after each batch (progress).
 
     Returns:
-        ``(predictions, metrics)``; metrics hold ``ppl`` (PerplexityMetric over reference
-        tokens, EOS included, no label smoothing), ``emotion_acc`` (only when the model has an
+        ``(predictions, metrics)``; metrics hold ``ppl_per_example`` (the paper's: exp of the
+        mean over examples of each example's mean token NLL) and ``ppl_pooled`` (exp of the mean
+        NLL over all reference tokens), both with EOS and ``<unk>`` counted and no smoothing, ``emotion_acc`` (only when the model has an
         emotion classifier and labels exist), ``examples`` and ``tokens``.
     """
     if batch_size < 1:
@@ -350,7 +338,10 @@ def predict(
                 if teacher_forced:
                     output = model(batch)
                     metrics += Metrics(
-                        ppl=PerplexityMetric(output.generation_nll_sum, output.token_count),
+                        ppl_per_example=PerplexityMetric(
+                            output.example_mean_nll_sum, output.scored_examples
+                        ),
+                        ppl_pooled=PerplexityMetric(output.generation_nll_sum, output.token_count),
                         tokens=SumMetric(output.token_count),
                     )
                     logits = output.emotion_logits
@@ -480,7 +471,8 @@ def evaluate_run(
         "split": config.split,
         "examples": len(predictions),
         "emotion_accuracy": None if accuracy is None or math.isnan(accuracy) else accuracy,
-        "perplexity": values["ppl"],
+        "perplexity_per_example": values["ppl_per_example"],
+        "perplexity_pooled": values["ppl_pooled"],
         "reference_tokens": int(values["tokens"]),
         "distinct_1": figures["distinct_1"],
         "distinct_2": figures["distinct_2"],
@@ -496,12 +488,9 @@ def evaluate_run(
         "wall_seconds": round(time.perf_counter() - started, 3),
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    out_dir = config.out_dir or config.run_dir / "eval"
-    stem = f"{config.split}-{config.decode_name}"
-    predictions_path = write_predictions(
-        out_dir / f"{stem}.predictions.txt", [p.as_record() for p in predictions]
-    )
-    metrics_path = out_dir / f"{stem}.metrics.json"
+    out_dir = config.out_dir or config.run_dir / ckpt.EVAL_DIR
+    metrics_path, predictions_path = ckpt.eval_paths(out_dir, config.split, config.decode_name)
+    write_predictions(predictions_path, [p.as_record() for p in predictions])
     _write_json(metrics_path, result)
     return EvalResult(metrics=result, metrics_path=metrics_path, predictions_path=predictions_path)
 

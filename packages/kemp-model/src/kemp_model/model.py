@@ -5,7 +5,9 @@ Notation: ``B`` batch, ``W`` words (CLS first), ``C`` concepts, ``N = W + C`` ve
 
 Encoder (phase B):
   Eq. 2    vertex embedding = word + position + vertex state (CLS/speaker/listener/knowledge);
-           a concept takes the position of the word it hangs off, so concept order is irrelevant.
+           a concept takes the position of the word it hangs off (with linear feed-forwards the
+           concept order is irrelevant; the convolutional ones mix neighbouring vertices in their
+           stored order, as the official code does).
   Eq. 3-4  multi-head graph attention over the emotional context graph (graph_attention.py).
   Eq. 5-6  transformer layers over all vertices (global context).
   Eq. 7-10 emotional signal perception: c_e = sum_i softmax(eta)_i h_i over real vertices,
@@ -20,14 +22,21 @@ Decoder (phase C):
   Eq. 17-19 copy: P(w) = p_gen P_vocab(w) + (1 - p_gen) sum_{i: x_i = w} a_i over graph vertices.
   Eq. 21   L = gamma_emo L_emo + gamma_gen L_gen + gamma_att L_att.
 
-Differences from the official code (deliberate): graph attention masks non-neighbours with -inf
-(the official ``masked_fill(mask, 1e-24)`` leaves them attended), every vertex is updated (the
-official updates word vertices only), the copy distribution is the mean of the heads' attention
-distributions (the official takes a softmax of the summed logits), losses are combined as the
-official code combines them by default (both summed, then divided by the batch's token count,
-which Adam cannot tell from the plain sum; see ``ModelConfig.emotion_loss_reduction``), and label smoothing
-regularises the generator's vocabulary distribution (the official smooths the copy-mixed one;
-ours never builds the ``[B, T, V]`` mixture in training, see :meth:`KEMP.target_log_probs`).
+What the ``kemp`` preset shares with the official code (docs/DESIGN.md, "Presets"): a
+300-wide word table scaled by sqrt(300) and projected, pre-norm layers with MoEL's convolutional
+feed-forward blocks, the emotion vector y_0 in place of SOS, the c_e concatenation in every
+decoder layer's cross-attention, an untied output layer with a bias, Xavier initialisation, and
+label smoothing over the copy-mixed distribution (:class:`kemp_model.loss.Loss`).
+
+Deliberate differences (official bugs not copied): graph attention masks non-neighbours with
+-inf and scales its logits (the official ``masked_fill(mask, 1e-24)`` leaves them attended, PAD
+included), every vertex is updated (the official updates word vertices only), a concept takes
+its anchor word's position (the official numbers concepts after the padded history), the
+intensity softmax of Eq. 7 and the attention loss cover real vertices only (the official
+includes PAD, whose context intensity it sets to 0.5), the copy distribution is the decoder's
+attention itself (the official applies a second softmax to it, which makes it nearly uniform
+over all source positions), padded vertices are zeroed before each convolution, and LayerNorm is
+torch's (the official divides by the unbiased std plus 1e-6).
 """
 
 from __future__ import annotations
@@ -63,7 +72,7 @@ def sinusoid(positions: torch.Tensor, dim: int) -> torch.Tensor:
 
 
 class FeedForward(nn.Module):
-    """Position-wise FFN: Linear -> ReLU -> dropout -> Linear. ``[..., D] -> [..., D]``."""
+    """Position-wise FFN: Linear -> ReLU -> dropout -> Linear. ``[B, L, D] -> [B, L, D]``."""
 
     def __init__(self, dim: int, inner: int, dropout: float) -> None:
         super().__init__()
@@ -71,8 +80,48 @@ class FeedForward(nn.Module):
         self.outer = nn.Linear(inner, dim)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         return self.outer(self.dropout(F.relu(self.inner(x))))
+
+
+class ConvFeedForward(nn.Module):
+    """MoEL's convolutional FFN ('cc'): Conv1d(k=3) -> ReLU -> dropout -> Conv1d(k=3) -> ReLU.
+
+    The official block applies the ReLU after the second convolution too. Padding is one
+    position on each side in the encoder, two on the left in the decoder (``causal``: position
+    ``t`` sees ``t-2..t``). Padded vertices are zeroed before each convolution (``mask``), so
+    they do not leak into their real neighbours (the official code does not mask them).
+
+    Shapes: ``x`` ``[B, L, D]``; ``mask`` ``[B, L]`` bool or None; output ``[B, L, D]``.
+    """
+
+    kernel = 3
+
+    def __init__(self, dim: int, inner: int, dropout: float, causal: bool) -> None:
+        super().__init__()
+        self.inner = nn.Conv1d(dim, inner, self.kernel)
+        self.outer = nn.Conv1d(inner, dim, self.kernel)
+        self.dropout = nn.Dropout(dropout)
+        self.padding = (self.kernel - 1, 0) if causal else (1, 1)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        keep = None if mask is None else mask[:, None, :].to(x.dtype)  # [B, 1, L]
+        h = x.transpose(1, 2)  # [B, D, L]
+        if keep is not None:
+            h = h * keep
+        h = F.relu(self.inner(F.pad(h, self.padding)))  # [B, F, L]
+        h = self.dropout(h)
+        if keep is not None:
+            h = h * keep
+        h = F.relu(self.outer(F.pad(h, self.padding)))  # [B, D, L]
+        return h.transpose(1, 2)  # [B, L, D]
+
+
+def feed_forward(config: ModelConfig, causal: bool) -> nn.Module:
+    """The FFN block ``config.feed_forward`` names."""
+    if config.feed_forward == "conv":
+        return ConvFeedForward(config.hidden_dim, config.ffn_dim, config.dropout, causal=causal)
+    return FeedForward(config.hidden_dim, config.ffn_dim, config.dropout)
 
 
 class SelfAttention(nn.Module):
@@ -112,12 +161,12 @@ class EncoderLayer(nn.Module):
         self.norm_attn = nn.LayerNorm(d)
         self.attn = SelfAttention(d, config.attention_dim, config.num_heads, config.dropout)
         self.norm_ffn = nn.LayerNorm(d)
-        self.ffn = FeedForward(d, config.ffn_dim, config.dropout)
+        self.ffn = feed_forward(config, causal=False)
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         x = x + self.dropout(self.attn(self.norm_attn(x), key_mask=mask))  # [B, N, D]
-        return x + self.dropout(self.ffn(self.norm_ffn(x)))  # [B, N, D]
+        return x + self.dropout(self.ffn(self.norm_ffn(x), mask))  # [B, N, D]
 
 
 class EmotionalCrossAttention(nn.Module):
@@ -179,7 +228,7 @@ class DecoderLayer(nn.Module):
         self.cross_attn = EmotionalCrossAttention(config, emotional=config.emotion_decoder)
         self.emotion_concat = nn.Linear(2 * d, d) if config.emotion_decoder else None
         self.norm_ffn = nn.LayerNorm(d)
-        self.ffn = FeedForward(d, config.ffn_dim, config.dropout)
+        self.ffn = feed_forward(config, causal=True)
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(
@@ -226,47 +275,22 @@ class EncoderState:
 
 @dataclass
 class ModelOutput:
-    """Losses of one batch as sums plus the counts that normalise them (mergeable across ranks).
+    """One batch's loss terms as sums, and the counts that normalise them (mergeable across
+    ranks and batches). :class:`kemp_model.loss.Loss` combines them into Eq. 21.
 
-    ``loss`` is the Eq. 21 total with this batch's own counts; the trainer recomputes it with
-    global counts under DDP (:meth:`total`).
+    Shapes: every field is a 0-d tensor except ``emotion_logits`` ``[B, 32]``.
     """
 
-    generation_loss_sum: torch.Tensor  # training generation loss (label-smoothed if configured)
-    generation_nll_sum: torch.Tensor  # unsmoothed NLL of the reference tokens (perplexity)
-    emotion_nll_sum: torch.Tensor
-    attention_loss_sum: torch.Tensor
-    token_count: torch.Tensor
-    example_count: torch.Tensor
+    generation_nll_sum: torch.Tensor  # -sum log P(y_t) of the reference tokens (no smoothing)
+    smoothing_sum: torch.Tensor  # sum_t -1/(V-2) sum_{v != y_t, PAD} log P(v); 0 unless asked
+    emotion_nll_sum: torch.Tensor  # Eq. 10 summed over labelled examples
+    attention_loss_sum: torch.Tensor  # Eq. 16 summed over examples
+    token_count: torch.Tensor  # reference tokens (EOS included, PAD not)
+    example_count: torch.Tensor  # labelled examples (all examples without an emotion head)
     emotion_correct: torch.Tensor
+    example_mean_nll_sum: torch.Tensor  # sum over examples of their mean token NLL
+    scored_examples: torch.Tensor  # examples with at least one reference token
     emotion_logits: torch.Tensor  # [B, 32]
-    weights: tuple[float, float, float]  # gamma (emotion, generation, attention)
-    emotion_reduction: str = "official"  # see ModelConfig.emotion_loss_reduction
-
-    def total(self, token_count: torch.Tensor | float, example_count: torch.Tensor | float) -> torch.Tensor:
-        """Eq. 21 with the given normalisers (tokens, examples).
-
-        ``"official"``: ``(L_gen_sum + L_emo_sum + L_att_mean) / tokens``: the official code's
-        summed losses (``KLDivLoss(reduction='sum')`` over tokens, ``CrossEntropyLoss(
-        reduction='sum')`` over examples) scaled by a constant per batch, so one example's
-        emotion NLL weighs as much as one token's NLL. ``"sum"``: the token-mean generation loss
-        plus the batch-summed emotion NLL (emotion weighted ~tokens-per-batch times more than
-        in the official code). ``"mean"``: token mean plus per-example means.
-        """
-        emo, gen, att = self.weights
-        attention = att * self.attention_loss_sum / example_count
-        if self.emotion_reduction == "official":
-            return (gen * self.generation_loss_sum + emo * self.emotion_nll_sum + attention) / token_count
-        emotion_normaliser = 1.0 if self.emotion_reduction == "sum" else example_count
-        return (
-            gen * self.generation_loss_sum / token_count
-            + emo * self.emotion_nll_sum / emotion_normaliser
-            + attention
-        )
-
-    @property
-    def loss(self) -> torch.Tensor:
-        return self.total(self.token_count.clamp(min=1), self.example_count.clamp(min=1))
 
 
 class KEMP(nn.Module):
@@ -285,19 +309,8 @@ class KEMP(nn.Module):
         self.vocab_size = vocab_size
         d, e = config.hidden_dim, config.embedding_dim
         self.embedding = nn.Embedding(vocab_size, e, padding_idx=schema.PAD_ID)  # [V, E]
-        # Scales: word rows ~ N(0, 1) (pre-trained vectors are rescaled to unit std on load),
-        # and the projection keeps that std, so a vertex's word content is as large as its
-        # vertex-state embedding (N(0, 1)) and its position encoding (std ~0.7), as in the
-        # official code where words and states come from one table. Smaller word rows drown
-        # the content and the emotion head learns nothing for thousands of steps.
-        nn.init.normal_(self.embedding.weight, std=1.0)
-        with torch.no_grad():
-            self.embedding.weight[schema.PAD_ID].zero_()
-        if e != d:
-            self.embed_proj = nn.Linear(e, d, bias=False)
-            nn.init.normal_(self.embed_proj.weight, std=e**-0.5)
-        else:
-            self.embed_proj = nn.Identity()
+        self.embed_scale = math.sqrt(e) if config.embedding_scale else 1.0
+        self.embed_proj = nn.Linear(e, d, bias=False) if e != d or config.init == "xavier" else nn.Identity()
         self.role_embedding = nn.Embedding(NUM_ROLES, d)  # vertex state, Eq. 2
         self.embed_dropout = nn.Dropout(config.dropout)
         self.graph_layers = nn.ModuleList(
@@ -313,13 +326,46 @@ class KEMP(nn.Module):
         self.decoder_norm = nn.LayerNorm(d)
         if config.tie_embeddings:
             self.output_proj = nn.Linear(d, e)  # then @ embedding.T
-            nn.init.normal_(self.output_proj.weight, std=(d * e) ** -0.5)  # logits start ~N(0, 1)
-            nn.init.zeros_(self.output_proj.bias)
             self.output = None
         else:
             self.output_proj = None
-            self.output = nn.Linear(d, vocab_size)
+            self.output = nn.Linear(d, vocab_size)  # [V, D] + bias
         self.copy_gate = nn.Linear(d, 1) if config.copy else None  # p_gen, Eq. 17
+        if config.init == "xavier":
+            self._init_xavier()
+        else:
+            self._init_normal()
+        with torch.no_grad():
+            self.embedding.weight[schema.PAD_ID].zero_()
+
+    def _init_xavier(self) -> None:
+        """The official scheme: Xavier-uniform on every weight matrix (convolutions included)
+        but the word table, whose rows are ``N(0, 0.01^2)`` until pre-trained rows replace them."""
+        for name, parameter in self.named_parameters():
+            if parameter.dim() > 1 and name != "embedding.weight":
+                nn.init.xavier_uniform_(parameter)
+        nn.init.normal_(self.embedding.weight, std=0.01)
+
+    def _init_normal(self) -> None:
+        """Word rows ~ N(0, 1) (pre-trained vectors are rescaled to unit std on load) and a
+        projection that keeps that std, so a vertex's word content is as large as its
+        vertex-state embedding (N(0, 1)) and its position encoding (std ~0.7). Smaller word rows
+        drown the content and the emotion head learns nothing for thousands of steps."""
+        e, d = self.config.embedding_dim, self.config.hidden_dim
+        nn.init.normal_(self.embedding.weight, std=1.0)
+        if isinstance(self.embed_proj, nn.Linear):
+            nn.init.normal_(self.embed_proj.weight, std=e**-0.5)
+        if self.output_proj is not None:
+            nn.init.normal_(self.output_proj.weight, std=(d * e) ** -0.5)  # logits start ~N(0, 1)
+            nn.init.zeros_(self.output_proj.bias)
+
+    def parameter_counts(self) -> dict[str, int]:
+        """Parameters by part: ``word_table``, ``output`` (the vocabulary projection), ``other``
+        and ``total`` (what ``kemp-model train`` prints at start)."""
+        table = self.embedding.weight.numel()
+        output = 0 if self.output is None else sum(p.numel() for p in self.output.parameters())
+        total = sum(p.numel() for p in self.parameters())
+        return {"word_table": table, "output": output, "other": total - table - output, "total": total}
 
     def compile_layers(self) -> None:
         """``torch.compile`` each graph, encoder and decoder layer (dynamic shapes), in place.
@@ -333,14 +379,20 @@ class KEMP(nn.Module):
 
     # ---------------------------------------------------------------- embeddings
     def embed_tokens(self, ids: torch.Tensor) -> torch.Tensor:
-        """``[B, L]`` ids -> ``[B, L, D]`` (embedding table, then projection to hidden)."""
-        return self.embed_proj(self.embedding(ids))
+        """``[B, L]`` ids -> ``[B, L, D]`` (embedding table, scaled when configured, then the
+        projection to the hidden size)."""
+        rows = self.embedding(ids)
+        if self.embed_scale != 1.0:
+            rows = rows * self.embed_scale
+        return self.embed_proj(rows)
 
     def load_vectors(self, vectors: torch.Tensor, present: torch.Tensor) -> None:
         """Copy pre-trained rows into the embedding table where ``present`` is True.
 
-        The rows are divided by their overall standard deviation (one scalar: directions and
-        relative norms are kept) so they match the unit-std random rows and the other summands.
+        With ``init="normal"`` the rows are divided by their overall standard deviation (one
+        scalar: directions and relative norms are kept) so they match the unit-std random rows
+        and the other summands; with ``init="xavier"`` they are copied unchanged, as the
+        official code does.
 
         Shapes: ``vectors`` ``[V, E]``, ``present`` ``[V]`` bool.
         """
@@ -348,9 +400,10 @@ class KEMP(nn.Module):
             raise ValueError(f"vectors {tuple(vectors.shape)} != table {tuple(self.embedding.weight.shape)}")
         with torch.no_grad():
             rows = vectors[present].to(self.embedding.weight.dtype)
-            if len(rows):
+            if len(rows) and self.config.init == "normal":
                 rows = rows / rows.std().clamp_min(1e-8)  # unit std, like the random rows
             self.embedding.weight[present] = rows
+            self.embedding.weight[schema.PAD_ID].zero_()
 
     # ---------------------------------------------------------------- encoder
     def encode(self, batch: Batch) -> EncoderState:
@@ -452,82 +505,102 @@ class KEMP(nn.Module):
         return log_probs[:, -1]
 
     def target_log_probs(
-        self, state: EncoderState, target: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Teacher-forced log P(y_t) of the reference tokens, without building ``[B, T, V]``.
+        self, state: EncoderState, target: torch.Tensor, *, smoothing: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """Teacher-forced log P(y_t) of the reference tokens, at real target positions only.
 
-        Only real target positions reach the vocabulary projection, and the copy term needs
-        just the attention on vertices holding the reference token:
-        ``P(y) = p_gen softmax(z)_y + (1 - p_gen) sum_{i: x_i = y} a_i`` (Eq. 17-19).
+        ``P`` is the copy-mixed distribution (Eq. 17-19):
+        ``P(w) = p_gen softmax(z)_w + (1 - p_gen) sum_{i: x_i = w} a_i``. PAD positions of the
+        target never reach the vocabulary projection (``M`` real tokens instead of ``B * T``).
+
+        Without ``smoothing`` only ``P(y)`` is needed, which takes the gold logit, the
+        log-normaliser and the attention on vertices holding ``y``: no ``[M, V]`` mixture is
+        built. With ``smoothing`` the full mixture ``[M, V]`` is built once and also gives the
+        label-smoothing term ``-1/(V-2) sum_{v != y, PAD} log P(v)`` per token (the official
+        code smooths this copy-mixed distribution).
 
         Returns:
-            ``log P(y)`` ``[M]`` for the ``M`` real target tokens (row-major order), the
-            cross-entropy of the generator's distribution with the uniform one ``[M]`` (the
-            label-smoothing term), and the attention ``[B, T, N]``.
+            ``log P(y)`` ``[M]`` (row-major order over the real target tokens), the smoothing
+            term ``[M]`` (``None`` without ``smoothing``), and the attention ``[B, T, N]``.
         """
         sos = torch.full_like(target[:, :1], schema.SOS_ID)
         prefix = torch.cat([sos, target[:, :-1]], dim=1)  # [B, T]
         y, weights = self.decoder_states(state, prefix)  # [B, T, D], [B, T, N]
         tokens = target != schema.PAD_ID  # [B, T]
         y_real = y[tokens]  # [M, D]
-        gold = target[tokens]  # [M]
+        gold = target[tokens][:, None]  # [M, 1]
         logits = self.vocab_logits(y_real)  # [M, V]
-        log_norm = torch.logsumexp(logits, dim=-1)  # [M]
-        vocab_log_prob = logits.gather(1, gold[:, None]).squeeze(1) - log_norm  # [M]
-        uniform_ce = log_norm - logits.mean(dim=-1)  # [M]: -mean_v log softmax(z)_v
+        if smoothing:
+            if self.copy_gate is None:
+                log_dist = F.log_softmax(logits, dim=-1)  # [M, V]
+            else:
+                p_gen = self.copy_gate_prob(y_real)  # [M, 1]
+                attention = weights.float()[tokens]  # [M, N]
+                sources = state.source_ids[:, None, :].expand(-1, target.shape[1], -1)[tokens]  # [M, N]
+                dist = (p_gen * F.softmax(logits, dim=-1)).scatter_add(
+                    1, sources, (1.0 - p_gen) * attention
+                )  # [M, V]
+                log_dist = torch.log(dist + 1e-18)  # [M, V] (no clamp: one pass less)
+            gold_log_prob = log_dist.gather(1, gold).squeeze(1)  # [M]
+            others = log_dist.sum(dim=-1) - gold_log_prob - log_dist[:, schema.PAD_ID]  # [M]
+            return gold_log_prob, -others / max(self.vocab_size - 2, 1), weights
+        vocab_log_prob = logits.gather(1, gold).squeeze(1) - torch.logsumexp(logits, dim=-1)  # [M]
         if self.copy_gate is None:
-            return vocab_log_prob, uniform_ce, weights
+            return vocab_log_prob, None, weights
         p_gen = self.copy_gate_prob(y_real).squeeze(1)  # [M]
         match = state.source_ids[:, None, :] == target[:, :, None]  # [B, T, N]
         copy_prob = (weights.float() * match).sum(dim=-1)[tokens]  # [M]
         prob = p_gen * vocab_log_prob.exp() + (1.0 - p_gen) * copy_prob  # [M]
-        return torch.log(prob.clamp_min(1e-12)), uniform_ce, weights
+        return torch.log(prob.clamp_min(1e-12)), None, weights
 
     # ---------------------------------------------------------------- training loss
-    def forward(self, batch: Batch) -> ModelOutput:
-        """All loss terms of Eq. 21 for a batch (sums; see :class:`ModelOutput`).
+    def forward(self, batch: Batch, *, smoothing: bool = False) -> ModelOutput:
+        """All loss terms of Eq. 21 for a batch, as sums and counts (see :class:`ModelOutput`;
+        :class:`kemp_model.loss.Loss` combines them).
 
-        Label smoothing (when configured) mixes the token NLL with the cross-entropy of the
-        generator's vocabulary distribution against the uniform one; it is a regulariser on
-        the generator only (the official code smooths the copy-mixed distribution, which costs
-        several full ``[B, T, V]`` passes).
+        Args:
+            smoothing: also compute the label-smoothing term over the full copy-mixed
+                distribution (training with ``label_smoothing > 0``; evaluation skips it).
         """
         cfg = self.config
         state = self.encode(batch)
         target = batch.target  # [B, T]
         tokens = target != schema.PAD_ID  # [B, T]
-        log_prob, uniform_ce, weights = self.target_log_probs(state, target)  # [M], [M], [B, T, N]
-        nll_sum = -log_prob.sum()
-        if cfg.label_smoothing > 0:
-            gen_sum = (1 - cfg.label_smoothing) * nll_sum + cfg.label_smoothing * uniform_ce.sum()
-        else:
-            gen_sum = nll_sum
+        log_prob, smooth, weights = self.target_log_probs(state, target, smoothing=smoothing)
+        nll = -log_prob  # [M]
+        # per-example mean NLL (the paper's perplexity averages these over examples)
+        row_of_token = tokens.nonzero(as_tuple=True)[0]  # [M]
+        example_nll = nll.detach().new_zeros(len(batch)).index_add_(0, row_of_token, nll.detach())
+        example_tokens = tokens.sum(dim=1)  # [B]
+        scored = example_tokens > 0
+        example_mean = (example_nll[scored] / example_tokens[scored]).sum()
         labelled = batch.emotion >= 0  # [B]
+        zero = nll.new_zeros(())
         if cfg.emotion_classifier:
             emo_nll = F.cross_entropy(
                 state.emotion_logits.float(), batch.emotion.clamp(min=0), reduction="none"
             )  # [B], Eq. 10
             emo_sum = (emo_nll * labelled).sum()
         else:
-            emo_sum = nll_sum.new_zeros(())
+            emo_sum = zero
         correct = ((state.emotion_logits.argmax(-1) == batch.emotion) & labelled).sum()
         if cfg.attention_loss:
             att_sum = emotional_attention_loss(weights, tokens, state.intensity, state.memory_mask).sum()
         else:
-            att_sum = nll_sum.new_zeros(())
+            att_sum = zero
         return ModelOutput(
-            generation_loss_sum=gen_sum,
-            generation_nll_sum=nll_sum.detach(),
+            generation_nll_sum=nll.sum(),
+            smoothing_sum=smooth.sum() if smooth is not None else zero,
             emotion_nll_sum=emo_sum,
             attention_loss_sum=att_sum,
             token_count=tokens.sum(),
             example_count=(labelled.sum() if cfg.emotion_classifier
                            else torch.tensor(len(batch), device=target.device)),
             emotion_correct=correct,
+            example_mean_nll_sum=example_mean,
+            scored_examples=scored.sum(),
             emotion_logits=state.emotion_logits.detach(),
-            weights=(cfg.emotion_weight, cfg.generation_weight, cfg.attention_weight),
-            emotion_reduction=cfg.emotion_loss_reduction,
-        )
+        )  # fmt: skip
 
 
 def emotional_attention_loss(

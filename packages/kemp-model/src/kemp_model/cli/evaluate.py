@@ -198,7 +198,8 @@ def evaluate_command(
     rows = [
         ("examples", m["examples"]),
         ("emotion accuracy (%)", None if accuracy is None else 100 * accuracy),
-        ("perplexity", m["perplexity"]),
+        ("perplexity, per example (paper)", m["perplexity_per_example"]),
+        ("perplexity, pooled tokens", m["perplexity_pooled"]),
         ("Distinct-1", m["distinct_1"]),
         ("Distinct-2", m["distinct_2"]),
         ("BLEU-1 / BLEU-4", f"{m['bleu_1']:.2f} / {m['bleu_4']:.2f}"),

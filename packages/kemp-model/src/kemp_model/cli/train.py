@@ -24,6 +24,12 @@ def _dropout_default() -> str:
     return per_preset({k: f"{m.dropout:g}/{m.graph_dropout:g}" for k, m in values.items()})
 
 
+def _weights_default() -> str:
+    losses = {name: make().loss for name, make in PRESETS.items()}
+    return per_preset({k: f"{x.emotion_weight:g},{x.generation_weight:g},{x.attention_weight:g}"
+                       for k, x in losses.items()})  # fmt: skip
+
+
 def _check_preset(value: str | None) -> str | None:
     if value is not None:
         try:
@@ -48,7 +54,19 @@ def train_command(
     loss_reduction: str = typer.Option(
         None, "--loss-reduction",
         metavar="[official|sum|mean]",
-        help=f"How the emotion and generation losses combine. {_default('emotion_loss_reduction', 'model')}",
+        help=f"How the loss terms combine (README: Training). {_default('reduction', 'loss')}",
+    ),
+    loss_weights: str = typer.Option(
+        None, "--loss-weights", metavar="E,G,A",
+        help=f"gamma of Eq. 21: emotion, generation, attention weights. {_weights_default()}",
+    ),
+    label_smoothing: float = typer.Option(
+        None, "--label-smoothing", min=0.0, max=0.99,
+        help=f"Label smoothing of the generation loss (0 = plain NLL). {_default('label_smoothing', 'loss')}",
+    ),
+    embedding_placement: str = typer.Option(
+        "orthonormal", "--embedding-placement", metavar="[orthonormal|prefix]",
+        help="How narrower vectors fill a wider word table: a fixed orthonormal map, or the first columns.",
     ),
     out: Path = typer.Option(None, "--out", help="Run folder (default runs/PRESET)."),
     embeddings: Path = typer.Option(
@@ -60,6 +78,10 @@ def train_command(
     eval_every: int = typer.Option(None, "--eval-every", min=1, help=f"Steps between validations/checkpoints. {_default('eval_every')}"),
     eval_examples: int = typer.Option(None, "--eval-examples", min=0, help=f"Validate on at most N examples (0 = all). {_default('eval_examples')}"),
     patience: int = typer.Option(None, "--patience", min=0, help=f"Stop after P validations without improvement (0 = never). {_default('patience')}"),
+    early_stopping_from: int = typer.Option(
+        None, "--early-stopping-from", min=0,
+        help=f"Validations before this step neither keep a best checkpoint nor count for --patience. {_default('early_stopping_from')}",
+    ),
     seed: int = typer.Option(None, "--seed", help=f"Seed for initialisation, dropout and batch order. {_default('seed')}"),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     threads: int = typer.Option(None, "--threads", min=1, help="CPU threads for torch (default: torch's)."),
@@ -84,21 +106,25 @@ def train_command(
     flags = {
         "max_steps": max_steps, "batch_size": batch_size, "eval_every": eval_every,
         "eval_examples": eval_examples, "patience": patience, "seed": seed, "bf16": bf16,
-        "compile": compile_model,
+        "compile": compile_model, "early_stopping_from": early_stopping_from,
     }  # fmt: skip
     overrides = tuple((k, v) for k, v in flags.items() if v is not None)
+    loss_flags = {"reduction": loss_reduction, "label_smoothing": label_smoothing}
+    if loss_weights is not None:
+        loss_flags.update(zip(("emotion_weight", "generation_weight", "attention_weight"),
+                              _weights(loss_weights)))  # fmt: skip
+    loss_overrides = tuple((k, v) for k, v in loss_flags.items() if v is not None)
     model_overrides: tuple[tuple[str, object], ...] = ()
     if dropout is not None:
         model_overrides += (("dropout", dropout), ("graph_dropout", dropout))
     if embedding_dim is not None:
         model_overrides += (("embedding_dim", embedding_dim),)
-    if loss_reduction is not None:
-        model_overrides += (("emotion_loss_reduction", loss_reduction),)
     try:
         job = TrainJob(
             graphs=tuple(graphs), out=out or Path("runs") / (preset or "kemp").replace("_", "-"), preset=preset,
-            model_overrides=model_overrides,
+            model_overrides=model_overrides, loss_overrides=loss_overrides,
             train_overrides=overrides, embeddings=embeddings, embeddings_vocab=embeddings_vocab,
+            embedding_placement=embedding_placement,
             device=device, threads=threads, resume=resume, force=force, progress=progress,
         )  # fmt: skip
         summary = train(job)
@@ -117,11 +143,13 @@ def train_command(
         ("examples/s (this session)", f"{summary.examples_per_s:,.1f}"),
         ("device x processes", f"{summary.device} x {summary.world_size}"),
         ("parameters", f"{summary.parameters:,}"),
-        ("best valid perplexity", f"{summary.best_perplexity:.3f} @ step {summary.best_step}" if summary.best_perplexity else "-"),
+        ("best valid perplexity (per example)", f"{summary.best_perplexity:.3f} @ step {summary.best_step}" if summary.best_perplexity else "-"),
     ]  # fmt: skip
-    for key in ("ppl", "emotion_accuracy"):
+    for key, label in (("ppl_per_example", "perplexity, per example (paper)"),
+                       ("ppl_pooled", "perplexity, pooled tokens"),
+                       ("emotion_accuracy", "emotion accuracy")):  # fmt: skip
         if key in summary.last_valid:
-            rows.append((f"last valid {key}", f"{summary.last_valid[key]:.4f}"))
+            rows.append((f"last valid {label}", f"{summary.last_valid[key]:.4f}"))
     rows.append(("stopped early", "yes" if summary.stopped_early else "no"))
     for row in rows:
         table.add_row(*row)
@@ -129,6 +157,21 @@ def train_command(
     console.print(table)
     for note in summary.notes:
         console.print(f"note: {note}", highlight=False)
+
+
+def _weights(text: str) -> tuple[float, float, float]:
+    """``--loss-weights E,G,A`` as three floats (a one-line error otherwise)."""
+    parts = text.split(",")
+    try:
+        values = tuple(float(p) for p in parts)
+    except ValueError:
+        values = ()
+    if len(values) != 3:
+        raise typer.BadParameter(
+            f"{text!r}: give three numbers EMOTION,GENERATION,ATTENTION, e.g. 1,1,0.1",
+            param_hint="--loss-weights",
+        )
+    return values  # type: ignore[return-value]
 
 
 def _rank() -> int:
