@@ -49,7 +49,7 @@ def train_command(
     dropout: float = typer.Option(None, "--dropout", min=0.0, max=0.99, help=f"Dropout of the layers and of graph attention. {_dropout_default()} (layers/graph)"),
     embedding_dim: int = typer.Option(
         None, "--embedding-dim", min=1,
-        help="Word-table width (default: the vectors' own); wider vectors are mapped in orthonormally.",
+        help=f"Word-table width; narrower vectors are placed by --embedding-placement, wider ones widen the table. {_default('embedding_dim', 'model')}",
     ),
     loss_reduction: str = typer.Option(
         None, "--loss-reduction",
