@@ -205,8 +205,10 @@ class Trainer:
             model.load_vectors(run.vectors.table, run.vectors.present)
         self.model = model.to(device)
         self.parameters = sum(p.numel() for p in model.parameters())
+        # the fused kernel: one pass over the 12.5M parameters of `kemp` instead of a chain of
+        # foreach ops (about 5x less CPU time per update here, bench/bench_step.py)
         self.optimizer = torch.optim.Adam(
-            self.model.parameters(), lr=0.0, betas=tc.adam_betas, eps=tc.adam_eps
+            self.model.parameters(), lr=0.0, betas=tc.adam_betas, eps=tc.adam_eps, fused=True
         )
         self.loss = Loss(config.loss, len(run.vocab))
         self.counters = Counters()
