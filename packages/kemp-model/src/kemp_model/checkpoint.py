@@ -118,37 +118,41 @@ class RunConfig:
         )
 
 
-def _write_failed(path: Path, exc: BaseException) -> CheckpointError:
-    """The one-line error for a run file that could not be written (full disk, permissions)."""
+def _write_failed(path: Path, exc: BaseException, then: str | None = None) -> CheckpointError:
+    """The one-line error for a run file that could not be written (full disk, permissions);
+    ``then`` is what to rerun (default: resume the training run of ``path``'s folder)."""
     if isinstance(exc, OSError) and exc.strerror:
         reason = exc.strerror
     else:  # safetensors reports I/O errors as SafetensorError("... No space left on device ...")
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    then = then or f"continue with `kemp-model train --out {path.parent} --resume`"
     return CheckpointError(
         f"{path}: cannot write ({reason}); the previous file is kept; free space or fix "
-        f"permissions, then continue with `kemp-model train --out {path.parent} --resume`"
+        f"permissions, then {then}"
     )
 
 
 @contextlib.contextmanager
-def _writing(path: Path) -> Iterator[Path]:
+def _writing(path: Path, then: str | None = None) -> Iterator[Path]:
     """:func:`atomic_path` whose write failures become one-line :class:`CheckpointError`."""
     try:
         with atomic_path(path) as tmp:
             yield tmp
     except (SafetensorError, OSError) as exc:
-        raise _write_failed(path, exc) from None
+        raise _write_failed(path, exc, then) from None
 
 
-def _write_json(path: Path, data: Any) -> None:
-    with _writing(path) as tmp:
+def write_json(path: Path, data: Any, then: str | None = None) -> None:
+    """``data`` as indented JSON, atomically; a failed write is a one-line :class:`CheckpointError`
+    that leaves the previous file and says what to rerun (``then``; default: resume training)."""
+    with _writing(path, then) as tmp:
         tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def write_run_config(run_dir: Path, config: RunConfig, vocab: Sequence[str]) -> None:
     """Write ``vocab.json`` and ``config.json`` atomically."""
-    _write_json(run_dir / VOCAB_FILE, list(vocab))
-    _write_json(run_dir / CONFIG_FILE, config.to_json())
+    write_json(run_dir / VOCAB_FILE, list(vocab))
+    write_json(run_dir / CONFIG_FILE, config.to_json())
 
 
 def read_run_config(run_dir: str | Path) -> tuple[RunConfig, tuple[str, ...]]:

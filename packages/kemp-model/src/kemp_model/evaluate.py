@@ -424,11 +424,6 @@ class EvalResult:
     predictions_path: Path
 
 
-def _write_json(path: Path, data: Mapping[str, Any]) -> None:
-    with schema.atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
-
-
 def _rows(dataset: GraphDataset, limit: int | None) -> list[int]:
     count = len(dataset) if limit is None else min(limit, len(dataset))
     return list(range(count))
@@ -491,7 +486,7 @@ def evaluate_run(
     out_dir = config.out_dir or config.run_dir / ckpt.EVAL_DIR
     metrics_path, predictions_path = ckpt.eval_paths(out_dir, config.split, config.decode_name)
     write_predictions(predictions_path, [p.as_record() for p in predictions])
-    _write_json(metrics_path, result)
+    ckpt.write_json(metrics_path, result, then="run `kemp-model evaluate` again")
     return EvalResult(metrics=result, metrics_path=metrics_path, predictions_path=predictions_path)
 
 
