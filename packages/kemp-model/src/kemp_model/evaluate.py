@@ -429,6 +429,24 @@ def _rows(dataset: GraphDataset, limit: int | None) -> list[int]:
     return list(range(count))
 
 
+def _predict_split(
+    config: EvalConfig | GenerateConfig,
+    progress: Callable[[int], Callable[[int], None]] | None,
+    *,
+    teacher_forced: bool,
+) -> tuple[LoadedRun, GraphDataset, list[Prediction], Metrics]:
+    """Load the run, open the split, and decode its first ``config.limit`` rows."""
+    run = load_inference_run(config.run_dir, config.device)
+    dataset = _open_split(run, config.graphs, config.split)
+    rows = _rows(dataset, config.limit)
+    predictions, metrics = predict(
+        run.model, dataset, config.decode, rows=rows, batch_size=config.batch_size,
+        device=run.device, teacher_forced=teacher_forced,
+        on_batch=progress(len(rows)) if progress is not None else None,
+    )  # fmt: skip
+    return run, dataset, predictions, metrics
+
+
 def evaluate_run(
     config: EvalConfig, *, progress: Callable[[int], Callable[[int], None]] | None = None
 ) -> EvalResult:
@@ -442,19 +460,7 @@ def evaluate_run(
         CheckpointError / KempModelError / GraphFileError: bad run folder, graph file or split.
     """
     started = time.perf_counter()
-    run = load_inference_run(config.run_dir, config.device)
-    dataset = _open_split(run, config.graphs, config.split)
-    rows = _rows(dataset, config.limit)
-    advance = progress(len(rows)) if progress is not None else None
-    predictions, metrics = predict(
-        run.model,
-        dataset,
-        config.decode,
-        rows=rows,
-        batch_size=config.batch_size,
-        device=run.device,
-        on_batch=advance,
-    )
+    run, dataset, predictions, metrics = _predict_split(config, progress, teacher_forced=True)
     values = metrics.value()
     report = score_records([p.response for p in predictions], [p.reference for p in predictions])
     figures = report.as_dict()
@@ -519,20 +525,7 @@ def generate_run(
 
     Works on unlabelled rows too (no teacher-forced figures are computed).
     """
-    run = load_inference_run(config.run_dir, config.device)
-    dataset = _open_split(run, config.graphs, config.split)
-    rows = _rows(dataset, config.limit)
-    advance = progress(len(rows)) if progress is not None else None
-    predictions, _ = predict(
-        run.model,
-        dataset,
-        config.decode,
-        rows=rows,
-        batch_size=config.batch_size,
-        device=run.device,
-        teacher_forced=False,
-        on_batch=advance,
-    )
+    _, _, predictions, _ = _predict_split(config, progress, teacher_forced=False)
     if config.out is not None:
         with schema.atomic_path(config.out) as tmp, open(tmp, "w", encoding="utf-8") as handle:
             for prediction in predictions:
