@@ -1,6 +1,6 @@
 """Model and training configuration: frozen dataclasses and preset functions (no YAML trees).
 
-Presets (docs/DESIGN.md, "Presets"):
+Presets (docs/DESIGN.md §8):
 
 * ``kemp``: the published model as the released code (qtli/KEMP, built on MoEL) runs it: hidden
   size 300, a 300-wide word table scaled by sqrt(300), 1 encoder and 1 decoder layer, 2 heads

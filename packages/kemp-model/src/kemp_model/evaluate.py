@@ -4,7 +4,7 @@ One pass over the split, in length-sorted batches, computes per batch:
 
 * the teacher-forced loss terms (``model(batch)``): the unsmoothed NLL of the reference
   responses under the copy-mixed distribution, per example and pooled (the two perplexities of
-  docs/DESIGN.md, "Metrics"), and the emotion predictions (accuracy);
+  docs/DESIGN.md §7), and the emotion predictions (accuracy);
 * a decoded response (:func:`kemp_model.decoding.generate`) with the chosen decoding.
 
 The results are merged as :class:`~kemp_model.metrics.Metrics`, the responses scored with

@@ -22,7 +22,7 @@ Decoder (phase C):
   Eq. 17-19 copy: P(w) = p_gen P_vocab(w) + (1 - p_gen) sum_{i: x_i = w} a_i over graph vertices.
   Eq. 21   L = gamma_emo L_emo + gamma_gen L_gen + gamma_att L_att.
 
-What the ``kemp`` preset shares with the official code (docs/DESIGN.md, "Presets"): a
+What the ``kemp`` preset shares with the official code (docs/DESIGN.md §8): a
 300-wide word table scaled by sqrt(300) and projected, pre-norm layers with MoEL's convolutional
 feed-forward blocks, the emotion vector y_0 in place of SOS, the c_e concatenation in every
 decoder layer's cross-attention, an untied output layer with a bias, Xavier initialisation, and

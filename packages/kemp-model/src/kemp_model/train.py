@@ -14,7 +14,7 @@ Resume is bit-exact: ``last.state.safetensors`` holds weights, Adam moments, eve
 state, the :class:`Counters` (sampler position, early stopping, the partial log window); the
 batch order is a pure function of ``(seed, epoch)``.
 
-Validation reports two perplexities (docs/DESIGN.md, "Metrics"): ``ppl_per_example``, the
+Validation reports two perplexities (docs/DESIGN.md §7): ``ppl_per_example``, the
 paper's (exp of the mean over examples of each example's mean token NLL), which early stopping
 follows, and ``ppl_pooled`` (exp of the mean NLL over all tokens of the split).
 """
