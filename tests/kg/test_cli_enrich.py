@@ -42,7 +42,7 @@ def test_enrich_default_output_opens_with_all_splits(demo: Path) -> None:
     graphs = schema.open_graphs(demo / "g.arrow")
     assert sorted(set(graphs.table["split"].to_pylist())) == ["test", "train", "valid"]
     assert len(graphs) == 120  # 60 dialogues x 2 listener turns
-    assert graphs.provenance["preset"] == "paper"
+    assert graphs.provenance["preset"] == "sense"
 
 
 def test_threshold_flags_land_in_provenance(demo: Path) -> None:

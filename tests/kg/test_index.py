@@ -77,7 +77,7 @@ def test_tables_follow_the_interface(sample_index: Path) -> None:
         assert columns["concepts"] == [("term", "VARCHAR"), ("intensity", "DOUBLE"),
                                        ("degree", "INTEGER")]
         assert [c for c, _ in columns["neighbours"]] == ["word", "concept", "relation", "weight",
-                                                         "concept_intensity"]
+                                                         "concept_intensity", "word_pos"]
         # phrases keep their spaces; every edge term is a concept; degree counts both ends
         assert con.execute("SELECT count(*) FROM edges WHERE head = 'ice cream'").fetchone()[0] > 0
         assert con.execute(

@@ -51,7 +51,14 @@ from kemp_kg.dialogues import (
 )
 from kemp_kg.errors import InputError
 from kemp_kg.presets import EnrichConfig
-from kemp_kg.text import PIPELINE_DESCRIPTION, ProcessedTexts, lemma, process_texts, stopwords
+from kemp_kg.text import (
+    PIPELINE_DESCRIPTION,
+    ProcessedTexts,
+    base_form,
+    lemma,
+    process_texts,
+    stopwords,
+)
 from kemp_kg.vocab import load_vocab, vocab_from_counts
 
 #: Examples assembled (and written as one record batch) at a time.
@@ -64,29 +71,33 @@ ProgressHook = Callable[[str, int], Callable[[int], None]]
 
 _RETRIEVAL_SQL = """
 WITH cand AS (
-    SELECT q.qid, n.concept, n.relation, n.weight, n.concept_intensity
+    SELECT q.qid, n.concept, n.relation, n.weight, n.concept_intensity,
+           CASE WHEN $weight_x_intensity THEN n.weight * n.concept_intensity
+                ELSE n.concept_intensity END AS score
     FROM query_keys AS q
     JOIN neighbours AS n ON n.word = q.key
     JOIN vocab_terms AS v ON v.term = n.concept
     WHERE CASE WHEN $inclusive THEN n.weight >= $min_confidence
                ELSE n.weight > $min_confidence END
+      AND (NOT $match_pos OR n.word_pos IS NULL OR n.word_pos = q.pos
+           OR (q.pos = 'a' AND n.word_pos = 's'))
       AND n.concept_intensity >= $min_intensity
       AND NOT list_contains($excluded_relations, n.relation)
       AND NOT list_contains($stopwords, n.concept)
-      AND n.concept <> q.surface AND n.concept <> q.lemma
+      AND n.concept <> q.surface AND n.concept <> q.lemma AND n.concept <> q.key
 ),
 dedup AS (
     SELECT *, row_number() OVER (
-        PARTITION BY qid, concept ORDER BY weight DESC, relation) AS dup
+        PARTITION BY qid, concept ORDER BY score DESC, weight DESC, relation) AS dup
     FROM cand
 ),
 ranked AS (
-    SELECT qid, concept, relation, weight, concept_intensity,
+    SELECT qid, concept, relation, weight, concept_intensity, score,
            row_number() OVER (
-               PARTITION BY qid ORDER BY concept_intensity DESC, weight DESC, concept) AS rank
+               PARTITION BY qid ORDER BY score DESC, weight DESC, concept) AS rank
     FROM dedup WHERE dup = 1
 )
-SELECT qid, rank, concept, relation, weight, concept_intensity,
+SELECT qid, rank, concept, relation, weight, concept_intensity, score,
        dense_rank() OVER (ORDER BY concept) AS concept_order
 FROM ranked WHERE rank <= $top_k
 ORDER BY qid, rank
@@ -201,6 +212,10 @@ class TokenTables:
         if hits.num_rows:
             values = hits["intensity"].to_numpy().astype(np.float32)
             word_intensity[hits["code"].to_numpy()] = values
+        #: distinct words whose intensity came from their base form (``intensity_lemma_fallback``)
+        self.lemma_intensity_words = 0
+        if config.intensity_lemma_fallback:
+            self.lemma_intensity_words = _lemma_intensity(con, words, word_intensity, hits)
         self.intensity = word_intensity[codes] if len(codes) else np.zeros(0, dtype=np.float32)
         # Query words: distinct (token, POS) pairs -> qid; keys are the surface form and the lemma.
         pos_bytes = "".join(processed.query_pos).encode("ascii")
@@ -212,6 +227,8 @@ class TokenTables:
         self.qid = np.full(len(codes), -1, dtype=np.int64)
         self.query_surface: list[str] = []
         self.query_lemma: list[str] = []
+        self.query_pos: list[str] = []  # n/v/a/r per qid
+        self.query_base: list[str] = []  # base form per qid (match_pos lookups)
         if is_query.any():
             pair = codes[is_query] * 4 + pos_num[is_query]
             unique_pairs, inverse = np.unique(pair, return_inverse=True)
@@ -219,8 +236,11 @@ class TokenTables:
             letters = "nvar"
             for value in unique_pairs.tolist():
                 surface = words[value // 4]
+                letter = letters[value % 4]
                 self.query_surface.append(surface)
-                self.query_lemma.append(lemma(surface, letters[value % 4]))
+                self.query_lemma.append(lemma(surface, letter))
+                self.query_pos.append(letter)
+                self.query_base.append(base_form(surface, letter))
 
 
 @dataclass
@@ -232,6 +252,7 @@ class Candidates:
     relation: np.ndarray  # int8 RELATIONS index
     weight: np.ndarray  # float64 (ranked in double precision, written as float32)
     intensity: np.ndarray  # float64
+    score: np.ndarray  # float64 ranking score (intensity, or weight x intensity)
     order: np.ndarray  # int64 rank of the concept string (for ties)
     concept: list[str]
 
@@ -242,14 +263,25 @@ def retrieve(
     vocab_index: dict[str, int],
     config: EnrichConfig,
 ) -> Candidates:
-    """Run the one retrieval + ranking query for all distinct query words."""
+    """Run the one retrieval + ranking query for all distinct query words.
+
+    Keys: the surface form and the lemma (any POS), or with ``config.match_pos`` the base form
+    in the word's own POS only; words whose base form is in ``config.skip_words`` get none.
+    """
     num_q = len(tables.query_surface)
-    surfaces, lemmas = tables.query_surface, tables.query_lemma
-    keys_qid = list(range(num_q)) + [q for q in range(num_q) if lemmas[q] != surfaces[q]]
-    keys = surfaces + [lemmas[q] for q in range(num_q) if lemmas[q] != surfaces[q]]
+    surfaces, lemmas, bases = tables.query_surface, tables.query_lemma, tables.query_base
+    skip = frozenset(config.skip_words)
+    live = [q for q in range(num_q) if bases[q] not in skip and lemmas[q] not in skip]
+    if config.match_pos:
+        keys_qid = live
+        keys = [bases[q] for q in live]
+    else:
+        keys_qid = live + [q for q in live if lemmas[q] != surfaces[q]]
+        keys = [surfaces[q] for q in live] + [lemmas[q] for q in live if lemmas[q] != surfaces[q]]
     query_keys = pa.table({
         "qid": pa.array(keys_qid, type=pa.int64()),
         "key": pa.array(keys, type=pa.string()),
+        "pos": pa.array([tables.query_pos[q] for q in keys_qid], type=pa.string()),
         "surface": pa.array([surfaces[q] for q in keys_qid], type=pa.string()),
         "lemma": pa.array([lemmas[q] for q in keys_qid], type=pa.string()),
     })
@@ -261,8 +293,10 @@ def retrieve(
             con,
             _RETRIEVAL_SQL,
             {
+                "weight_x_intensity": config.rank_by == "weight_x_intensity",
                 "inclusive": config.confidence_inclusive,
                 "min_confidence": config.min_confidence,
+                "match_pos": config.match_pos,
                 "min_intensity": config.min_concept_intensity,
                 "excluded_relations": list(config.excluded_relations),
                 "stopwords": sorted(stopwords()),
@@ -287,9 +321,47 @@ def retrieve(
                              dtype=np.int8, count=result.num_rows),
         weight=result["weight"].to_numpy().astype(np.float64),
         intensity=result["concept_intensity"].to_numpy().astype(np.float64),
+        score=result["score"].to_numpy().astype(np.float64),
         order=result["concept_order"].to_numpy().astype(np.int64),
         concept=concepts,
     )
+
+
+def _lemma_intensity(con: Any, words: list[str], intensity: np.ndarray, hits: pa.Table) -> int:
+    """Give each word outside the lexicon its WordNet base form's intensity (the first of its
+    noun, verb, adjective, adverb base forms that the lexicon holds), in place; returns how many
+    distinct words got one."""
+    found = np.zeros(len(words), dtype=bool)
+    if hits.num_rows:
+        found[hits["code"].to_numpy()] = True
+    codes: list[int] = []
+    forms: list[str] = []
+    for code in np.flatnonzero(~found).tolist():
+        word = words[code]
+        if not word.isalpha():
+            continue
+        for pos in "nvar":
+            form = base_form(word, pos)
+            if form != word:
+                codes.append(code)
+                forms.append(form)
+    if not codes:
+        return 0
+    table = pa.table({"code": pa.array(codes, type=pa.int64()),
+                      "form": pa.array(forms, type=pa.string()),
+                      "pref": pa.array(np.arange(len(codes), dtype=np.int64))})
+    con.register("token_forms", table)
+    try:
+        rows = _arrow(
+            con,
+            "SELECT code, arg_min(l.intensity, pref) AS intensity FROM token_forms t "
+            "JOIN lexicon l ON l.word = t.form GROUP BY code",
+        )
+    finally:
+        con.unregister("token_forms")
+    if rows.num_rows:
+        intensity[rows["code"].to_numpy()] = rows["intensity"].to_numpy().astype(np.float32)
+    return rows.num_rows
 
 
 def _gather_ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -353,7 +425,7 @@ def assemble(
     if len(rows):
         order = np.lexsort((
             c_pos, candidates.order[rows], -candidates.weight[rows],
-            -candidates.intensity[rows], c_ex,
+            -candidates.score[rows], c_ex,
         ))
         rows, c_ex, c_pos = rows[order], c_ex[order], c_pos[order]
         key = c_ex * (int(candidates.order.max()) + 1) + candidates.order[rows]
@@ -582,8 +654,11 @@ def enrich_provenance(
     vocab_source: dict[str, object],
     split_counts: Counter[str],
     report: ReadReport,
+    lemma_intensity_words: int = 0,
 ) -> dict[str, object]:
-    """What the graph file records about how it was made (thresholds, inputs, vocabulary)."""
+    """What the graph file records about how it was made (thresholds, inputs, vocabulary).
+
+    ``lemma_intensity_words``: distinct tokens whose intensity came from their base form."""
     return {
         "tool": "kemp-kg enrich",
         "tool_version": kemp_kg.__version__,
@@ -600,6 +675,11 @@ def enrich_provenance(
         "shard_hash": "blake2b-64(conv_id) mod n",
         "vocab": {**vocab_source, "size": len(vocab), "concept_terms": "vocabulary tokens only"},
         "text_pipeline": PIPELINE_DESCRIPTION,
+        "context_intensity": {
+            "lookup": "surface form, else its WordNet base form (n, v, a, r)"
+            if config.intensity_lemma_fallback else "surface form",
+            "words_by_base_form": lemma_intensity_words,
+        },
         "examples": dict(sorted(split_counts.items())),
         "skipped": dict(sorted(report.skipped.items())),
     }
@@ -688,6 +768,7 @@ def enrich(
         provenance = enrich_provenance(
             config=config, index=index, inputs=inputs, split=split, shard=shard, vocab=vocab,
             vocab_source=vocab_source, split_counts=split_counts, report=selection.report,
+            lemma_intensity_words=tables.lemma_intensity_words,
         )
         path, per_ex = write_examples(
             out, plan, pool.texts, tables, candidates, config, vocab=vocab,

@@ -12,8 +12,11 @@ into ``index_dir/``:
   - ``lexicon(word PRIMARY KEY, valence, arousal, dominance, intensity)``: Eq. 1 in [0, 1];
   - ``concepts(term PRIMARY KEY, intensity, degree)``: every term of ``edges``, intensity from
     the lexicon (0 when absent), degree = number of edges touching it;
-  - view ``neighbours(word, concept, relation, weight, concept_intensity)``: the UNDIRECTED
-    neighbourhood (each edge read both ways). ``kemp-kg query`` and ``kemp-kg enrich`` use it.
+  - view ``neighbours(word, concept, relation, weight, concept_intensity, word_pos)``: the
+    neighbourhood of a word, each edge read both ways (ConceptNet, triples, the ``conceptnet``
+    WordNet rules) or head -> tail only when the source writes every edge from the word's side
+    (the ``sense`` WordNet rules; the manifest's ``directed``). ``word_pos`` is the POS of the
+    word's end (NULL when the source has none). ``kemp-kg query`` and ``kemp-kg enrich`` use it.
 
 * ``edges.parquet``, ``lexicon.parquet``, ``concepts.parquet``: exports of the tables;
 * ``manifest.json``: format, tool version, build time, source and lexicon checksums, options,
@@ -27,6 +30,7 @@ and the same options is a no-op unless ``force=True``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -44,8 +48,10 @@ import duckdb
 from kemp_kg import __version__, schema
 from kemp_kg.errors import IndexNotFoundError, InputError, KempError
 from kemp_kg.intensity import Lexicon, load_lexicon
+from kemp_kg.wordnet_source import WordNetRules, sense_rules
 
-INDEX_FORMAT = "kemp-index/1"
+#: /2: ``neighbours`` has ``word_pos`` and may be directed (``manifest["directed"]``).
+INDEX_FORMAT = "kemp-index/2"
 DB_NAME = "index.duckdb"
 MANIFEST_NAME = "manifest.json"
 EXPORTED_TABLES: tuple[str, ...] = ("edges", "lexicon", "concepts")
@@ -78,14 +84,17 @@ class BuildOptions:
     Attributes:
         memory_limit: DuckDB memory limit for the build (spills to disk beyond it).
         threads: DuckDB worker threads (None = DuckDB's default, all cores).
+        wordnet: the rules that turn WordNet into edges (:mod:`kemp_kg.wordnet_source`).
     """
 
     memory_limit: str = "3GB"
     threads: int | None = None
+    wordnet: WordNetRules = dataclasses.field(default_factory=sense_rules)
 
-    def fingerprint(self) -> dict[str, Any]:
-        """The options that change the index's CONTENT (threads and memory do not)."""
-        return {}
+    def fingerprint(self, kind: str | None = None) -> dict[str, Any]:
+        """The options that change the index's CONTENT for a source ``kind`` (threads and memory
+        do not; the WordNet rules do, for ``wordnet``)."""
+        return {"wordnet": self.wordnet.to_json()} if kind == WORDNET else {}
 
 
 @dataclass(frozen=True)
@@ -185,7 +194,7 @@ def _same_input(
         return False
     if lex.get("sha256") != (lexicon.sha256 if lexicon else None):
         return False
-    if manifest.get("options") != options.fingerprint():
+    if manifest.get("options") != options.fingerprint(spec.kind):
         return False
     files = (DB_NAME, *(table + ".parquet" for table in EXPORTED_TABLES))
     if not all((index_dir / name).is_file() for name in files):
@@ -234,9 +243,10 @@ def _load_source(
     spec: SourceSpec,
     scratch: Path,
     progress: ProgressFn | None,
-) -> tuple[dict[str, int | None], dict[str, int], list[str], bool]:
+    wordnet: WordNetRules,
+) -> tuple[dict[str, int | None], dict[str, int], list[str], bool, bool]:
     """Fill the edges from the source; return (counts, skipped, notes on how it was read,
-    whether the rows are already deduplicated without self-loops).
+    whether the rows are already deduplicated without self-loops, whether they are directed).
 
     A ConceptNet dump is deduplicated while it is scanned, so its rows go straight into the final
     ``edges`` table (one write); the other sources fill the temporary ``raw_edges`` table, which
@@ -248,7 +258,7 @@ def _load_source(
         on_progress = None if progress is None else (lambda f: progress("reading dump", f))
         con.execute(_EDGES_DDL)
         loaded = load_dump(con, spec.path, "edges", scratch=scratch, on_progress=on_progress)
-        return loaded.counts, loaded.skipped, list(loaded.notes), True
+        return loaded.counts, loaded.skipped, list(loaded.notes), True, False
     con.execute(_RAW_EDGES_DDL)
     if spec.kind == "triples":
         from kemp_kg.triples import load_triples
@@ -256,13 +266,13 @@ def _load_source(
         if progress:
             progress("reading triples", None)
         loaded_t = load_triples(con, spec.path, "raw_edges")
-        return loaded_t.counts, loaded_t.skipped, [], False
+        return loaded_t.counts, loaded_t.skipped, [], False, False
     from kemp_kg.wordnet_source import load_wordnet
 
     if progress:
         progress("reading WordNet", None)
-    loaded_w = load_wordnet(con, "raw_edges")
-    return loaded_w.counts, loaded_w.skipped, [], False
+    loaded_w = load_wordnet(con, "raw_edges", wordnet)
+    return loaded_w.counts, loaded_w.skipped, [], False, loaded_w.directed
 
 
 def _write_index(
@@ -270,13 +280,14 @@ def _write_index(
     lexicon: Lexicon | None,
     progress: ProgressFn | None,
     deduplicated: bool,
+    directed: bool = False,
 ) -> dict[str, int]:
     """Create lexicon, concepts and the view (and edges from ``raw_edges`` unless the source
     filled ``edges`` itself).
 
     ``deduplicated``: ``edges`` already holds the source's rows, unique on (head, relation, tail)
     without self-loops (the ConceptNet reader deduplicates while it scans); otherwise ``raw_edges``
-    is deduplicated into ``edges`` here.
+    is deduplicated into ``edges`` here. ``directed``: ``neighbours`` reads head -> tail only.
 
     ``edges`` is not sorted: every reader (``neighbours``, enrich's hash join, ``query``) selects
     or joins by value and orders its own results, and sorting 530k edges cost 0.25 CPU-s of a
@@ -331,13 +342,18 @@ def _write_index(
         ") t LEFT JOIN lexicon l ON l.word = t.term ORDER BY t.term"
     )
     con.execute("ALTER TABLE concepts ADD PRIMARY KEY (term)")
-    con.execute(
-        "CREATE VIEW neighbours AS "
+    forward = (
         "SELECT e.head AS word, e.tail AS concept, e.relation, e.weight, "
-        "c.intensity AS concept_intensity FROM edges e JOIN concepts c ON c.term = e.tail "
-        "UNION ALL "
+        "c.intensity AS concept_intensity, e.head_pos AS word_pos "
+        "FROM edges e JOIN concepts c ON c.term = e.tail"
+    )
+    backward = (
         "SELECT e.tail AS word, e.head AS concept, e.relation, e.weight, "
-        "c.intensity AS concept_intensity FROM edges e JOIN concepts c ON c.term = e.head"
+        "c.intensity AS concept_intensity, e.tail_pos AS word_pos "
+        "FROM edges e JOIN concepts c ON c.term = e.head"
+    )
+    con.execute(
+        "CREATE VIEW neighbours AS " + (forward if directed else f"{forward} UNION ALL {backward}")
     )
     edges, concepts, in_lexicon = con.execute(
         "SELECT (SELECT count(*) FROM edges), (SELECT count(*) FROM concepts), "
@@ -451,10 +467,10 @@ def _build_resolved(
                 con.execute("SET progress_bar_time = 100")
                 if options.threads:
                     con.execute("SET threads = ?", [int(options.threads)])
-                counts, skipped, notes, deduplicated = _load_source(
-                    con, spec, tmp / ".scratch", progress
+                counts, skipped, notes, deduplicated, directed = _load_source(
+                    con, spec, tmp / ".scratch", progress, options.wordnet
                 )
-                counts.update(_write_index(con, lex, progress, deduplicated))
+                counts.update(_write_index(con, lex, progress, deduplicated, directed))
                 relations = dict(
                     con.execute(
                         "SELECT relation, count(*) FROM edges GROUP BY relation "
@@ -499,7 +515,8 @@ def _build_resolved(
                     "raw_min": None if lex is None else lex.raw_min,
                     "raw_max": None if lex is None else lex.raw_max,
                 },
-                "options": options.fingerprint(),
+                "options": options.fingerprint(spec.kind),
+                "directed": directed,
                 "counts": counts,
                 "relations": relations,
                 "skipped": skipped,

@@ -31,6 +31,18 @@ from dataclasses import dataclass
 
 from kemp_kg.schema import RELATIONS
 
+#: Orders of a word's candidates (see :class:`EnrichConfig`).
+RANKINGS: tuple[str, ...] = ("intensity", "weight_x_intensity")
+#: Query words that fetch no concepts in the ``sense`` preset: light verbs (the verbs of ED's
+#: "i got / went / feel / made / took / said" that made up a quarter of concept slots) and
+#: frequent discourse words, by WordNet base form.
+LIGHT_WORDS: tuple[str, ...] = (
+    "be", "have", "do", "get", "go", "come", "make", "take", "give", "put", "let", "keep",
+    "say", "tell", "ask", "know", "think", "feel", "want", "need", "seem", "see", "look",
+    "try", "mean", "thing", "lot", "bit", "kind", "sort", "way", "back", "last", "really",
+    "actually", "pretty", "still", "even", "well", "much", "ever", "also", "never", "always",
+    "lol", "yeah", "okay", "ok", "oh",
+)
 OFFICIAL_EXCLUDED_RELATIONS: tuple[str, ...] = (
     "Antonym", "ExternalURL", "NotDesires", "NotHasProperty", "NotCapableOf", "dbpedia",
     "DistinctFrom", "EtymologicallyDerivedFrom", "EtymologicallyRelatedTo", "SymbolOf", "FormOf",
@@ -56,6 +68,17 @@ class EnrichConfig:
         excluded_relations: relations never followed.
         query_pos: WordNet POS letters of query words (n, v, a, r).
         min_count: vocabulary min count (training tokens rarer than this become ``<unk>``).
+        rank_by: how a word's candidates (and an example's concepts) are ordered:
+            ``intensity`` (the paper: Eq. 1 intensity, then weight) or ``weight_x_intensity``
+            (weight times intensity, then weight: a rare sense's intense neighbour no longer
+            beats a common sense's).
+        match_pos: look a query word up by its WordNet base form for its tagged POS
+            (``felt``/VBD -> ``feel``, verb senses only; needs POS in the index, as WordNet has);
+            False: surface form and lemma, any POS (the official code).
+        skip_words: query words (by base form) that never fetch concepts: light verbs and
+            discourse words whose neighbours are generic and would fill the per-example cap.
+        intensity_lemma_fallback: a context token outside the lexicon gets its WordNet base
+            form's intensity (``got`` -> ``get``, ``months`` -> ``month``); False: surface only.
     """
 
     preset: str
@@ -67,6 +90,10 @@ class EnrichConfig:
     excluded_relations: tuple[str, ...]
     query_pos: tuple[str, ...] = ("n", "v", "a", "r")
     min_count: int = 1
+    rank_by: str = "intensity"
+    match_pos: bool = False
+    skip_words: tuple[str, ...] = ()
+    intensity_lemma_fallback: bool = False
 
     def __post_init__(self) -> None:
         if self.top_k_per_token < 0:
@@ -79,6 +106,8 @@ class EnrichConfig:
             raise ValueError(
                 f"min_concept_intensity must be in [0, 1], got {self.min_concept_intensity}"
             )
+        if self.rank_by not in RANKINGS:
+            raise ValueError(f"rank_by must be one of {', '.join(RANKINGS)}; got {self.rank_by!r}")
         if self.min_count < 1:
             raise ValueError(f"min_count must be >= 1, got {self.min_count}")
         unknown = [r for r in self.excluded_relations if r not in RELATIONS]
@@ -96,6 +125,7 @@ class EnrichConfig:
         data = dataclasses.asdict(self)
         data["excluded_relations"] = list(self.excluded_relations)
         data["query_pos"] = list(self.query_pos)
+        data["skip_words"] = list(self.skip_words)
         return data
 
     @classmethod
@@ -103,7 +133,7 @@ class EnrichConfig:
         """Rebuild a config from :meth:`to_json` output (e.g. a graph file's provenance)."""
         fields = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in data.items() if k in fields}
-        for key in ("excluded_relations", "query_pos"):
+        for key in ("excluded_relations", "query_pos", "skip_words"):
             if key in values:
                 values[key] = tuple(values[key])  # type: ignore[arg-type]
         return cls(**values)  # type: ignore[arg-type]
@@ -135,7 +165,20 @@ def official() -> EnrichConfig:
     )
 
 
-PRESETS: dict[str, Callable[[], EnrichConfig]] = {"paper": paper, "official": official}
+def sense() -> EnrichConfig:
+    """Relevance-aware retrieval for a sense-aware index (``build-index wordnet``, ``sense``
+    rules): the paper's alpha, K' and N and relation list, but the word looked up by its base
+    form in its own part of speech, light words skipped, candidates ranked by weight x
+    intensity, and the lemma's intensity for context tokens outside the lexicon."""
+    return dataclasses.replace(
+        paper(), preset="sense", rank_by="weight_x_intensity", match_pos=True,
+        skip_words=LIGHT_WORDS, intensity_lemma_fallback=True,
+    )
+
+
+PRESETS: dict[str, Callable[[], EnrichConfig]] = {
+    "paper": paper, "official": official, "sense": sense,
+}
 
 
 def preset(name: str) -> EnrichConfig:

@@ -469,6 +469,16 @@ class Morphy:
         found = [f for f in dict.fromkeys([word, *forms]) if f in known]
         return min(found, key=len) if found else word
 
+    def base_form(self, word: str, pos: str) -> str:
+        """The form a sense lookup should use: an irregular inflection's base form first
+        (``felt`` -> ``feel``, ``saw`` -> ``see`` as verbs, though ``felt`` and ``saw`` are verbs
+        too), else the word if WordNet lists it, else :meth:`lemma`."""
+        known = self.lemmas[pos]
+        for form in self.exceptions[pos].get(word, ()):
+            if form in known and form != word:
+                return form
+        return word if word in known else self.lemma(word, pos)
+
 
 @lru_cache(maxsize=1)
 def _morphy() -> Morphy:
@@ -478,3 +488,8 @@ def _morphy() -> Morphy:
 def lemma(word: str, pos: str) -> str:
     """Step 6: WordNet lemma of ``word`` with WordNet POS ``pos`` (n/v/a/r)."""
     return _morphy().lemma(word, pos)
+
+
+def base_form(word: str, pos: str) -> str:
+    """:meth:`Morphy.base_form`: irregular inflections resolved first (for sense lookups)."""
+    return _morphy().base_form(word, pos)

@@ -34,8 +34,10 @@ def enrich_command(
         Path("index"), "--index", help="Index folder (kemp-kg build-index)."),
     out_path: Path = typer.Option(Path("out.arrow"), "--out", help="Graph file to write."),
     preset_name: str = typer.Option(
-        "paper", "--preset", metavar="[paper|official]",
-        help="Retrieval thresholds (README: Dialogues and enrich).", show_default=True),
+        "sense", "--preset", metavar="[sense|paper|official]",
+        help="Retrieval thresholds (README: Dialogues and enrich). sense: for a 'sense' WordNet "
+        "index (base form in its own POS, light words skipped, weight x intensity).",
+        show_default=True),
     min_confidence: Optional[float] = typer.Option(
         None, "--min-confidence", help="Edge weight threshold (alpha; paper 0.1, official 1.0)."),
     confidence_inclusive: Optional[bool] = typer.Option(
@@ -47,6 +49,8 @@ def enrich_command(
         None, "--top-k-per-token", help="K': concepts per query word (paper 5, official 1)."),
     max_concepts: Optional[int] = typer.Option(
         None, "--max-concepts", help="N: concepts per example (10 in both presets)."),
+    rank_by: Optional[str] = typer.Option(
+        None, "--rank-by", help="intensity (paper, official) | weight_x_intensity (sense)."),
     exclude_relations: Optional[str] = typer.Option(
         None, "--exclude-relations", help="Comma-separated relations never followed."),
     query_pos: Optional[str] = typer.Option(
@@ -83,6 +87,7 @@ def enrich_command(
             min_concept_intensity=min_intensity,
             top_k_per_token=top_k,
             max_concepts_per_dialogue=max_concepts,
+            rank_by=rank_by,
             excluded_relations=_split_list(exclude_relations),
             query_pos=_split_list(query_pos),
             min_count=min_count,

@@ -21,6 +21,7 @@ from rich.table import Table
 
 from kemp_kg.cli.app import app
 from kemp_kg.index import BuildOptions, build_index, open_index, resolve_source
+from kemp_kg.wordnet_source import wordnet_rules as wordnet_rules_named
 
 out = Console()
 err = Console(stderr=True)
@@ -69,6 +70,28 @@ def build_index_command(
     force: bool = typer.Option(False, "--force", help="Rebuild even if the input is unchanged."),
     memory_limit: str = typer.Option("3GB", "--memory-limit", help="DuckDB memory limit."),
     threads: Optional[int] = typer.Option(None, "--threads", help="DuckDB threads (default: all)."),
+    wordnet_rules: str = typer.Option(
+        "sense", "--wordnet-rules",
+        help="For 'wordnet': 'sense' (frequent senses, SemCor-weighted, read word -> concept) or "
+        "'conceptnet' (every sense, weights 2.0/1.0, read both ways: the earlier mapping).",
+    ),
+    max_senses: Optional[int] = typer.Option(
+        None, "--wordnet-max-senses", min=1,
+        help="'sense' rules: a word keeps at most its first N senses per POS (default 3).",
+    ),
+    min_share: Optional[float] = typer.Option(
+        None, "--wordnet-min-share", min=0.0, max=1.0,
+        help="'sense' rules: a later sense needs (count+1)/(top count+1) >= this (default 0.25).",
+    ),
+    all_senses: bool = typer.Option(
+        False, "--wordnet-all-senses",
+        help="'sense' rules: keep every sense (still weighted by frequency).",
+    ),
+    merge_proper_nouns: bool = typer.Option(
+        False, "--wordnet-merge-proper-nouns",
+        help="'sense' rules: count capitalised/instance senses (Job, Paris) as senses of the "
+        "lowercase word too.",
+    ),
 ) -> None:
     """Build the knowledge index (DuckDB + Parquet + manifest.json) from SOURCE and a lexicon.
 
@@ -76,7 +99,19 @@ def build_index_command(
     Example: kemp-kg build-index conceptnet-assertions-5.7.0.csv.gz --lexicon
     NRC-VAD-Lexicon.txt --index index/
     """
-    options = BuildOptions(memory_limit=memory_limit, threads=threads)
+    try:
+        rules = wordnet_rules_named(wordnet_rules)
+        if rules.preset == "sense":
+            rules = rules.replace(
+                max_senses=max_senses, min_share=min_share,
+                senses="all" if all_senses else None,
+                proper_nouns="merge" if merge_proper_nouns else None,
+            )
+        elif (max_senses, min_share, all_senses, merge_proper_nouns) != (None, None, False, False):
+            raise ValueError("the --wordnet-* sense options apply to --wordnet-rules sense only")
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    options = BuildOptions(memory_limit=memory_limit, threads=threads, wordnet=rules)
     spec = resolve_source(source)
     if lexicon is None:
         err.print("[yellow]warning:[/] no --lexicon: every concept intensity will be 0")
