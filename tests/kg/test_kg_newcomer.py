@@ -185,7 +185,7 @@ def test_help_has_no_bool_markers(command: str) -> None:
 
 def test_enrich_help_shows_choices() -> None:
     output = CliRunner().invoke(app, ["enrich", "--help"], terminal_width=100).output
-    assert "[paper|official]" in output and "[train|valid|test]" in output
+    assert "[sense|paper|official]" in output and "[train|valid|test]" in output
 
 
 # ------------------------------------------------------------------ the index a graph file names
