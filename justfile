@@ -34,6 +34,11 @@ demo out="work/demo": setup
 test: setup
     {{bin}}/python -m pytest -q -m "not slow" tests
 
+# Lint and format check (ruff, pinned in requirements-dev.txt; settings in pyproject.toml).
+lint: setup
+    {{bin}}/ruff check .
+    {{bin}}/ruff format --check .
+
 # Slow tests only (long real-data runs).
 test-slow: setup
     {{bin}}/python -m pytest -q -m slow tests
