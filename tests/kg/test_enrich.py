@@ -131,7 +131,7 @@ def test_hand_built_dialogue_gives_exactly_the_expected_graph(
 
     prov = graphs.provenance
     assert prov["preset"] == "paper" and prov["thresholds"]["top_k_per_token"] == 5
-    assert prov["index"]["source"]["sha256"] and prov["index"]["lexicon"]["sha256"]
+    assert prov["index"]["source"]["xxh3_128"] and prov["index"]["lexicon"]["sha256"]
     assert prov["inputs"][0]["sha256"] and prov["examples"] == {"train": 2}
 
 

@@ -39,9 +39,10 @@ def test_manifest_and_files(
                              "relations", "skipped"}
     assert manifest["source"]["kind"] == "triples"
     assert manifest["source"]["bytes"] == sample_knowledge.stat().st_size
-    import hashlib
+    import xxhash
 
-    assert manifest["source"]["sha256"] == hashlib.sha256(sample_knowledge.read_bytes()).hexdigest()
+    digest = xxhash.xxh3_128(sample_knowledge.read_bytes()).hexdigest()
+    assert manifest["source"]["xxh3_128"] == digest
     lexicon = load_lexicon(sample_lexicon)
     assert manifest["lexicon"]["sha256"] == lexicon.sha256
     assert manifest["lexicon"]["words"] == len(lexicon)

@@ -25,7 +25,7 @@ import os
 import threading
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -118,11 +118,11 @@ def is_dump_path(path: Path) -> bool:
 
 
 def _read_csv_sql(compressed: bool, strict: bool = True) -> str:
-    """The one place that spells the dump's format for DuckDB (``?`` = the file path)."""
+    """The one place that spells the dump's format for DuckDB (``$path`` = the file path)."""
     compression = "gzip" if compressed else "none"
     lenient = "" if strict else "strict_mode=false, "
     return (
-        "read_csv(?, delim='\t', quote='', escape='', header=false, auto_detect=false, "
+        "read_csv($path, delim='\t', quote='', escape='', header=false, auto_detect=false, "
         "columns={'uri': 'VARCHAR', 'relation': 'VARCHAR', 'start': 'VARCHAR', "
         "'end': 'VARCHAR', 'meta': 'VARCHAR'}, "
         f"compression='{compression}', {lenient}store_rejects=true, "
@@ -216,7 +216,7 @@ def _rows_scanned(con: duckdb.DuckDBPyConnection) -> int | None:
 def _run_with_progress(
     con: duckdb.DuckDBPyConnection,
     sql: str,
-    params: list[object],
+    params: dict[str, object],
     on_progress: Callable[[float], None] | None,
 ) -> None:
     """Execute ``sql``, reporting DuckDB's query progress (0..1) from a polling thread."""
@@ -244,6 +244,168 @@ def _run_with_progress(
     on_progress(1.0)
 
 
+def _check_dump_file(path: Path) -> bool:
+    """Whether the dump at ``path`` is gzip-compressed, after checking that it can be read.
+
+    Raises:
+        InputError: missing, a folder, unreadable, or named ``.gz`` without being gzip.
+    """
+    if not path.exists():
+        raise InputError(f"{path}: no such file (expected a ConceptNet assertions dump)")
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder, expected a ConceptNet assertions dump file")
+    try:
+        compressed = _is_gzip(path)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the dump ({exc.strerror or exc})") from None
+    if path.name.lower().endswith(".gz") and not compressed:
+        raise InputError(f"{path}: named .gz but not gzip-compressed; rename it or recompress it")
+    return compressed
+
+
+def _scan_sql(compressed: bool, strict: bool) -> str:
+    """The one streaming query that fills ``kemp_cn_groups`` (parameter ``$path``).
+
+    It scans, keeps English-English rows, parses them, classifies problems, and deduplicates
+    with a hash aggregate that runs while the file is read. Problem rows (bad JSON, missing
+    weight, bad URI, self-loop) collapse into one group per reason.
+    """
+    start, end = '"start"', '"end"'
+    return (
+        "CREATE OR REPLACE TEMP TABLE kemp_cn_groups AS "
+        "WITH parsed AS (SELECT "
+        f"{concept_term_sql(start)} AS head, {concept_pos_sql(start)} AS head_pos, "
+        f"{relation_sql('relation')} AS relation, "
+        f"{concept_term_sql(end)} AS tail, {concept_pos_sql(end)} AS tail_pos, "
+        "try(json_extract_string(meta, ['$.weight', '$.dataset'])) AS fields "
+        f"FROM {_read_csv_sql(compressed, strict)} "
+        f"WHERE prefix({start}, '/c/en/') AND prefix({end}, '/c/en/')), "
+        "classified AS (SELECT *, TRY_CAST(fields[1] AS DOUBLE) AS weight, "
+        "CASE WHEN fields IS NULL THEN 'bad JSON' "
+        "WHEN TRY_CAST(fields[1] AS DOUBLE) IS NULL "
+        "  OR NOT isfinite(TRY_CAST(fields[1] AS DOUBLE)) THEN 'missing weight' "
+        "WHEN trim(head) = '' OR trim(tail) = '' THEN 'bad concept URI' "
+        "WHEN head = tail THEN 'self-loop' END AS problem FROM parsed) "
+        "SELECT problem, "
+        "CASE WHEN problem IS NULL THEN head END AS head, "
+        "CASE WHEN problem IS NULL THEN relation END AS relation, "
+        "CASE WHEN problem IS NULL THEN tail END AS tail, count(*) AS rows, "
+        "max({'w': weight, 'hp': coalesce(head_pos, ''), 'tp': coalesce(tail_pos, ''), "
+        "'ds': coalesce(fields[2], '')}) AS best "
+        "FROM classified GROUP BY ALL"
+    )
+
+
+@dataclass
+class _Scan:
+    """How the scan went: CSV rows DuckDB produced (None if unknown), whether a truncated gzip
+    stream was cut (and a partial last line dropped), and notes on fallbacks used."""
+
+    rows_scanned: int | None = None
+    truncated_gzip: int = 0
+    partial_line: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def _scan_dump(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    compressed: bool,
+    *,
+    scratch: Path,
+    on_progress: Callable[[float], None] | None,
+) -> _Scan:
+    """Run :func:`_scan_sql` into ``kemp_cn_groups``, falling back where a real dump needs it.
+
+    A truncated or corrupt gzip stream is rebuilt from its readable prefix (in ``scratch``);
+    DuckDB's strict CSV mode stopping at a stray carriage return is retried leniently. Anything
+    else is a one-line :class:`InputError`.
+    """
+    scan = _Scan()
+    read_path, compressed_now, strict = path, compressed, True
+    con.execute("PRAGMA enable_profiling='no_output'")
+    try:
+        while True:
+            con.execute("DROP TABLE IF EXISTS kemp_rejects")
+            con.execute("DROP TABLE IF EXISTS kemp_reject_scans")
+            try:
+                _run_with_progress(con, _scan_sql(compressed_now, strict),
+                                   {"path": str(read_path)}, on_progress)
+                break
+            except duckdb.IOException as exc:
+                message = str(exc).splitlines()[0]
+                if not (compressed_now and "gzip" in message.lower()):
+                    raise InputError(f"{path}: cannot read the dump ({message})") from None
+                # Truncated or corrupt gzip: build from the readable prefix, report the loss.
+                scratch.mkdir(parents=True, exist_ok=True)
+                read_path = scratch / "recovered-prefix.csv"
+                recovered, scan.partial_line = _recover_gzip_prefix(path, read_path)
+                if recovered == 0:
+                    raise InputError(
+                        f"{path}: gzip stream is corrupt before its first complete line "
+                        f"({message})"
+                    ) from None
+                compressed_now = False
+                scan.truncated_gzip = 1  # reported even when the cut fell on a line boundary
+                scan.notes.append(f"gzip stream ends early ({message}); built from the first "
+                                  f"{recovered:,} decompressed bytes")
+            except duckdb.InvalidInputException as exc:
+                message = str(exc).splitlines()[0]
+                if strict and "invalid state" in message:
+                    # DuckDB's strict CSV mode stops at a stray carriage return; re-read leniently.
+                    strict = False
+                    scan.notes.append(
+                        "strict CSV parsing stopped (a stray carriage return?); re-read with "
+                        "strict_mode=false: lines with too many columns were cut to 5 fields "
+                        "instead of skipped"
+                    )
+                    continue
+                raise InputError(
+                    f"{path}: cannot read the dump ({message}); is this a ConceptNet "
+                    "assertions dump?"
+                ) from None
+        scan.rows_scanned = _rows_scanned(con)
+    finally:
+        con.execute("PRAGMA disable_profiling")
+        if read_path != path:
+            read_path.unlink(missing_ok=True)
+    return scan
+
+
+def _rejected_lines(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Lines DuckDB's CSV reader rejected, by our skip reason."""
+    skipped: dict[str, int] = {}
+    try:
+        rejects = con.execute(
+            "SELECT error_type, count(DISTINCT (file_id, line)) FROM kemp_rejects GROUP BY ALL"
+        ).fetchall()
+    except duckdb.CatalogException:  # DuckDB creates the table only when it has rows
+        rejects = []
+    for error_type, lines in rejects:
+        reason = _map_error_type(str(error_type))
+        skipped[reason] = skipped.get(reason, 0) + int(lines)
+    return skipped
+
+
+def _insert_groups(con: duckdb.DuckDBPyConnection, table: str) -> tuple[dict[str, int], int]:
+    """Append the good groups of ``kemp_cn_groups`` to ``table`` and drop it; return the English
+    rows per outcome (``ok`` or a problem, self-loop included) and the number of edges written."""
+    problems = {
+        str(name): int(rows)
+        for name, rows in con.execute(
+            "SELECT coalesce(problem, 'ok'), sum(rows) FROM kemp_cn_groups GROUP BY ALL"
+        ).fetchall()
+    }
+    con.execute(
+        f"INSERT INTO {table} SELECT head, nullif(best.hp, ''), relation, tail, "
+        "nullif(best.tp, ''), best.w, nullif(best.ds, '') FROM kemp_cn_groups "
+        "WHERE problem IS NULL"
+    )
+    (edges,) = con.execute("SELECT count(*) FROM kemp_cn_groups WHERE problem IS NULL").fetchone()
+    con.execute("DROP TABLE kemp_cn_groups")
+    return problems, int(edges)
+
+
 def load_dump(
     con: duckdb.DuckDBPyConnection,
     path: str | os.PathLike[str],
@@ -261,146 +423,42 @@ def load_dump(
     ``counts`` says how many self-loops and duplicates were removed. ``scratch`` is a folder
     for the recovered prefix of a truncated gzip file.
 
+    Steps: :func:`_check_dump_file`, :func:`_scan_dump` (one query, with its fallbacks),
+    :func:`_rejected_lines`, :func:`_insert_groups`, then the counts.
+
     Raises:
         InputError: the file does not exist, is not readable, is not gzip although named so, or
             holds no readable line at all.
     """
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such file (expected a ConceptNet assertions dump)")
-    if path.is_dir():
-        raise InputError(f"{path}: is a folder, expected a ConceptNet assertions dump file")
-    try:
-        compressed = _is_gzip(path)
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read the dump ({exc.strerror or exc})") from None
-    if path.name.lower().endswith(".gz") and not compressed:
-        raise InputError(f"{path}: named .gz but not gzip-compressed; rename it or recompress it")
-
-    start, end = '"start"', '"end"'
-
-    def scan_sql(compressed_now: bool, strict: bool) -> str:
-        # One streaming query: scan, keep English-English, parse, classify problems, and
-        # deduplicate with a hash aggregate that runs while the file is read. Problem rows
-        # (bad JSON, missing weight, bad URI, self-loop) collapse into one group per reason.
-        return (
-            "CREATE OR REPLACE TEMP TABLE kemp_cn_groups AS "
-            "WITH parsed AS (SELECT "
-            f"{concept_term_sql(start)} AS head, {concept_pos_sql(start)} AS head_pos, "
-            f"{relation_sql('relation')} AS relation, "
-            f"{concept_term_sql(end)} AS tail, {concept_pos_sql(end)} AS tail_pos, "
-            "try(json_extract_string(meta, ['$.weight', '$.dataset'])) AS fields "
-            f"FROM {_read_csv_sql(compressed_now, strict)} "
-            f"WHERE prefix({start}, '/c/en/') AND prefix({end}, '/c/en/')), "
-            "classified AS (SELECT *, TRY_CAST(fields[1] AS DOUBLE) AS weight, "
-            "CASE WHEN fields IS NULL THEN 'bad JSON' "
-            "WHEN TRY_CAST(fields[1] AS DOUBLE) IS NULL "
-            "  OR NOT isfinite(TRY_CAST(fields[1] AS DOUBLE)) THEN 'missing weight' "
-            "WHEN trim(head) = '' OR trim(tail) = '' THEN 'bad concept URI' "
-            "WHEN head = tail THEN 'self-loop' END AS problem FROM parsed) "
-            "SELECT problem, "
-            "CASE WHEN problem IS NULL THEN head END AS head, "
-            "CASE WHEN problem IS NULL THEN relation END AS relation, "
-            "CASE WHEN problem IS NULL THEN tail END AS tail, count(*) AS rows, "
-            "max({'w': weight, 'hp': coalesce(head_pos, ''), 'tp': coalesce(tail_pos, ''), "
-            "'ds': coalesce(fields[2], '')}) AS best "
-            "FROM classified GROUP BY ALL"
-        )
-
-    notes: list[str] = []
-    truncated_line = 0
-    partial_line = False
-    read_path, compressed_now, strict = path, compressed, True
-    con.execute("PRAGMA enable_profiling='no_output'")
-    try:
-        while True:
-            con.execute("DROP TABLE IF EXISTS kemp_rejects")
-            con.execute("DROP TABLE IF EXISTS kemp_reject_scans")
-            try:
-                _run_with_progress(con, scan_sql(compressed_now, strict), [str(read_path)],
-                                   on_progress)
-                break
-            except duckdb.IOException as exc:
-                message = str(exc).splitlines()[0]
-                if not (compressed_now and "gzip" in message.lower()):
-                    raise InputError(f"{path}: cannot read the dump ({message})") from None
-                # Truncated or corrupt gzip: build from the readable prefix, report the loss.
-                scratch.mkdir(parents=True, exist_ok=True)
-                read_path = scratch / "recovered-prefix.csv"
-                recovered, partial_line = _recover_gzip_prefix(path, read_path)
-                if recovered == 0:
-                    raise InputError(
-                        f"{path}: gzip stream is corrupt before its first complete line "
-                        f"({message})"
-                    ) from None
-                compressed_now = False
-                truncated_line = 1  # reported even when the cut fell on a line boundary
-                notes.append(f"gzip stream ends early ({message}); built from the first "
-                             f"{recovered:,} decompressed bytes")
-            except duckdb.InvalidInputException as exc:
-                message = str(exc).splitlines()[0]
-                if strict and "invalid state" in message:
-                    # DuckDB's strict CSV mode stops at a stray carriage return; re-read leniently.
-                    strict = False
-                    notes.append("strict CSV parsing stopped (a stray carriage return?); re-read "
-                                 "with strict_mode=false: lines with too many columns were cut "
-                                 "to 5 fields instead of skipped")
-                    continue
-                raise InputError(
-                    f"{path}: cannot read the dump ({message}); is this a ConceptNet "
-                    "assertions dump?"
-                ) from None
-        scanned = _rows_scanned(con)
-    finally:
-        con.execute("PRAGMA disable_profiling")
-        if read_path != path:
-            read_path.unlink(missing_ok=True)
-
-    skipped: dict[str, int] = {}
-    try:
-        rejects = con.execute(
-            "SELECT error_type, count(DISTINCT (file_id, line)) FROM kemp_rejects GROUP BY ALL"
-        ).fetchall()
-    except duckdb.CatalogException:  # DuckDB creates the table only when it has rows
-        rejects = []
-    for error_type, lines in rejects:
-        reason = _map_error_type(str(error_type))
-        skipped[reason] = skipped.get(reason, 0) + int(lines)
-    problems = dict(
-        con.execute(
-            "SELECT coalesce(problem, 'ok'), sum(rows) FROM kemp_cn_groups GROUP BY ALL"
-        ).fetchall()
-    )
-    english = int(sum(problems.values()))
-    self_loops = int(problems.pop("self-loop", 0))
-    kept_rows = int(problems.pop("ok", 0))
-    for reason, value in (*problems.items(), ("truncated gzip", truncated_line)):
+    compressed = _check_dump_file(path)
+    scan = _scan_dump(con, path, compressed, scratch=scratch, on_progress=on_progress)
+    skipped = _rejected_lines(con)
+    problems, edges = _insert_groups(con, table)
+    english = sum(problems.values())
+    self_loops = problems.pop("self-loop", 0)
+    kept_rows = problems.pop("ok", 0)
+    for reason, value in (*problems.items(), ("truncated gzip", scan.truncated_gzip)):
         if value:
             skipped[reason] = skipped.get(reason, 0) + int(value)
-    con.execute(
-        f"INSERT INTO {table} SELECT head, nullif(best.hp, ''), relation, tail, "
-        "nullif(best.tp, ''), best.w, nullif(best.ds, '') FROM kemp_cn_groups "
-        "WHERE problem IS NULL"
-    )
-    (edges,) = con.execute("SELECT count(*) FROM kemp_cn_groups WHERE problem IS NULL").fetchone()
-    con.execute("DROP TABLE kemp_cn_groups")
     csv_reasons = ("wrong column count", "non-UTF-8", "other CSV error")
     rejected = sum(skipped.get(r, 0) for r in csv_reasons)
-    if scanned == 0 and rejected > 0:
+    if scan.rows_scanned == 0 and rejected > 0:
         raise InputError(
             f"{path}: no readable assertion line ({rejected} lines rejected: "
             + ", ".join(f"{k} {v}" for k, v in sorted(skipped.items()))
             + "); is this a ConceptNet assertions dump?"
         )
+    scanned = scan.rows_scanned
     counts: dict[str, int | None] = {
-        "lines_read": None if scanned is None else scanned + rejected + int(partial_line),
+        "lines_read": None if scanned is None else scanned + rejected + int(scan.partial_line),
         "english_rows": english,
         "rows_kept": kept_rows + self_loops,
         "source_rows": kept_rows + self_loops,
         "self_loops_dropped": self_loops,
-        "duplicates_merged": kept_rows - int(edges),
+        "duplicates_merged": kept_rows - edges,
     }
-    return DumpLoad(counts=counts, skipped=dict(sorted(skipped.items())), notes=tuple(notes))
+    return DumpLoad(counts=counts, skipped=dict(sorted(skipped.items())), notes=tuple(scan.notes))
 
 
 __all__ = [

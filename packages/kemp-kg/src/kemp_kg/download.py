@@ -27,7 +27,6 @@ What a download guarantees:
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import http.client
 import json
 import os
@@ -47,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
+from kemp_kg.digest import sha256_file
 from kemp_kg.errors import KempError
 from kemp_kg.schema import output_lock, replace_folder
 
@@ -288,16 +288,7 @@ class _Progress:
 
 
 # --------------------------------------------------------------------------------------------
-# Checksums and small file helpers
-
-
-def sha256_file(path: str | os.PathLike[str], chunk_bytes: int = 1 << 20) -> str:
-    """The SHA-256 hex digest of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk_bytes):
-            digest.update(block)
-    return digest.hexdigest()
+# Small file helpers (checksums: kemp_kg.digest)
 
 
 def _fsync_replace(tmp: Path, final: Path) -> None:

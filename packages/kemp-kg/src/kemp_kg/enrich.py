@@ -47,8 +47,13 @@ import pyarrow.compute as pc
 import kemp_kg
 from kemp_kg import schema
 from kemp_kg.dialogues import (
-    Conversation, Example, ReadReport, expand_examples, read_dialogues,
+    Conversation,
+    Example,
+    ReadReport,
+    expand_examples,
+    read_dialogues,
 )
+from kemp_kg.digest import sha256_file
 from kemp_kg.errors import InputError
 from kemp_kg.presets import EnrichConfig
 from kemp_kg.text import (
@@ -127,14 +132,6 @@ def parse_shard(text: str) -> tuple[int, int]:
     if count < 1 or not 0 <= index < count:
         raise ValueError(f"shard {text!r}: need 0 <= i < n")
     return index, count
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -598,7 +595,8 @@ def count_tokens(pool: TextPool, processed: ProcessedTexts) -> dict[str, int]:
     codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     weights = np.repeat(occurrences, np.diff(processed.offsets)).astype(np.float64)
     totals = np.bincount(codes, weights=weights, minlength=len(encoded.dictionary))
-    return {word: int(n) for word, n in zip(encoded.dictionary.to_pylist(), totals.tolist()) if n}
+    words = encoded.dictionary.to_pylist()
+    return {word: int(n) for word, n in zip(words, totals.tolist(), strict=True) if n}
 
 
 def choose_vocab(
@@ -667,7 +665,7 @@ def enrich_provenance(
         "thresholds": config.to_json(),
         "index": index_provenance(index),
         "inputs": [
-            {"path": str(p), "sha256": file_sha256(p), "bytes": p.stat().st_size}
+            {"path": str(p), "sha256": sha256_file(p), "bytes": p.stat().st_size}
             for p in _input_files(inputs)
         ],
         "split_override": split,

@@ -32,7 +32,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
-import hashlib
 import json
 import os
 import shutil
@@ -46,6 +45,7 @@ from typing import Any
 import duckdb
 
 from kemp_kg import __version__, schema
+from kemp_kg.digest import file_digest, new_digest
 from kemp_kg.errors import IndexNotFoundError, InputError, KempError
 from kemp_kg.intensity import Lexicon, load_lexicon
 from kemp_kg.wordnet_source import WordNetRules, sense_rules
@@ -106,16 +106,6 @@ class SourceSpec:
     bytes: int
 
 
-def _sha256_file(path: Path, chunk: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    buffer = bytearray(chunk)
-    view = memoryview(buffer)
-    with open(path, "rb", buffering=0) as handle:
-        while size := handle.readinto(buffer):
-            digest.update(view[:size])
-    return digest.hexdigest()
-
-
 def resolve_source(source: str | os.PathLike[str]) -> SourceSpec:
     """Classify ``source``: ``"wordnet"``, a ConceptNet dump (``.csv``/``.csv.gz``) or triples
     (``.tsv``/``.parquet``).
@@ -155,19 +145,72 @@ def resolve_source(source: str | os.PathLike[str]) -> SourceSpec:
     return SourceSpec(kind, path, size)
 
 
-def source_sha256(spec: SourceSpec) -> str:
-    """SHA-256 of the source's bytes (for WordNet: of its database files, in name order)."""
+#: The digest that identifies a knowledge source in the manifest (``source.<name>``); fast
+#: enough to be read beside DuckDB's scan (:mod:`kemp_kg.digest` says why it is not SHA-256).
+SOURCE_DIGEST = "xxh3_128"
+
+
+def source_digest(spec: SourceSpec) -> str:
+    """:data:`SOURCE_DIGEST` of the source's bytes (for WordNet: of its database files' digests,
+    in name order)."""
     if spec.kind == "wordnet":
         from kemp_kg.wordnet_source import wordnet_files
 
-        digest = hashlib.sha256()
+        digest = new_digest(SOURCE_DIGEST)
         for file in wordnet_files():
-            digest.update(file.name.encode() + b"\0" + _sha256_file(file).encode() + b"\n")
+            part = file_digest(file, SOURCE_DIGEST)
+            digest.update(file.name.encode() + b"\0" + part.encode() + b"\n")
         return digest.hexdigest()
     try:
-        return _sha256_file(spec.path)
+        return file_digest(spec.path, SOURCE_DIGEST)
     except OSError as exc:
         raise InputError(f"{spec.path}: cannot read ({exc.strerror or exc})") from None
+
+
+class SourceHasher:
+    """The source digest, computed at most once, optionally in a thread beside the build.
+
+    The build reads the source with DuckDB while this thread reads it again for the digest: the
+    second read comes from the page cache, and XXH3 costs little more than that copy, so the
+    digest adds no second scan's worth of CPU. :meth:`value` waits for the thread and re-raises
+    its error in the caller.
+    """
+
+    def __init__(self, spec: SourceSpec) -> None:
+        self._spec = spec
+        self._value: str | None = None
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+
+    def _run(self) -> None:
+        try:
+            self._value = source_digest(self._spec)
+        except BaseException as exc:  # re-raised by value() in the calling thread
+            self._error = exc
+
+    def start(self) -> None:
+        """Start hashing in a daemon thread (no-op when the digest is known or running)."""
+        if self._value is None and self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="kemp-digest", daemon=True)
+            self._thread.start()
+
+    def wait(self) -> None:
+        """Join the thread if one runs (errors stay stored for :meth:`value`)."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def value(self) -> str:
+        """The digest (computed here if no thread did)."""
+        self.wait()
+        if self._error is not None:
+            raise self._error
+        if self._value is None:
+            self._run()
+            if self._error is not None:
+                raise self._error
+        assert self._value is not None
+        return self._value
 
 
 def _read_manifest(index_dir: Path) -> dict[str, Any] | None:
@@ -199,7 +242,7 @@ def _same_input(
     files = (DB_NAME, *(table + ".parquet" for table in EXPORTED_TABLES))
     if not all((index_dir / name).is_file() for name in files):
         return False
-    return src.get("sha256") == source_hash()
+    return src.get(SOURCE_DIGEST) == source_hash()
 
 
 @contextlib.contextmanager
@@ -409,6 +452,102 @@ def build_index(
     return _build_resolved(final, spec, lex, force=force, options=options, progress=progress)
 
 
+def _existing_manifest(final: Path) -> dict[str, Any] | None:
+    """The manifest of the index already at ``final`` (None when there is none yet).
+
+    Raises:
+        InputError: ``final`` is a file, or a non-empty folder that is not a kemp index (it is
+            never deleted).
+    """
+    if final.exists() and not final.is_dir():
+        raise InputError(f"{final}: exists and is not a folder; choose another --index")
+    existing = _read_manifest(final) if final.is_dir() else None
+    if final.is_dir() and existing is None and any(final.iterdir()):
+        raise InputError(
+            f"{final}: is a non-empty folder without a kemp index manifest; choose another "
+            "--index or remove it yourself"
+        )
+    return existing
+
+
+def _connect_for_build(folder: Path, options: BuildOptions) -> duckdb.DuckDBPyConnection:
+    """A new ``index.duckdb`` in ``folder`` with the build's settings (memory, spill folder,
+    threads, unordered inserts, progress tracked for our bar but not printed by DuckDB)."""
+    con = duckdb.connect(str(folder / DB_NAME))
+    con.execute("SET memory_limit = $limit", {"limit": options.memory_limit})
+    con.execute("SET temp_directory = $spill", {"spill": str(folder / ".spill")})
+    con.execute("SET preserve_insertion_order = false")
+    con.execute("SET enable_progress_bar = true")
+    con.execute("SET enable_progress_bar_print = false")
+    con.execute("SET progress_bar_time = 100")
+    if options.threads:
+        con.execute("SET threads = $threads", {"threads": int(options.threads)})
+    return con
+
+
+def _relation_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Edges per relation, most frequent first."""
+    return dict(
+        con.execute(
+            "SELECT relation, count(*) FROM edges GROUP BY relation "
+            "ORDER BY count(*) DESC, relation"
+        ).fetchall()
+    )
+
+
+def _export_parquet(con: duckdb.DuckDBPyConnection, folder: Path) -> None:
+    """``<table>.parquet`` in ``folder`` for every table of :data:`EXPORTED_TABLES`."""
+    for name in EXPORTED_TABLES:
+        # COPY takes no parameter for its target: quote the path as an SQL string literal
+        # (the --index folder is user data and may hold quotes or semicolons).
+        target = (folder / (name + ".parquet")).as_posix().replace("'", "''")
+        # zstd level 1: 0.07 CPU-s less than the default level 3 on the 5.9M dump's
+        # edges for 7 instead of 6 MiB
+        con.execute(
+            f"COPY {name} TO '{target}' (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1)"
+        )
+
+
+def _manifest(
+    *,
+    started: dt.datetime,
+    spec: SourceSpec,
+    digest: str,
+    lex: Lexicon | None,
+    options: BuildOptions,
+    directed: bool,
+    counts: dict[str, Any],
+    relations: dict[str, int],
+    skipped: dict[str, int],
+    notes: list[str],
+) -> dict[str, Any]:
+    """The ``manifest.json`` of a finished build."""
+    return {
+        "format": INDEX_FORMAT,
+        "tool_version": __version__,
+        "built_at": started.isoformat(timespec="seconds"),
+        "source": {
+            "kind": spec.kind,
+            "path": str(spec.path if spec.kind == "wordnet" else spec.path.resolve()),
+            SOURCE_DIGEST: digest,
+            "bytes": spec.bytes,
+        },
+        "lexicon": {
+            "path": None if lex is None else str(lex.path.resolve()),
+            "sha256": None if lex is None else lex.sha256,
+            "words": 0 if lex is None else len(lex),
+            "raw_min": None if lex is None else lex.raw_min,
+            "raw_max": None if lex is None else lex.raw_max,
+        },
+        "options": options.fingerprint(spec.kind),
+        "directed": directed,
+        "counts": counts,
+        "relations": relations,
+        "skipped": skipped,
+        "notes": notes,
+    }
+
+
 def _build_resolved(
     final: Path,
     spec: SourceSpec,
@@ -418,110 +557,37 @@ def _build_resolved(
     options: BuildOptions,
     progress: ProgressFn | None,
 ) -> dict[str, Any]:
-    """:func:`build_index` once the source and lexicon are resolved."""
-    if final.exists() and not final.is_dir():
-        raise InputError(f"{final}: exists and is not a folder; choose another --index")
-    existing = _read_manifest(final) if final.is_dir() else None
-    if final.is_dir() and existing is None and any(final.iterdir()):
-        raise InputError(
-            f"{final}: is a non-empty folder without a kemp index manifest; choose another "
-            "--index or remove it yourself"
-        )
-
-    hash_result: dict[str, str] = {}
-
-    def cached_hash() -> str:
-        if "sha256" not in hash_result:
-            hash_result["sha256"] = source_sha256(spec)
-        return hash_result["sha256"]
-
+    """:func:`build_index` once the source and lexicon are resolved: no-op check, then load,
+    derive, export and describe the index in a temporary folder that replaces ``final``."""
+    existing = _existing_manifest(final)
+    hasher = SourceHasher(spec)
     if existing is not None and not force:
-        if _same_input(final, existing, spec, cached_hash, lex, options):
+        if _same_input(final, existing, spec, hasher.value, lex, options):
             return {**existing, "rebuilt": False}
-
-    # Hash big sources while DuckDB reads them (hashlib releases the GIL on large blocks).
-    hasher: threading.Thread | None = None
-    hash_error: list[BaseException] = []
-    if "sha256" not in hash_result:
-
-        def run_hash() -> None:
-            try:
-                cached_hash()
-            except BaseException as exc:  # re-raised in the main thread
-                hash_error.append(exc)
-
-        hasher = threading.Thread(target=run_hash, name="kemp-sha256", daemon=True)
-        hasher.start()
-
+    hasher.start()  # read beside DuckDB's scan (no-op when the check above computed it)
     started = dt.datetime.now(dt.timezone.utc)
     try:
         with _building(final) as tmp:
-            con = duckdb.connect(str(tmp / DB_NAME))
+            con = _connect_for_build(tmp, options)
             try:
-                con.execute("SET memory_limit = ?", [options.memory_limit])
-                con.execute("SET temp_directory = ?", [str(tmp / ".spill")])
-                con.execute("SET preserve_insertion_order = false")
-                # DuckDB tracks query progress (read by our rich bar) but does not print its own
-                con.execute("SET enable_progress_bar = true")
-                con.execute("SET enable_progress_bar_print = false")
-                con.execute("SET progress_bar_time = 100")
-                if options.threads:
-                    con.execute("SET threads = ?", [int(options.threads)])
                 counts, skipped, notes, deduplicated, directed = _load_source(
                     con, spec, tmp / ".scratch", progress, options.wordnet
                 )
                 counts.update(_write_index(con, lex, progress, deduplicated, directed))
-                relations = dict(
-                    con.execute(
-                        "SELECT relation, count(*) FROM edges GROUP BY relation "
-                        "ORDER BY count(*) DESC, relation"
-                    ).fetchall()
-                )
+                relations = _relation_counts(con)
                 if progress:
                     progress("writing Parquet", None)
-                for name in EXPORTED_TABLES:
-                    # COPY takes no `?` for its target: quote the path as an SQL string literal
-                    # (the --index folder is user data and may hold quotes or semicolons).
-                    target = (tmp / (name + ".parquet")).as_posix().replace("'", "''")
-                    # zstd level 1: 0.07 CPU-s less than the default level 3 on the 5.9M dump's
-                    # edges for 7 instead of 6 MiB
-                    con.execute(
-                        f"COPY {name} TO '{target}' "
-                        "(FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1)"
-                    )
+                _export_parquet(con, tmp)
                 con.execute("CHECKPOINT")
             finally:
                 con.close()
             shutil.rmtree(tmp / ".spill", ignore_errors=True)
             shutil.rmtree(tmp / ".scratch", ignore_errors=True)
-            if hasher is not None:
-                hasher.join()
-                if hash_error:
-                    raise hash_error[0]
-            manifest = {
-                "format": INDEX_FORMAT,
-                "tool_version": __version__,
-                "built_at": started.isoformat(timespec="seconds"),
-                "source": {
-                    "kind": spec.kind,
-                    "path": str(spec.path if spec.kind == "wordnet" else spec.path.resolve()),
-                    "sha256": cached_hash(),
-                    "bytes": spec.bytes,
-                },
-                "lexicon": {
-                    "path": None if lex is None else str(lex.path.resolve()),
-                    "sha256": None if lex is None else lex.sha256,
-                    "words": 0 if lex is None else len(lex),
-                    "raw_min": None if lex is None else lex.raw_min,
-                    "raw_max": None if lex is None else lex.raw_max,
-                },
-                "options": options.fingerprint(spec.kind),
-                "directed": directed,
-                "counts": counts,
-                "relations": relations,
-                "skipped": skipped,
-                "notes": notes,
-            }
+            manifest = _manifest(
+                started=started, spec=spec, digest=hasher.value(), lex=lex, options=options,
+                directed=directed, counts=counts, relations=relations, skipped=skipped,
+                notes=notes,
+            )
             (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
             _fsync_tree(tmp)
     except duckdb.OutOfMemoryException as exc:
@@ -532,8 +598,7 @@ def _build_resolved(
     except duckdb.IOException as exc:  # source read errors are InputErrors already: this is us
         raise KempError(f"{final}: cannot write the index ({str(exc).splitlines()[0]})") from None
     finally:
-        if hasher is not None and hasher.is_alive():
-            hasher.join()
+        hasher.wait()
     return {**manifest, "rebuilt": True}
 
 
@@ -587,9 +652,9 @@ class KnowledgeIndex:
         try:
             rows = con.execute(
                 "SELECT concept, relation, weight, concept_intensity FROM neighbours "
-                "WHERE word = ? ORDER BY concept_intensity DESC, weight DESC, concept, relation "
-                "LIMIT ?",
-                [term, int(top)],
+                "WHERE word = $word "
+                "ORDER BY concept_intensity DESC, weight DESC, concept, relation LIMIT $top",
+                {"word": term, "top": int(top)},
             ).fetchall()
         finally:
             con.close()
@@ -600,7 +665,7 @@ class KnowledgeIndex:
         con = self.connect()
         try:
             row = con.execute(
-                "SELECT intensity FROM lexicon WHERE word = ?", [word.strip().lower()]
+                "SELECT intensity FROM lexicon WHERE word = $word", {"word": word.strip().lower()}
             ).fetchone()
         finally:
             con.close()
@@ -635,5 +700,5 @@ def open_index(index_dir: str | os.PathLike[str]) -> KnowledgeIndex:
 
 __all__ = [
     "BuildOptions", "INDEX_FORMAT", "KnowledgeIndex", "Neighbour", "SourceSpec", "build_index",
-    "open_index", "resolve_source", "source_sha256",
+    "SOURCE_DIGEST", "SourceHasher", "open_index", "resolve_source", "source_digest",
 ]  # fmt: skip

@@ -97,8 +97,9 @@ def load_triples(
             columns = {
                 row[0]: row[1]
                 for row in con.execute(
-                    "SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM read_parquet(?))",
-                    [str(path)],
+                    "SELECT column_name, column_type "
+                    "FROM (DESCRIBE SELECT * FROM read_parquet($path))",
+                    {"path": str(path)},
                 ).fetchall()
             }
         except duckdb.Error as exc:
@@ -111,27 +112,27 @@ def load_triples(
             )
         head_pos = "head_pos" if "head_pos" in columns else None
         tail_pos = "tail_pos" if "tail_pos" in columns else None
-        dataset_sql = "coalesce(CAST(dataset AS VARCHAR), ?)" if "dataset" in columns else "?"
+        dataset_sql = (
+            "coalesce(CAST(dataset AS VARCHAR), $dataset)" if "dataset" in columns else "$dataset"
+        )
         source = (
             "(SELECT CAST(head AS VARCHAR) AS head, CAST(relation AS VARCHAR) AS relation, "
             "CAST(tail AS VARCHAR) AS tail, CAST(weight AS VARCHAR) AS weight"
             + (", CAST(head_pos AS VARCHAR) AS head_pos" if head_pos else "")
             + (", CAST(tail_pos AS VARCHAR) AS tail_pos" if tail_pos else "")
             + (", dataset" if "dataset" in columns else "")
-            + " FROM read_parquet(?))"
+            + " FROM read_parquet($path))"
         )
-        params: list[object] = [dataset, str(path)]
     else:
         _check_tsv_header(path)
         head_pos = tail_pos = None
-        dataset_sql = "?"
+        dataset_sql = "$dataset"
         source = (
-            "read_csv(?, delim='\t', quote='', escape='', header=false, skip=1, auto_detect=false, "
-            "columns={'head': 'VARCHAR', 'relation': 'VARCHAR', 'tail': 'VARCHAR', "
+            "read_csv($path, delim='\t', quote='', escape='', header=false, skip=1, "
+            "auto_detect=false, columns={'head': 'VARCHAR', 'relation': 'VARCHAR', 'tail': 'VARCHAR', "
             "'weight': 'VARCHAR'}, store_rejects=true, rejects_table='kemp_triple_rejects', "
             "rejects_scan='kemp_triple_reject_scans')"
         )
-        params = [dataset, str(path)]
     try:
         con.execute(
             "CREATE OR REPLACE TEMP TABLE kemp_triples AS SELECT "
@@ -140,7 +141,7 @@ def load_triples(
             f"{_term_sql('tail')} AS tail, {_pos_sql('tail', tail_pos)} AS tail_pos, "
             f"TRY_CAST(trim(weight) AS DOUBLE) AS weight, {dataset_sql} AS dataset "
             f"FROM {source}",
-            params,
+            {"dataset": dataset, "path": str(path)},
         )
     except duckdb.Error as exc:
         raise InputError(f"{path}: cannot read the triples ({str(exc).splitlines()[0]})") from None

@@ -20,7 +20,7 @@ from rich.progress import (
 from rich.table import Table
 
 from kemp_kg.cli.app import app
-from kemp_kg.index import BuildOptions, build_index, open_index, resolve_source
+from kemp_kg.index import SOURCE_DIGEST, BuildOptions, build_index, open_index, resolve_source
 from kemp_kg.wordnet_source import wordnet_rules as wordnet_rules_named
 
 out = Console()
@@ -125,12 +125,13 @@ def build_index_command(
     if not manifest.get("rebuilt", True):
         out.print(
             f"[green]{index}[/]: already built from the same input "
-            f"({manifest['source']['sha256'][:12]}...); nothing to do (use --force to rebuild)"
+            f"({SOURCE_DIGEST} {manifest['source'][SOURCE_DIGEST][:12]}...); nothing to do "
+            "(use --force to rebuild)"
         )
         return
     table = Table(title=f"knowledge index {index}", show_header=False)
     table.add_row("source", f"{manifest['source']['kind']}: {manifest['source']['path']}")
-    table.add_row("source sha256", manifest["source"]["sha256"])
+    table.add_row(f"source {SOURCE_DIGEST}", manifest["source"][SOURCE_DIGEST])
     lex = manifest["lexicon"]
     table.add_row("lexicon", f"{lex['path']} ({lex['words']} words)" if lex["path"] else "none")
     for key, value in manifest["counts"].items():
