@@ -160,7 +160,7 @@ def write_results(args: Any, state: Any, out: Path) -> None:
         header,
         *rows,
         "",
-        "Metrics (DESIGN.md section 4): emotion accuracy over the 32 labels; perplexity = exp of",
+        "Metrics (docs/DESIGN.md §7): emotion accuracy over the 32 labels; perplexity = exp of",
         "the mean token NLL of the references (no label smoothing); Distinct-n = distinct n-grams",
         "over all generated n-grams x 100 (corpus level, bigrams as token pairs); BLEU-4 corpus",
         "BLEU; *top response %* = share of the test set given the single most frequent response.",

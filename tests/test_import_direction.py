@@ -1,4 +1,4 @@
-"""DESIGN.md section 2: imports flow one way.
+"""docs/DESIGN.md §2.1: imports flow one way.
 
 kemp_kg never imports torch or kemp_model; kemp_model imports only kemp_kg.schema from kemp_kg;
 the contract module imports pyarrow and the standard library only. Checked on the AST of every

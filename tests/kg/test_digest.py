@@ -45,3 +45,14 @@ def test_source_hasher_thread_gives_the_source_digest_and_reraises_errors(blob):
     failing.start()
     with pytest.raises(InputError, match="cannot read"):
         failing.value()
+
+
+def test_index_checksum_reads_the_xxh3_digest_and_still_the_legacy_sha256():
+    from kemp_kg import schema
+
+    new = {"format": "kemp-index/1", "source": {"xxh3_128": "ab" * 16}, "lexicon": {"sha256": "c"}}
+    old = {"format": "kemp-index/1", "source": {"sha256": "ab" * 32}, "lexicon": {"sha256": "c"}}
+    assert schema.index_checksum(new) is not None and schema.index_checksum(old) is not None
+    assert schema.index_checksum(new) != schema.index_checksum(old)
+    changed = {**new, "source": {"xxh3_128": "cd" * 16}}
+    assert schema.index_checksum(changed) != schema.index_checksum(new)

@@ -1,6 +1,6 @@
 """File digests: the one place kemp-kg reads a file to checksum it.
 
-Two algorithms, each where it fits (docs/DESIGN.md, "Checksums"):
+Two algorithms, each where it fits (docs/DESIGN.md §4, "Checksums"):
 
 * ``sha256``: what is verified against a published, pinned value (``kemp-kg download``) and what
   a graph file records about its (small) dialogue inputs;

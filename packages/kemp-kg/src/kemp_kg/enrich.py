@@ -6,7 +6,8 @@ Pipeline (:func:`enrich`), one named step each, timed by :class:`StageClock`:
    conversations, expand every listener turn into an example;
 2. :func:`pool_texts` + :func:`kemp_kg.text.process_texts`: the text pipeline (:mod:`kemp_kg.text`)
    runs once per *unique* utterance, over all cores;
-3. :func:`choose_vocab`: vocabulary from the training split (:mod:`kemp_kg.vocab`), or ``--vocab``;
+3. :func:`choose_vocab`: vocabulary from the training split (:mod:`kemp_kg.vocab`), from every
+   split as the released code builds it (``--vocab-scope official``), or ``--vocab``;
 4. :func:`retrieve_concepts`: retrieval + ranking as ONE DuckDB query (:data:`_RETRIEVAL_SQL`,
    named parameters): the distinct query words (surface form and WordNet lemma as keys) are
    joined against the index's ``neighbours`` view, filtered by relation, confidence, concept
@@ -64,7 +65,7 @@ from kemp_kg.text import (
     process_texts,
     stopwords,
 )
-from kemp_kg.vocab import load_vocab, vocab_from_counts
+from kemp_kg.vocab import VOCAB_SCOPES, load_vocab, vocab_from_counts
 
 #: Examples assembled (and written as one record batch) at a time.
 BATCH_EXAMPLES = 16_384
@@ -564,16 +565,21 @@ class TextPool:
         return i
 
 
-def pool_texts(selection: Selection, *, count_vocab: bool) -> TextPool:
-    """Step 2a: this shard's turns (tagged if ever in a history), plus, when ``count_vocab``,
-    every training turn of ALL conversations (tokens only) as vocabulary occurrences."""
+def pool_texts(selection: Selection, *, vocab_scope: str | None) -> TextPool:
+    """Step 2a: this shard's turns (tagged if ever in a history), plus the vocabulary's texts
+    (tokens only) from ALL conversations, so every shard counts the same ones:
+
+    * ``vocab_scope="train"``: every turn of the training conversations;
+    * ``vocab_scope="official"``: every turn of every split and each conversation's situation;
+    * ``None``: none (the vocabulary comes from a file).
+    """
     pool = TextPool()
     for conv in selection.mine:
         last_target = max(i for i, t in enumerate(conv.turns) if t.role == "listener")
         pool.conv_text_ids[conv.conv_id] = [
             pool.intern(t.text, i < last_target) for i, t in enumerate(conv.turns)
         ]
-    if count_vocab:
+    if vocab_scope == "train":
         for conv in selection.conversations:
             if conv.split == "train":
                 pool.vocab_occurrences.extend(pool.intern(t.text, False) for t in conv.turns)
@@ -582,6 +588,11 @@ def pool_texts(selection: Selection, *, count_vocab: bool) -> TextPool:
                 "no training conversations to build the vocabulary from; pass --vocab FILE "
                 "(a JSON token list or an earlier graph file) or include the train split"
             )
+    elif vocab_scope == "official":
+        for conv in selection.conversations:
+            pool.vocab_occurrences.extend(pool.intern(t.text, False) for t in conv.turns)
+            if conv.situation:
+                pool.vocab_occurrences.append(pool.intern(conv.situation, False))
     return pool
 
 
@@ -604,11 +615,20 @@ def choose_vocab(
     processed: ProcessedTexts,
     config: EnrichConfig,
     vocab_file: str | os.PathLike[str] | None,
+    vocab_scope: str = "train",
+    splits: Sequence[str] = ("train",),
 ) -> tuple[list[str], dict[str, object]]:
-    """Step 3: the vocabulary (from ``vocab_file`` or counted here) and its provenance entry."""
+    """Step 3: the vocabulary (from ``vocab_file`` or counted here over the texts
+    :func:`pool_texts` gathered for ``vocab_scope``) and its provenance entry; ``splits`` are
+    the splits an ``official`` vocabulary was counted over."""
     if vocab_file is not None:
         return load_vocab(vocab_file), {"file": str(vocab_file)}
     vocab = vocab_from_counts(count_tokens(pool, processed), min_count=config.min_count)
+    if vocab_scope == "official":
+        return vocab, {
+            "scope": "official", "splits": sorted(splits), "texts": "turns and situations",
+            "min_count": config.min_count,
+        }
     return vocab, {"split": "train", "min_count": config.min_count}
 
 
@@ -723,6 +743,7 @@ def enrich(
     shard: tuple[int, int] | None = None,
     strict: bool = False,
     vocab_file: str | os.PathLike[str] | None = None,
+    vocab_scope: str = "train",
     workers: int | None = None,
     progress: ProgressHook | None = None,
 ) -> EnrichResult:
@@ -737,6 +758,9 @@ def enrich(
         shard: ``(i, n)``: write only conversations of shard i of n.
         strict: stop at the first bad record instead of skipping it.
         vocab_file: reuse this vocabulary (JSON list or a graph file) instead of building one.
+        vocab_scope: what a vocabulary built here counts (:data:`kemp_kg.vocab.VOCAB_SCOPES`):
+            ``train`` (default) the training turns; ``official`` every split's turns and
+            situations, as the released KEMP code does (use with ``min_count`` 1 to match it).
         workers: text-pipeline processes (default: all usable CPUs).
         progress: optional progress hook.
 
@@ -745,6 +769,10 @@ def enrich(
     """
     from kemp_kg.index import open_index
 
+    if vocab_scope not in VOCAB_SCOPES:
+        raise ValueError(f"vocab_scope must be one of {VOCAB_SCOPES}, got {vocab_scope!r}")
+    if vocab_file is not None and vocab_scope != "train":
+        raise ValueError("a vocabulary file and vocab_scope='official' exclude each other")
     hook = progress or _noop
     clock = StageClock()
     inputs = [dialogues] if isinstance(dialogues, (str, os.PathLike)) else list(dialogues)
@@ -752,11 +780,14 @@ def enrich(
         index = open_index(index_dir)  # fail early on a missing index, before the slow part
         selection = select_examples(inputs, split=split, strict=strict, shard=shard)
     with clock.stage("text"):
-        pool = pool_texts(selection, count_vocab=vocab_file is None)
+        pool = pool_texts(selection, vocab_scope=None if vocab_file else vocab_scope)
         processed = process_texts(pool.texts, tag=pool.needs_tag, workers=workers,
                                   progress=hook("text", len(pool.texts)))
     with clock.stage("vocab"):
-        vocab, vocab_source = choose_vocab(pool, processed, config, vocab_file)
+        splits = {c.split for c in selection.conversations}
+        vocab, vocab_source = choose_vocab(
+            pool, processed, config, vocab_file, vocab_scope=vocab_scope, splits=sorted(splits)
+        )
         vocab_index = {tok: i for i, tok in enumerate(vocab)}
     with clock.stage("retrieve"):
         tables, candidates = retrieve_concepts(index, processed, vocab_index, config)

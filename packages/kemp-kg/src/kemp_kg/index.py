@@ -147,7 +147,7 @@ def resolve_source(source: str | os.PathLike[str]) -> SourceSpec:
 
 #: The digest that identifies a knowledge source in the manifest (``source.<name>``); fast
 #: enough to be read beside DuckDB's scan (:mod:`kemp_kg.digest` says why it is not SHA-256).
-SOURCE_DIGEST = "xxh3_128"
+SOURCE_DIGEST = schema.SOURCE_DIGEST_KEYS[0]
 
 
 def source_digest(spec: SourceSpec) -> str:

@@ -14,7 +14,7 @@ query words             nouns, verbs, adjectives, adverbs, not stopwords (both)
 The paper names alpha, K' and N but no relation list; ``paper`` drops the relations that say a
 concept is *not* related, carry no meaning, or are a spelling of the word itself (negations,
 Antonym, DistinctFrom, ExternalURL, dbpedia, etymology, FormOf). ``official`` drops the released
-code's list (DESIGN.md section 4) and keeps its thresholds, without its bugs: both ends of an edge
+code's list (docs/DESIGN.md §9) and keeps its thresholds, without its bugs: both ends of an edge
 are language-checked by the index, the intensity ranking is kept, and the per-example top-N
 compares real-valued intensities (the official code cast them to int).
 

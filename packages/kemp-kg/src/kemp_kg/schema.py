@@ -532,19 +532,28 @@ def edge_lists(
     return {"temporary": temporary, "emotion": emotion, "globality": globality}
 
 
+#: Keys under which an index manifest's ``source`` holds its digest: ``xxh3_128`` (written by
+#: build-index, see kemp_kg.digest) or ``sha256`` (indexes built before it).
+SOURCE_DIGEST_KEYS: tuple[str, ...] = ("xxh3_128", "sha256")
+
+
 def index_checksum(info: Mapping[str, object] | None) -> str | None:
-    """The identity of a knowledge index: SHA-256 over its format and its source's and lexicon's
-    SHA-256 (what decides its content; ``build-index`` rebuilds exactly when they change).
+    """The identity of a knowledge index: SHA-256 over its format, its source's digest and its
+    lexicon's SHA-256 (what decides its content; ``build-index`` rebuilds exactly when they
+    change).
 
     ``info`` is an index's ``manifest.json`` or a graph file's ``provenance["index"]`` (both hold
-    ``format``, ``source.sha256`` and ``lexicon.sha256``); ``None`` when it names no source
-    checksum. Two indexes with equal checksums give the same concepts.
+    ``format``, the source digest under a key of :data:`SOURCE_DIGEST_KEYS` and
+    ``lexicon.sha256``); ``None`` when it names no source digest. Two indexes with equal checksums
+    give the same concepts.
     """
     if not isinstance(info, Mapping):
         return None
     source = info.get("source")
     lexicon = info.get("lexicon")
-    source_sha = source.get("sha256") if isinstance(source, Mapping) else None
+    source_sha = None
+    if isinstance(source, Mapping):
+        source_sha = next((source[k] for k in SOURCE_DIGEST_KEYS if source.get(k)), None)
     if not isinstance(source_sha, str) or not source_sha:
         return None
     lexicon_sha = lexicon.get("sha256") if isinstance(lexicon, Mapping) else None

@@ -31,6 +31,13 @@ from kemp_kg.errors import InputError
 from kemp_kg.schema import SPECIAL_TOKENS, GraphFileError, open_graphs
 
 
+#: What a vocabulary built by ``kemp-kg enrich`` counts (``--vocab-scope``): ``train`` (the
+#: default) the training split's turns; ``official`` every turn of every split plus each
+#: conversation's situation, as the released KEMP code builds it (contexts, targets and
+#: situations of train, valid and test; it therefore knows validation- and test-only words).
+VOCAB_SCOPES: tuple[str, ...] = ("train", "official")
+
+
 def build_vocab(token_lists: Iterable[Sequence[str]], *, min_count: int = 1) -> list[str]:
     """Special tokens, then tokens with count >= ``min_count`` by (count desc, token asc).
 

@@ -1,9 +1,9 @@
 """Talk to a trained run: each message becomes a one-row emotional context graph, live.
 
 Building the graph needs kemp-kg's text pipeline (tokenising, intensity, concept retrieval from
-the knowledge index), which kemp-model may not import (DESIGN.md section 2). kemp-kg therefore
+the knowledge index), which kemp-model may not import (docs/DESIGN.md §2.1). kemp-kg therefore
 publishes its builder as the entry point ``default`` of group ``kemp.graph_builder``
-(brief section 4), and :func:`load_graph_builder` finds it through ``importlib.metadata``:
+(docs/DESIGN.md §2.3), and :func:`load_graph_builder` finds it through ``importlib.metadata``:
 no static import, so the one-way rule holds and another package can provide a builder.
 
 Builder protocol::
@@ -34,7 +34,7 @@ from kemp_model.decoding import DecodeConfig, generate
 from kemp_model.errors import KempModelError
 from kemp_model.evaluate import emotion_top, ids_to_text, index_mismatch, load_inference_run
 
-#: Entry-point group and name of the graph builder (brief section 4).
+#: Entry-point group and name of the graph builder (docs/DESIGN.md §2.3).
 ENTRY_POINT_GROUP = "kemp.graph_builder"
 ENTRY_POINT_NAME = "default"
 

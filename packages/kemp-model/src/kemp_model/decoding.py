@@ -13,7 +13,7 @@ the next set of hypotheses:
 the arg-max; beam keeps the K best continuations over all K x V candidates; top-k and nucleus
 sample one token from the truncated, temperature-scaled distribution. A beam of 1 is greedy.
 
-The model contract (brief section 5): ``model.encode(batch) -> state``;
+The model contract (docs/DESIGN.md §6): ``model.encode(batch) -> state``;
 ``model.decode_step(state, prefix[B, t]) -> log-probs[B, V]`` of the token after ``prefix``
 (which starts with SOS); ``state.index_select(idx)`` reorders, repeats or drops rows.
 """

@@ -1,4 +1,4 @@
-"""Metrics as mergeable values, and the corpus metrics of the field (DESIGN.md section 4).
+"""Metrics as mergeable values, and the corpus metrics of the field (docs/DESIGN.md §7).
 
 Mergeable values (ParlAI ``metrics.py`` style): a batch produces small metric objects that hold
 their *sufficient statistics* (a sum, or a numerator and a denominator), not a finished number.

@@ -13,6 +13,7 @@ from rich.table import Table
 from kemp_kg.cli.app import app
 from kemp_kg.enrich import EnrichResult, enrich, parse_shard
 from kemp_kg.presets import preset as make_preset
+from kemp_kg.vocab import VOCAB_SCOPES
 
 out = Console()
 err = Console(stderr=True)
@@ -64,6 +65,10 @@ def enrich_command(
         None, "--shard", help="i/n: write only the i-th of n shards (by conversation)."),
     vocab: Optional[Path] = typer.Option(
         None, "--vocab", help="Reuse a vocabulary (JSON token list or a graph file)."),
+    vocab_scope: str = typer.Option(
+        "train", "--vocab-scope", metavar="[train|official]",
+        help="What the vocabulary counts: the training turns, or (official) every split's turns "
+        "and situations as the released KEMP code does.", show_default=True),
     strict: bool = typer.Option(False, "--strict", help="Stop at the first bad record."),
     workers: Optional[int] = typer.Option(
         None, "--workers", help="Text-pipeline processes (default: all usable CPUs)."),
@@ -93,6 +98,10 @@ def enrich_command(
             min_count=min_count,
         )
         shard_pair = parse_shard(shard) if shard else None
+        if vocab_scope not in VOCAB_SCOPES:
+            raise ValueError(f"--vocab-scope must be one of {', '.join(VOCAB_SCOPES)}")
+        if vocab is not None and vocab_scope != "train":
+            raise ValueError("--vocab FILE and --vocab-scope official exclude each other")
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
 
@@ -108,7 +117,8 @@ def enrich_command(
     with progress:
         result = enrich(
             dialogues, index, out_path, config=config, split=split, shard=shard_pair,
-            strict=strict, vocab_file=vocab, workers=workers, progress=hook,
+            strict=strict, vocab_file=vocab, vocab_scope=vocab_scope, workers=workers,
+            progress=hook,
         )
     _summary(result, config.preset)
 
