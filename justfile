@@ -19,16 +19,11 @@ setup:
     {{bin}}/python -m pip install -q --disable-pip-version-check -c constraints.txt \
         -e packages/kemp-kg -e packages/kemp-model -r requirements-dev.txt
 
-# The main job on the embedded default: index -> enrich -> train -> generate, on the built-in sample
-# (a small knowledge graph, lexicon and dialogue set written for this project; see data/README.md).
+# The main job on the embedded default: index -> enrich -> train -> generate -> chat, on the
+# built-in sample (a small knowledge graph, lexicon and dialogue set written for this project; see
+# data/README.md), ending with what it showed and what to run next (scripts/demo.py).
 demo out="work/demo": setup
-    {{bin}}/kemp-kg sample --to {{out}}
-    {{bin}}/kemp-kg build-index {{out}}/knowledge.tsv --lexicon {{out}}/lexicon.tsv --index {{out}}/index
-    {{bin}}/kemp-kg query happy --index {{out}}/index --top 8
-    {{bin}}/kemp-kg enrich {{out}}/dialogues.jsonl --index {{out}}/index --out {{out}}/graphs.arrow
-    {{bin}}/kemp-kg inspect {{out}}/graphs.arrow --example 0
-    {{bin}}/kemp-model train --graphs {{out}}/graphs.arrow --preset tiny --max-steps 60 --out {{out}}/run --force
-    {{bin}}/kemp-model generate {{out}}/run --graphs {{out}}/graphs.arrow --split test --limit 3 --decode beam
+    {{bin}}/python scripts/demo.py --out {{out}}
 
 # The whole test suite that CI runs (slow tests excluded; `just test-slow` runs them).
 test: setup
