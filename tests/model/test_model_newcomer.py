@@ -3,6 +3,7 @@ concepts shown once, help texts with real defaults and choices, --version, split
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -273,3 +274,111 @@ def test_evaluate_refuses_recorded_graphs_re_enriched_with_another_index(
         warnings.simplefilter("error", IndexMismatchWarning)
         evaluate_run(EvalConfig(run_dir=same, split="test", device="cpu",
                                 decode=DecodeConfig(max_len=2), out_dir=tmp_path / "e2"))
+
+
+# ------------------------------------------------------------------------------------- training
+
+
+def test_a_handful_of_conversations_trains_at_the_default_batch_size(
+    tmp_path: Path, rows_factory, rows_writer
+) -> None:
+    """5 training examples and preset batch 8: the batch becomes 5, with a note."""
+    from kemp_model import checkpoint as ckpt
+    from kemp_model.train import TrainJob, train
+
+    graphs = rows_writer(tmp_path / "g.arrow",
+                         rows_factory(5) + rows_factory(2, seed=2, split="valid"))  # fmt: skip
+    summary = train(TrainJob(graphs=(graphs,), out=tmp_path / "run", preset="tiny", progress=False,
+                             train_overrides=(("max_steps", 3),)))  # fmt: skip
+    assert summary.steps == 3
+    assert any("batch size lowered from 8 to 5" in note for note in summary.notes), summary.notes
+    assert ckpt.read_run_config(tmp_path / "run")[0].train.batch_size == 5
+
+
+def test_a_split_without_training_rows_says_how_to_give_one(
+    tmp_path: Path, rows_factory, rows_writer
+) -> None:
+    from kemp_model.errors import KempModelError
+    from kemp_model.train import TrainJob, train
+
+    graphs = rows_writer(tmp_path / "g.arrow", rows_factory(3, split="test"))
+    with pytest.raises(KempModelError, match='has no rows; give the dialogues a "split"'):
+        train(TrainJob(graphs=(graphs,), out=tmp_path / "run", preset="tiny", progress=False))
+
+
+def test_tiny_caps_validation(tmp_path: Path, rows_factory, rows_writer, monkeypatch) -> None:
+    """`--preset tiny` validates on at most TINY_EVAL_EXAMPLES rows, however big the split."""
+    from kemp_model import train as train_module
+    from kemp_model.config import TINY_EVAL_EXAMPLES, get_preset
+    from kemp_model.train import TrainJob, train
+
+    assert get_preset("tiny").train.eval_examples == TINY_EVAL_EXAMPLES > 0
+    monkeypatch.setattr("kemp_model.config.TINY_EVAL_EXAMPLES", 6)
+    assert get_preset("tiny").train.eval_examples == 6
+    validated: list[int] = []
+    real = train_module.BatchSampler
+
+    def sampler(sizes, **kwargs):
+        if kwargs.get("shuffle") is False:
+            validated.append(len(sizes))
+        return real(sizes, **kwargs)
+
+    monkeypatch.setattr(train_module, "BatchSampler", sampler)
+    graphs = rows_writer(tmp_path / "g.arrow",
+                         rows_factory(16) + rows_factory(20, seed=2, split="valid"))  # fmt: skip
+    train(TrainJob(graphs=(graphs,), out=tmp_path / "run", preset="tiny", progress=False,
+                   train_overrides=(("max_steps", 2),)))  # fmt: skip
+    assert validated == [6]
+
+
+def test_examples_per_s_counts_training_steps_only(
+    graph_file: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """One throughput figure: validation and checkpoint time is reported apart, not averaged in
+    (the summary said 1.1 examples/s while the bar said 8)."""
+    from kemp_model.train import Trainer, TrainJob, read_metrics, train
+
+    real = Trainer._validate
+
+    def slow_validate(self):
+        time.sleep(0.4)
+        return real(self)
+
+    monkeypatch.setattr(Trainer, "_validate", slow_validate)
+    summary = train(TrainJob(graphs=(graph_file,), out=tmp_path / "run", preset="tiny",
+                             progress=False, threads=1,
+                             train_overrides=(("max_steps", 10), ("eval_every", 5),
+                                              ("log_every", 5))))  # fmt: skip
+    assert summary.validation_s >= 0.8
+    training_s = summary.elapsed_s - summary.validation_s
+    assert summary.examples_per_s == pytest.approx(summary.examples / training_s, rel=0.1)
+    # the second logged window follows a validation: its figure leaves that pause out too
+    windows = [r["examples_per_s"] for r in read_metrics(tmp_path / "run") if r["kind"] == "train"]
+    assert windows[1] > 40 / 0.4  # 40 examples could not have taken the 0.4 s pause
+
+
+def test_cpu_guidance_when_the_eta_is_hours() -> None:
+    from kemp_model.train import cpu_guidance
+
+    line = cpu_guidance("cpu", "kemp", remaining_steps=26_000, seconds_per_step=1.8)
+    assert line is not None and "13.0 h" in line
+    for hint in ("--preset tiny", "--max-steps", "GPU", "--device cuda"):
+        assert hint in line
+    assert cpu_guidance("cpu", "kemp", remaining_steps=1_000, seconds_per_step=1.8) is None
+    assert cpu_guidance("cuda:0", "kemp", remaining_steps=26_000, seconds_per_step=1.8) is None
+    assert "--preset tiny" not in cpu_guidance("cpu", "tiny", 10**6, 1.0)
+
+
+def test_cpu_guidance_is_shown_after_the_first_steps(
+    graph_file: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    from kemp_model import train as train_module
+    from kemp_model.train import TrainJob, train
+
+    monkeypatch.setattr(train_module, "GUIDANCE_AFTER_STEPS", 2)
+    monkeypatch.setattr(train_module, "GUIDANCE_OVER_S", 0.0)  # any schedule counts as long
+    summary = train(TrainJob(graphs=(graph_file,), out=tmp_path / "run", preset="tiny",
+                             progress=False, train_overrides=(("max_steps", 4),)))  # fmt: skip
+    notes = [n for n in summary.notes if "to go on this CPU" in n]
+    assert len(notes) == 1
+    assert "note: " + notes[0] in capsys.readouterr().err

@@ -226,10 +226,22 @@ def resolve_run(job: TrainJob) -> ResolvedRun:
             embeddings=embeddings, graphs=_absolute(job.graphs),
         )  # fmt: skip
     tc = config.train
-    if len(train_data) < tc.batch_size:
+    if len(train_data) == 0:
+        raise KempModelError(
+            f"{job.graphs[0]}: split {tc.train_split!r} has no rows; give the dialogues a "
+            f"\"split\": \"{tc.train_split}\" (or enrich them with --split {tc.train_split})"
+        )
+    if len(train_data) < tc.batch_size and stored is None:
+        # a handful of conversations: a batch cannot hold more examples than the split has
+        notes.append(
+            f"batch size lowered from {tc.batch_size} to {len(train_data)}: the "
+            f"{tc.train_split!r} split has only {len(train_data)} examples"
+        )
+        config = ckpt.replace_train(config, batch_size=len(train_data))
+    elif len(train_data) < tc.batch_size:
         raise KempModelError(
             f"{job.graphs[0]}: split {tc.train_split!r} has {len(train_data)} rows, fewer than "
-            f"one batch of {tc.batch_size}; rerun `kemp-kg enrich` or lower --batch-size"
+            f"the run's batch of {tc.batch_size}; resume with the graph file it was trained on"
         )
     return ResolvedRun(
         config=config, vocab=tuple(vocab), train_data=train_data, vectors=vectors,

@@ -69,6 +69,32 @@ class TrainSummary:
     world_size: int = 1
     parameters: int = 0
     notes: list[str] = field(default_factory=list)
+    #: seconds of this session spent validating and writing checkpoints; ``examples_per_s``
+    #: (like the progress bar's figure) counts the training steps' time only
+    validation_s: float = 0.0
+
+
+#: Steps timed before :func:`cpu_guidance` judges the schedule's length.
+GUIDANCE_AFTER_STEPS = 10
+#: A schedule longer than this (seconds) on a CPU gets a guidance line.
+GUIDANCE_OVER_S = 3600.0
+
+
+def cpu_guidance(
+    device: str, preset: str, remaining_steps: int, seconds_per_step: float
+) -> str | None:
+    """One line for a CPU user whose schedule would take hours, else ``None``."""
+    eta = remaining_steps * seconds_per_step
+    if not device.startswith("cpu") or eta <= GUIDANCE_OVER_S:
+        return None
+    options = [] if preset == "tiny" else ["--preset tiny (minutes)"]
+    options.append(f"--max-steps {max(100, int(GUIDANCE_OVER_S / 4 / seconds_per_step)):,} "
+                   "(about 15 minutes, enough to see the curves move)")  # fmt: skip
+    return (
+        f"about {eta / 3600:.1f} h to go on this CPU ({seconds_per_step:.2f} s per step); for a "
+        f"first try use {' or '.join(options)}; the full schedule wants a GPU (--device cuda), "
+        "and --resume continues this run later"
+    )
 
 
 @dataclass
@@ -247,6 +273,7 @@ class Trainer:
         self.session_first_step = self.counters.step
         self.plotted_at = self.session_started
         self.window_started = self.session_started
+        self.paused_s = 0.0  # this session's time in validation and checkpoints
         self.window_first_step = self.counters.step
 
     @classmethod
@@ -496,13 +523,19 @@ class Trainer:
                         self._flush_window()
                     if progress is not None:
                         progress.advance(c.step, self.history[-1] if self.history else None)
+                    if c.step - self.session_first_step == GUIDANCE_AFTER_STEPS and self.is_main:
+                        self._guide(progress)
                     if c.step % tc.eval_every == 0 or c.step == tc.max_steps:
+                        paused = time.perf_counter()
                         record, best, stopped = self._validate()
                         last_valid = record or last_valid
                         epoch_done = c.position >= len(plan)
                         if epoch_done:  # saved state points at the next epoch's first batch
                             c.epoch, c.position = c.epoch + 1, 0
                         self.save(best=best, final=c.step >= tc.max_steps or stopped)
+                        pause = time.perf_counter() - paused
+                        self.paused_s += pause
+                        self.window_started += pause  # the bar's ex/s counts training only
                         if stopped or epoch_done:
                             break
                 if c.position >= len(plan):
@@ -510,15 +543,30 @@ class Trainer:
         finally:
             if progress is not None:
                 progress.stop()
-        elapsed = time.perf_counter() - self.session_started
+        training = time.perf_counter() - self.session_started - self.paused_s
         done = c.step - self.session_first_step
         return TrainSummary(
             run_dir=self.run_dir, steps=c.step, examples=self._examples(), elapsed_s=self._elapsed(),
-            examples_per_s=done * tc.batch_size / max(elapsed, 1e-9), best_perplexity=c.best_ppl,
+            examples_per_s=done * tc.batch_size / max(training, 1e-9), best_perplexity=c.best_ppl,
             best_step=c.best_step, last_valid=last_valid, stopped_early=stopped,
             resumed_from=self.resumed_from, device=str(self.device), world_size=self.world_size,
-            parameters=self.parameters, notes=self.notes,
+            parameters=self.parameters, notes=self.notes, validation_s=self.paused_s,
         )  # fmt: skip
+
+    def _guide(self, progress: _ProgressBar | None) -> None:
+        """After the first steps, one guidance line if the schedule would take hours on a CPU."""
+        seconds = (time.perf_counter() - self.session_started - self.paused_s) / GUIDANCE_AFTER_STEPS
+        line = cpu_guidance(str(self.device), self.config.preset,
+                            self.config.train.max_steps - self.counters.step, seconds)  # fmt: skip
+        if line is None:
+            return
+        self.notes.append(line)
+        if progress is not None:
+            progress.bar.console.print(f"[yellow]note:[/] {line}", highlight=False)
+        else:
+            import sys
+
+            print(f"note: {line}", file=sys.stderr, flush=True)
 
 
 def validation_metrics(out: ModelOutput, rows: int) -> Metrics:

@@ -140,7 +140,8 @@ def train_command(
     rows = [
         ("steps", f"{summary.steps:,}" + (f" (resumed at {summary.resumed_from:,})" if summary.resumed_from is not None else "")),
         ("examples", f"{summary.examples:,}"),
-        ("examples/s (this session)", f"{summary.examples_per_s:,.1f}"),
+        ("examples/s (training steps, as the bar)", f"{summary.examples_per_s:,.1f}"),
+        ("validation + checkpoints", f"{summary.validation_s:,.1f} s"),
         ("device x processes", f"{summary.device} x {summary.world_size}"),
         ("parameters", f"{summary.parameters:,}"),
         ("best valid perplexity (per example)", f"{summary.best_perplexity:.3f} @ step {summary.best_step}" if summary.best_perplexity else "-"),
