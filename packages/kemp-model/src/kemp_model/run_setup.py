@@ -235,7 +235,8 @@ def resolve_run(job: TrainJob) -> ResolvedRun:
         # a handful of conversations: a batch cannot hold more examples than the split has
         notes.append(
             f"batch size lowered from {tc.batch_size} to {len(train_data)}: the "
-            f"{tc.train_split!r} split has only {len(train_data)} examples"
+            f"{tc.train_split!r} split has only {len(train_data)} "
+            f"example{'s' if len(train_data) > 1 else ''}"
         )
         config = ckpt.replace_train(config, batch_size=len(train_data))
     elif len(train_data) < tc.batch_size:
