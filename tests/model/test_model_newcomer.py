@@ -247,18 +247,18 @@ def test_chat_without_the_recorded_index_mentions_index_flag(
 
 
 def test_evaluate_refuses_recorded_graphs_re_enriched_with_another_index(
-    run_dir: Path, tmp_path: Path, rows_factory
+    run_dir: Path, tmp_path: Path, rows_factory, graph_file: Path
 ) -> None:
     import warnings
 
     from kemp_model.errors import KempModelError
     from kemp_model.evaluate import EvalConfig, IndexMismatchWarning, evaluate_run
-    from conftest import VOCAB
 
+    vocab = schema.open_graphs(graph_file).vocab  # the run's vocabulary
     rows = rows_factory(4, split="test")
     graphs = schema.write_graphs(
         tmp_path / "g.arrow", [pa.Table.from_pylist(rows, schema=schema.GRAPH_SCHEMA)],
-        vocab=VOCAB, provenance={"index": _index_info(tmp_path / "other", "b" * 64)},
+        vocab=vocab, provenance={"index": _index_info(tmp_path / "other", "b" * 64)},
     )  # fmt: skip
     run = _run_with_index(run_dir, tmp_path, _index_info(tmp_path / "i", "a" * 64), [str(graphs)])
     config = EvalConfig(run_dir=run, split="test", device="cpu", decode=DecodeConfig(max_len=2))

@@ -25,7 +25,10 @@ class DataSet(str, enum.Enum):
 
 @app.command("download")
 def download_command(
-    names: list[DataSet] = typer.Argument(..., help="What to fetch (several allowed, or `all`)."),
+    names: list[DataSet] = typer.Argument(
+        ..., metavar="NAME", help="What to fetch: conceptnet, empathetic-dialogues, nrc-vad, "
+        "glove, or all (several allowed)."
+    ),
     to: Path = typer.Option(Path("data"), "--to", help="Download folder."),
     mirror: str = typer.Option(
         None, "--mirror", help="A folder holding the files by name, or an http(s):// base URL."

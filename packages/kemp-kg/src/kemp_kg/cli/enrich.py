@@ -28,7 +28,7 @@ def _split_list(text: Optional[str]) -> Optional[tuple[str, ...]]:
 @app.command("enrich")
 def enrich_command(
     dialogues: list[Path] = typer.Argument(
-        ...,
+        ..., metavar="DIALOGUES",
         help="kemp dialogues .jsonl/.json, ED train/valid/test.csv, or their folder.",
     ),
     index: Path = typer.Option(

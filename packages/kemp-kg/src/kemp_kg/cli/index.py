@@ -55,7 +55,7 @@ def _progress_reporter(total_bytes: int):
 @app.command("build-index")
 def build_index_command(
     source: str = typer.Argument(
-        ...,
+        ..., metavar="SOURCE",
         help="ConceptNet assertions dump (.csv / .csv.gz), 'wordnet' (NLTK WordNet 3.0, read "
         "from NLTK_DATA: corpora/wordnet), or a triples file (.tsv with header head, relation, "
         "tail, weight; or .parquet).",
@@ -151,7 +151,7 @@ def build_index_command(
 
 @app.command("query")
 def query_command(
-    word: str = typer.Argument(..., help="The word (or phrase) to look up."),
+    word: str = typer.Argument(..., metavar="WORD", help="The word (or phrase) to look up."),
     index: Path = typer.Option(Path("index"), "--index", help="Index folder."),
     top: int = typer.Option(10, "--top", min=1, help="How many neighbours to show."),
 ) -> None:

@@ -20,7 +20,9 @@ _ROLE_NAMES = {0: "CLS", 1: "speaker", 2: "listener", 3: "knowledge"}
 
 @app.command("inspect")
 def inspect_command(
-    graphs: list[Path] = typer.Argument(..., help="Graph file(s) or a folder of shards."),
+    graphs: list[Path] = typer.Argument(
+        ..., metavar="GRAPHS", help="Graph file(s) or a folder of shards."
+    ),
     example: int = typer.Option(0, "--example", help="Row number to show (0-based)."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Draw the graph to this PNG."),
 ) -> None:

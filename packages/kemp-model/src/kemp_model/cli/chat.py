@@ -74,7 +74,9 @@ def _messages(interactive: bool, out: Console) -> Iterator[str]:
 
 @app.command("chat")
 def chat_command(
-    run_dir: Path = typer.Argument(..., help="Run folder written by `kemp-model train`."),
+    run_dir: Path = typer.Argument(
+        ..., metavar="RUN_DIR", help="Run folder written by `kemp-model train`."
+    ),
     index: Path = typer.Option(
         None, "--index",
         help="Knowledge index folder (default: the one recorded when the run's graphs were "

@@ -147,9 +147,12 @@ def _fmt(value: Any, digits: int = 2) -> str:
 
 @app.command("evaluate")
 def evaluate_command(
-    run_dir: Path = typer.Argument(..., help="Run folder written by `kemp-model train`."),
+    run_dir: Path = typer.Argument(
+        ..., metavar="RUN_DIR", help="Run folder written by `kemp-model train`."
+    ),
     graphs: list[Path] = typer.Option(
-        None, "--graphs", help="Graph file(s) (default: the one recorded in the run)."
+        None, "--graphs", metavar="FILE",
+        help="Graph file(s) (repeat the flag; default: the one recorded in the run)."
     ),
     split: str = typer.Option("test", "--split", help="Split to evaluate."),
     limit: int = typer.Option(None, "--limit", min=1, help="Only the first N examples."),
@@ -216,9 +219,12 @@ def evaluate_command(
 
 @app.command("generate")
 def generate_command(
-    run_dir: Path = typer.Argument(..., help="Run folder written by `kemp-model train`."),
+    run_dir: Path = typer.Argument(
+        ..., metavar="RUN_DIR", help="Run folder written by `kemp-model train`."
+    ),
     graphs: list[Path] = typer.Option(
-        None, "--graphs", help="Graph file(s) (default: the one recorded in the run)."
+        None, "--graphs", metavar="FILE",
+        help="Graph file(s) (repeat the flag; default: the one recorded in the run)."
     ),
     split: str = typer.Option("test", "--split", help="Split to answer."),
     limit: int = typer.Option(None, "--limit", min=1, help="Only the first N examples."),
@@ -275,7 +281,9 @@ def generate_command(
 
 @app.command("score")
 def score_command(
-    predictions: Path = typer.Argument(..., help="A predictions file in the official KEMP format."),
+    predictions: Path = typer.Argument(
+        ..., metavar="PREDICTIONS", help="A predictions file in the official KEMP format."
+    ),
     top: int = typer.Option(5, "--top", min=1, help="List this many most frequent responses."),
     json_out: Path = typer.Option(None, "--json", help="Also write the figures as JSON here."),
 ) -> None:

@@ -41,7 +41,7 @@ def _check_preset(value: str | None) -> str | None:
 
 @app.command("train")
 def train_command(
-    graphs: list[Path] = typer.Option(..., "--graphs", help="Graph file(s) or folder from `kemp-kg enrich`."),
+    graphs: list[Path] = typer.Option(..., "--graphs", metavar="FILE", help="Graph file or folder from `kemp-kg enrich` (repeat the flag for several)."),
     preset: str = typer.Option(
         None, "--preset", metavar="[" + "|".join(PRESETS) + "]", callback=_check_preset,
         help="Model and schedule (README: Training). [default: kemp; with --resume the run's]",
