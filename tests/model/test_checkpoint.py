@@ -112,7 +112,7 @@ def test_empty_train_split(tmp_path, monkeypatch, capsys, rows_factory, rows_wri
     only_valid = rows_writer(tmp_path / "valid.arrow", rows_factory(4, split="valid"))
     code, err = run_cli(monkeypatch, capsys, *train_args(only_valid, tmp_path / "run"))
     assert code == 1
-    assert_one_line(err, "'train' has 0 rows", "--batch-size")
+    assert_one_line(err, "'train' has no rows (it holds valid (4))", "--split train")
 
 
 def test_resume_with_another_preset(graph_file, trained_run, monkeypatch, capsys) -> None:

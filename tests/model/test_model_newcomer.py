@@ -302,7 +302,8 @@ def test_a_split_without_training_rows_says_how_to_give_one(
     from kemp_model.train import TrainJob, train
 
     graphs = rows_writer(tmp_path / "g.arrow", rows_factory(3, split="test"))
-    with pytest.raises(KempModelError, match='has no rows; give the dialogues a "split"'):
+    message = r'has no rows \(it holds test \(3\)\); give the dialogues a "split"'
+    with pytest.raises(KempModelError, match=message):
         train(TrainJob(graphs=(graphs,), out=tmp_path / "run", preset="tiny", progress=False))
 
 

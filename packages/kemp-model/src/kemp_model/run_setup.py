@@ -227,9 +227,12 @@ def resolve_run(job: TrainJob) -> ResolvedRun:
         )  # fmt: skip
     tc = config.train
     if len(train_data) == 0:
+        from kemp_model.evaluate import split_counts
+
         raise KempModelError(
-            f"{job.graphs[0]}: split {tc.train_split!r} has no rows; give the dialogues a "
-            f"\"split\": \"{tc.train_split}\" (or enrich them with --split {tc.train_split})"
+            f"{job.graphs[0]}: split {tc.train_split!r} has no rows (it holds "
+            f"{split_counts(train_data.graphs)}); give the dialogues a \"split\": "
+            f"\"{tc.train_split}\" (or enrich them with --split {tc.train_split})"
         )
     if len(train_data) < tc.batch_size and stored is None:
         # a handful of conversations: a batch cannot hold more examples than the split has
