@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
 
     examples = schema.open_graphs(graphs).provenance.get("examples", {})
     guessed = chat_emotions(chat)
-    right = sum(got == want for got, (_, want) in zip(guessed, CHAT_MESSAGES))
+    right = sum(got == want for got, (_, want) in zip(guessed, CHAT_MESSAGES, strict=False))
     size = parameters(run_dir / "best.safetensors")
     print(f"""
 What you just saw

@@ -4,7 +4,6 @@ valid values, a dialogues file passed where a graph file belongs, help texts and
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -13,12 +12,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+import kemp_kg.cli  # noqa: F401  (registers the commands)
 from kemp_kg import schema
+from kemp_kg.cli.app import app
 from kemp_kg.dialogues import DIALOGUES_FORMAT, read_dialogues
 from kemp_kg.errors import InputError
-
-import kemp_kg.cli  # noqa: F401  (registers the commands)
-from kemp_kg.cli.app import app
 
 REPO = Path(__file__).resolve().parents[2]
 RECORD = {"id": "d1", "split": "train", "emotion": "joyful",

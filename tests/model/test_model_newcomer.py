@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+import test_chat  # the chat tests' stand-in graph builder and run (same module pytest runs)
 from typer.testing import CliRunner
 
+import kemp_model.cli  # noqa: F401  (registers the commands)
 from kemp_kg import schema
 from kemp_model import chat as chat_module
 from kemp_model.chat import ChatConfig, ChatSession, visible_text
@@ -17,8 +19,8 @@ from kemp_model.cli.app import app
 from kemp_model.config import PRESETS
 from kemp_model.decoding import DecodeConfig
 
-import kemp_model.cli  # noqa: F401  (registers the commands)
-from test_chat import StandInBuilder, run_dir, stand_in  # noqa: F401  (fixtures)
+run_dir = test_chat.run_dir  # fixtures shared with tests/model/test_chat.py
+stand_in = test_chat.stand_in
 
 
 def chat(run_dir: Path, index: Path, text: str) -> str:

@@ -45,7 +45,8 @@ def test_demo_chat_is_shaped_by_the_data(demo_output: str) -> None:
     chat = demo_output[demo_output.index("kemp-model chat"):demo_output.index("What you just")]
     emotions = demo.chat_emotions(chat)
     assert len(emotions) == len(demo.CHAT_MESSAGES)
-    right = sum(got == want for got, (_, want) in zip(emotions, demo.CHAT_MESSAGES))
+    pairs = zip(emotions, demo.CHAT_MESSAGES, strict=True)
+    right = sum(got == want for got, (_, want) in pairs)
     assert right >= 3, emotions
     assert f"right for\n     {right} of {len(demo.CHAT_MESSAGES)}" in demo_output
     replies = re.findall(r"kemp> (.*)", chat)

@@ -43,8 +43,7 @@ HISTORY_FILE = Path("~/.kemp_chat_history")
 def _messages(interactive: bool, out: Console) -> Iterator[str]:
     """The user's lines: with line editing and a kept history on a terminal, else stdin lines."""
     if not interactive:
-        for line in sys.stdin:
-            yield line
+        yield from sys.stdin
         return
     try:
         import readline  # noqa: F401  (gives input() line editing and Up/Down history)
