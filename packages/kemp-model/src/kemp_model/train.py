@@ -243,12 +243,14 @@ class Trainer:
         self.resumed_from: int | None = None
         if self.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+        # A resume records its new schedule (--max-steps, --patience, ...) with its first
+        # checkpoint, so a resumed run killed before one leaves the folder as it found it.
+        self.config_pending = run.resume
         if run.resume:
             self._restore()
         elif self.is_main:
             for name in ckpt.RUN_FILES:  # --force: the previous run's files go
                 (self.run_dir / name).unlink(missing_ok=True)
-        if self.is_main:  # a resume records its new schedule (--max-steps, --patience, ...)
             ckpt.write_run_config(self.run_dir, config, run.vocab)
 
         self.use_bf16 = tc.bf16 and device.type == "cuda"
@@ -426,6 +428,9 @@ class Trainer:
             ckpt.save_weights(self.run_dir / ckpt.LAST_FILE, self.model, metadata)
             if best:
                 ckpt.save_weights(self.run_dir / ckpt.BEST_FILE, self.model, metadata)
+            if self.config_pending:  # after the checkpoint: a kill before it changes nothing
+                ckpt.write_run_config(self.run_dir, self.config, self.vocab)
+                self.config_pending = False
             if final or time.perf_counter() - self.plotted_at > PLOT_EVERY_S:
                 self.plotted_at = time.perf_counter()
                 plot_curves(self.history, self.run_dir / ckpt.CURVES_FILE,
