@@ -149,9 +149,10 @@ def neighbours(index_dir: Path, word: str) -> list[str]:
 
 
 def _build_v2(golden: dict[str, Path], index_dir: Path) -> list[str]:
+    """Rebuild INDEX_DIR (an index of knowledge.tsv) from another source: needs --force."""
     inputs = golden["inputs"]
     return ["build-index", str(golden["knowledge_v2"]), "--lexicon", str(inputs / "lexicon.tsv"),
-            "--index", str(index_dir)]  # fmt: skip
+            "--index", str(index_dir), "--force"]  # fmt: skip
 
 
 BUILD_KILL_POINTS = {
@@ -190,6 +191,7 @@ def test_kill_9_during_build_index_keeps_the_previous_index(tmp_path: Path, gold
     rerun = run("kemp_kg", _build_v2(golden, index_dir), cwd=tmp_path)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert neighbours(index_dir, "kempfault") == ["sentinel"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["index"]  # the killed run's temp: gone
 
 
 def test_kill_9_right_after_the_index_swap_leaves_a_complete_index(tmp_path: Path, golden) -> None:
@@ -211,8 +213,9 @@ def test_kill_9_right_after_the_index_swap_leaves_a_complete_index(tmp_path: Pat
     assert open_index(index_dir).manifest == manifest
     leftovers = [p for p in tmp_path.iterdir() if p.name.startswith("index.tmp-")]
     assert len(leftovers) == 1 and (leftovers[0] / "manifest.json").is_file()  # the old index
-    rerun = run("kemp_kg", _build_v2(golden, index_dir) + ["--force"], cwd=tmp_path)
+    rerun = run("kemp_kg", _build_v2(golden, index_dir), cwd=tmp_path)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["index"]  # the old copy: cleaned up
 
 
 def test_kill_9_during_enrich_write_keeps_the_previous_graphs(tmp_path: Path, golden) -> None:
@@ -241,6 +244,7 @@ def test_kill_9_during_enrich_write_keeps_the_previous_graphs(tmp_path: Path, go
     rerun = run("kemp_kg", argv, cwd=tmp_path)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert schema.open_graphs(out).table.equals(schema.open_graphs(golden["graphs"]).table)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["graphs.arrow"]  # killed temp: gone
 
 
 @pytest.mark.slow  # two training processes (~30 s); the trainer's own kill -9 test is slow too

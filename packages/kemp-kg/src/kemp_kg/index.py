@@ -57,6 +57,9 @@ MANIFEST_NAME = "manifest.json"
 EXPORTED_TABLES: tuple[str, ...] = ("edges", "lexicon", "concepts")
 WORDNET = "wordnet"
 
+#: Most DuckDB threads a build may ask for: DuckDB starts every one at once (100,000 hung).
+MAX_THREADS = 256
+
 #: Source kinds as written in the manifest.
 SOURCE_KINDS: tuple[str, ...] = ("conceptnet", "wordnet", "triples")
 
@@ -90,6 +93,19 @@ class BuildOptions:
     memory_limit: str = "3GB"
     threads: int | None = None
     wordnet: WordNetRules = dataclasses.field(default_factory=sense_rules)
+
+    def __post_init__(self) -> None:
+        if self.threads is not None and not 1 <= self.threads <= MAX_THREADS:
+            raise ValueError(f"threads must be in 1..{MAX_THREADS}, got {self.threads}")
+        con = duckdb.connect(":memory:")
+        try:  # DuckDB's own parser decides what a memory limit is (3GB, 500MiB, 80%, ...)
+            con.execute("SET memory_limit = ?", [self.memory_limit])
+        except duckdb.Error:
+            raise ValueError(
+                f"memory_limit {self.memory_limit!r} is not a DuckDB size (e.g. 3GB, 500MB, 80%)"
+            ) from None
+        finally:
+            con.close()
 
     def fingerprint(self, kind: str | None = None) -> dict[str, Any]:
         """The options that change the index's CONTENT for a source ``kind`` (threads and memory
@@ -243,6 +259,17 @@ def _same_input(
     if not all((index_dir / name).is_file() for name in files):
         return False
     return src.get(SOURCE_DIGEST) == source_hash()
+
+
+def _other_source(manifest: dict[str, Any], spec: SourceSpec) -> str:
+    """``"KIND PATH"`` of the folder's index when it was built from another source than
+    ``spec``; "" for the same source (whose content or lexicon may have changed: an ordinary
+    rebuild)."""
+    src = manifest.get("source") or {}
+    path = str(spec.path if spec.kind == WORDNET else spec.path.resolve())
+    if (src.get("kind"), src.get("path")) != (spec.kind, path):
+        return f"{src.get('kind')} {src.get('path')}"
+    return ""
 
 
 @contextlib.contextmanager
@@ -431,8 +458,10 @@ def build_index(
             (``.tsv``/``.parquet``).
         lexicon: NRC-VAD-layout lexicon; None builds an index whose intensities are all 0 (the
             manifest's ``lexicon`` then has ``path`` null and ``words`` 0).
-        index_dir: the folder to create (replaced when it already holds an index of other input).
-        force: rebuild even when the folder holds an index of the same input and options.
+        index_dir: the folder to create, or rebuild when it holds an index of the same source
+            and lexicon files (a symlink: the folder it names is rebuilt).
+        force: rebuild even when the folder holds an index of the same input and options, or
+            replace an index of another source (refused without it).
         options: :class:`BuildOptions` (DuckDB memory and threads).
         progress: optional callback ``(stage, fraction or None)`` for long builds.
 
@@ -441,8 +470,8 @@ def build_index(
         no-op, the existing manifest with ``"rebuilt": False`` added (not written).
 
     Raises:
-        InputError: unreadable source or lexicon, or ``index_dir`` is a non-empty folder that is
-            not a kemp index (it is never deleted).
+        InputError: unreadable source or lexicon, ``index_dir`` is a non-empty folder that is
+            not a kemp index (it is never deleted), or an index of other input without ``force``.
     """
     options = options or BuildOptions()
     final = Path(index_dir)
@@ -559,11 +588,19 @@ def _build_resolved(
 ) -> dict[str, Any]:
     """:func:`build_index` once the source and lexicon are resolved: no-op check, then load,
     derive, export and describe the index in a temporary folder that replaces ``final``."""
+    if final.is_symlink():  # rebuild the folder the link names; the link keeps pointing at it
+        final = Path(os.path.realpath(final))
     existing = _existing_manifest(final)
     hasher = SourceHasher(spec)
     if existing is not None and not force:
         if _same_input(final, existing, spec, hasher.value, lex, options):
             return {**existing, "rebuilt": False}
+        other = _other_source(existing, spec)
+        if other:
+            raise InputError(
+                f"{final}: holds the index of another source ({other}); pass --force to "
+                "replace it or choose another --index"
+            )
     hasher.start()  # read beside DuckDB's scan (no-op when the check above computed it)
     started = dt.datetime.now(dt.timezone.utc)
     try:
@@ -674,6 +711,12 @@ class KnowledgeIndex:
     def __repr__(self) -> str:
         counts = self.manifest.get("counts", {})
         return f"KnowledgeIndex({str(self.path)!r}, edges={counts.get('edges')})"
+
+
+def is_index_folder(path: Path) -> bool:
+    """True when ``path`` holds a kemp index manifest (a folder build-index may rebuild)."""
+    manifest = _read_manifest(path)
+    return manifest is not None and manifest.get("format") == INDEX_FORMAT
 
 
 def open_index(index_dir: str | os.PathLike[str]) -> KnowledgeIndex:

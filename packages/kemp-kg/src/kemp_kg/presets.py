@@ -26,6 +26,7 @@ concept string; drop concepts that are stopwords, the word itself, or not vocabu
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -96,6 +97,9 @@ class EnrichConfig:
     intensity_lemma_fallback: bool = False
 
     def __post_init__(self) -> None:
+        for name in ("min_confidence", "min_concept_intensity"):
+            if not math.isfinite(getattr(self, name)):
+                raise ValueError(f"{name} must be a finite number, got {getattr(self, name)}")
         if self.top_k_per_token < 0:
             raise ValueError(f"top_k_per_token must be >= 0, got {self.top_k_per_token}")
         if self.max_concepts_per_dialogue < 0:

@@ -43,7 +43,7 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -339,6 +339,7 @@ def output_lock(final: str | os.PathLike[str]) -> Iterator[None]:
                 break
             os.close(fd)  # the previous holder removed it between our open and flock: retry
         try:
+            remove_leftovers(final)
             yield
         finally:
             with contextlib.suppress(FileNotFoundError):
@@ -347,6 +348,193 @@ def output_lock(final: str | os.PathLike[str]) -> Iterator[None]:
     finally:
         with _HELD_LOCKS_GUARD:
             _HELD_LOCKS.discard(key)
+
+
+def remove_leftovers(final: str | os.PathLike[str]) -> list[Path]:
+    """Delete what killed writers of ``final`` left behind; return the paths removed.
+
+    Called by :func:`output_lock` once the lock is held, so no live writer of ``final`` can own
+    them: hidden ``.NAME.XXXX.tmp`` files of :func:`atomic_path`, ``NAME.tmp-XXXX`` and
+    ``NAME.old-XXXX`` folders (or links) of :func:`replace_folder` builds beside ``final``, and,
+    when ``final`` is a folder (a run folder), the hidden ``.*.tmp`` files directly inside it.
+    """
+    final = Path(final)
+    name = final.name
+    removed: list[Path] = []
+
+    def stale(path: Path, inside: bool) -> bool:
+        n = path.name
+        if inside:
+            return n.startswith(".") and n.endswith(".tmp") and path.is_file()
+        if n.startswith(f".{name}.") and n.endswith(".tmp"):
+            return path.is_file() or path.is_symlink()
+        return n.startswith((f"{name}.tmp-", f"{name}.old-"))
+
+    places = [(final.parent, False)]
+    if final.is_dir() and not final.is_symlink():
+        places.append((final, True))
+    for folder, inside in places:
+        try:
+            entries = list(folder.iterdir())
+        except OSError:
+            continue
+        for path in entries:
+            if not stale(path, inside):
+                continue
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            removed.append(path)
+    return removed
+
+
+# ------------------------------------------------------------------------------------------------
+# One rule for every command that writes (both CLIs)
+
+
+class OutputPathError(ValueError):
+    """An output path that would overwrite an input of the same command, lie inside an input
+    folder (an index, a run), or replace a folder that kemp did not make. One line, exit 2."""
+
+
+def _same_path(a: Path, b: Path) -> bool:
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return a.resolve() == b.resolve()
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder.resolve())
+    except ValueError:
+        return False
+    return True
+
+
+def _holds_only_our_traces(folder: Path) -> bool:
+    """True for an empty folder, or one that holds only lock files and temporaries of ours."""
+    return all(
+        p.name.startswith(".") and (p.name.endswith((".lock", ".tmp"))) for p in folder.iterdir()
+    )
+
+
+def check_output(
+    final: str | os.PathLike[str],
+    *,
+    inputs: Sequence[str | os.PathLike[str]] = (),
+    input_folders: Sequence[str | os.PathLike[str]] = (),
+    folder: bool = False,
+    replaces_folder: bool = False,
+    ours: Callable[[Path], bool] | None = None,
+    what: str = "output",
+    force: bool = False,
+    flag: str = "--out",
+) -> Path:
+    """Refuse an output path that would destroy something the user still needs.
+
+    The rule every writing command of both CLIs applies before doing any work:
+
+    * ``final`` may not be one of ``inputs`` (files or folders the command reads), nor any
+      input folder itself;
+    * ``final`` may not lie inside one of ``input_folders`` (an index folder, the files of a run);
+    * a folder output (``folder=True``) that already exists, is not empty and is not recognised
+      by ``ours`` is refused unless ``force``; one that is replaced as a whole
+      (``replaces_folder=True``, e.g. an index) may not contain an input;
+    * a file output may not name an existing folder.
+
+    Returns:
+        ``final`` as a :class:`Path`.
+
+    Raises:
+        OutputPathError: one line naming ``final``, the conflict and the fix.
+    """
+    final = Path(final)
+    for item in (*inputs, *input_folders):
+        item = Path(item)
+        if _same_path(final, item):
+            raise OutputPathError(
+                f"{final}: is also an input of this command ({item}); choose another {flag}"
+            )
+    for item in input_folders:
+        if Path(item).is_dir() and _inside(final, Path(item)):
+            raise OutputPathError(
+                f"{final}: lies inside the input folder {item}; choose another {flag}"
+            )
+    if folder and replaces_folder:
+        for item in inputs:
+            if _inside(Path(item), final):
+                raise OutputPathError(
+                    f"{final}: holds the input {item}, and this output folder is (re)written; "
+                    f"choose another {flag}"
+                )
+    if folder:
+        if final.exists() and not final.is_dir():
+            raise OutputPathError(f"{final}: exists and is not a folder; choose another {flag}")
+        if final.is_dir() and not force and not _holds_only_our_traces(final):
+            if ours is None or not ours(final):
+                raise OutputPathError(
+                    f"{final}: is a non-empty folder that is not a kemp {what}; choose another "
+                    f"{flag} or pass --force to replace its kemp files"
+                )
+    if not folder and final.is_dir():
+        raise OutputPathError(f"{final}: is a folder; {flag} takes a file name")
+    return final
+
+
+@dataclass
+class _Claim:
+    path: Path
+    kept: str | Callable[[], str] | None
+    rerun: str | None
+
+
+_CLAIMS: list[_Claim] = []
+
+
+@contextlib.contextmanager
+def claim_output(
+    final: str | os.PathLike[str],
+    *,
+    kept: str | Callable[[], str] | None = None,
+    rerun: str | None = None,
+    **rule: object,
+) -> Iterator[Path]:
+    """:func:`check_output`, then hold :func:`output_lock` on ``final`` for the whole job.
+
+    Every writing command of both CLIs wraps its work in this, so a conflicting path is refused
+    and a concurrent writer of the same output fails BEFORE any work. If the job is interrupted
+    (Ctrl-C), :func:`interrupt_note` reports ``kept`` (what is on disk now; a callable is asked
+    then) and ``rerun`` (the command that finishes the job; default: the same command line).
+    """
+    path = check_output(final, **rule)  # type: ignore[arg-type]
+    claim = _Claim(path, kept, rerun)
+    _CLAIMS.append(claim)
+    with output_lock(path):
+        yield path
+    _CLAIMS.remove(claim)  # reached only on success: an interrupted claim stays for the note
+
+
+def interrupt_note(argv: Sequence[str]) -> str:
+    """The one line both CLIs print when a command is interrupted (exit status 130).
+
+    Says what the interrupted outputs hold now and the exact command that finishes the job.
+    Temporary files were removed on the way out (:func:`atomic_path`, :func:`output_lock`).
+    """
+    import shlex
+
+    if not _CLAIMS:
+        return "interrupted; nothing was written"
+    parts = []
+    for claim in _CLAIMS:
+        kept = claim.kept() if callable(claim.kept) else claim.kept
+        parts.append(kept or f"{claim.path} is as it was before (no partial output)")
+    rerun = _CLAIMS[-1].rerun or shlex.join([Path(argv[0]).name, *argv[1:]])
+    return f"interrupted; {'; '.join(parts)}; to finish: {rerun}"
 
 
 def write_graphs(

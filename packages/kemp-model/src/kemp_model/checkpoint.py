@@ -184,6 +184,23 @@ def read_run_config(run_dir: str | Path) -> tuple[RunConfig, tuple[str, ...]]:
     return config, vocab
 
 
+def is_run_folder(path: Path) -> bool:
+    """True when ``path`` holds a run's ``config.json`` (a folder ``train`` may resume or, with
+    ``--force``, replace); any other non-empty folder is the user's and is refused."""
+    return (Path(path) / CONFIG_FILE).is_file()
+
+
+def saved_step(run_dir: str | Path) -> int | None:
+    """The step of the run's resumable checkpoint (``last.state.safetensors``), None if none."""
+    path = Path(run_dir) / STATE_FILE
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            meta = json.loads((handle.metadata() or {})[_STATE_KEY])
+        return int(meta["extra"]["step"])
+    except (SafetensorError, OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def _weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {name: t.detach().contiguous().cpu() for name, t in model.state_dict().items()}
 

@@ -91,6 +91,9 @@ class DecodeConfig:
     block_unk: bool = True
 
     def __post_init__(self) -> None:
+        for name in ("top_p", "temperature", "length_penalty"):
+            if not math.isfinite(getattr(self, name)):
+                raise ValueError(f"{name} must be a finite number, got {getattr(self, name)}")
         if self.strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
         if self.beam_size < 1:

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from kemp_kg import schema
 from kemp_kg.cli.app import app
 from kemp_kg.enrich import EnrichResult, enrich, parse_shard
 from kemp_kg.presets import preset as make_preset
@@ -104,6 +105,10 @@ def enrich_command(
             raise ValueError("--vocab FILE and --vocab-scope official exclude each other")
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
+    if split is not None and split not in (*schema.SPLITS, "dev"):  # dev: ED's name for valid
+        raise typer.BadParameter(
+            f"unknown split {split!r}; choose one of {', '.join(schema.SPLITS)}", param_hint="--split"
+        )
 
     progress = Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -114,7 +119,8 @@ def enrich_command(
         task = progress.add_task(stage, total=total)
         return lambda n: progress.advance(task, n)
 
-    with progress:
+    inputs = [*dialogues, *([vocab] if vocab else [])]
+    with schema.claim_output(out_path, inputs=inputs, input_folders=[index]), progress:
         result = enrich(
             dialogues, index, out_path, config=config, split=split, shard=shard_pair,
             strict=strict, vocab_file=vocab, vocab_scope=vocab_scope, workers=workers,

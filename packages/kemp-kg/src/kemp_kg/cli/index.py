@@ -20,7 +20,16 @@ from rich.progress import (
 from rich.table import Table
 
 from kemp_kg.cli.app import app
-from kemp_kg.index import SOURCE_DIGEST, BuildOptions, build_index, open_index, resolve_source
+from kemp_kg import schema
+from kemp_kg.index import (
+    MAX_THREADS,
+    SOURCE_DIGEST,
+    BuildOptions,
+    build_index,
+    is_index_folder,
+    open_index,
+    resolve_source,
+)
 from kemp_kg.wordnet_source import wordnet_rules as wordnet_rules_named
 
 out = Console()
@@ -68,8 +77,11 @@ def build_index_command(
     ),
     index: Path = typer.Option(Path("index"), "--index", help="Index folder to create."),
     force: bool = typer.Option(False, "--force", help="Rebuild even if the input is unchanged."),
-    memory_limit: str = typer.Option("3GB", "--memory-limit", help="DuckDB memory limit."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="DuckDB threads (default: all)."),
+    memory_limit: str = typer.Option(
+        "3GB", "--memory-limit", help="DuckDB memory limit (e.g. 3GB, 500MB, 80%)."),
+    threads: Optional[int] = typer.Option(
+        None, "--threads", min=1, max=MAX_THREADS,
+        help=f"DuckDB threads, 1..{MAX_THREADS} (default: all cores)."),
     wordnet_rules: str = typer.Option(
         "sense", "--wordnet-rules",
         help="For 'wordnet': 'sense' (frequent senses, SemCor-weighted, read word -> concept) or "
@@ -109,15 +121,18 @@ def build_index_command(
             )
         elif (max_senses, min_share, all_senses, merge_proper_nouns) != (None, None, False, False):
             raise ValueError("the --wordnet-* sense options apply to --wordnet-rules sense only")
+        options = BuildOptions(memory_limit=memory_limit, threads=threads, wordnet=rules)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    options = BuildOptions(memory_limit=memory_limit, threads=threads, wordnet=rules)
     spec = resolve_source(source)
     if lexicon is None:
         err.print("[yellow]warning:[/] no --lexicon: every concept intensity will be 0")
     started = time.perf_counter()
     progress, report = _progress_reporter(spec.bytes)
-    with progress:
+    inputs = [p for p in (spec.path if spec.kind != "wordnet" else None, lexicon) if p]
+    with schema.claim_output(index, inputs=inputs, folder=True, replaces_folder=True,
+                             ours=is_index_folder,
+                             what="knowledge index", force=force, flag="--index"), progress:
         manifest = build_index(
             source, lexicon, index, force=force, options=options, progress=report
         )
@@ -147,13 +162,18 @@ def build_index_command(
         table.add_row("note", note)
     table.add_row("time", f"{seconds:.1f} s")
     out.print(table)
+    if not manifest["counts"].get("edges"):
+        err.print(f"[yellow]warning:[/] {source}: no edges were read; the index answers nothing "
+                  "(see the skipped lines above)", highlight=False, soft_wrap=True)
 
 
 @app.command("query")
 def query_command(
     word: str = typer.Argument(..., metavar="WORD", help="The word (or phrase) to look up."),
     index: Path = typer.Option(Path("index"), "--index", help="Index folder."),
-    top: int = typer.Option(10, "--top", min=1, help="How many neighbours to show."),
+    top: int = typer.Option(
+        10, "--top", min=1, max=1_000_000, help="How many neighbours to show (at most 1,000,000)."
+    ),
 ) -> None:
     """Show WORD's neighbours in the index, ranked by emotion intensity, with relation and weight.
 

@@ -31,6 +31,8 @@ def inspect_command(
     \b
     Example: kemp-kg inspect out.arrow --example 3 --plot graph.png
     """
+    if plot is not None:
+        schema.check_output(plot, inputs=graphs, flag="--plot")
     opened = schema.open_graphs(graphs)
     try:
         view = view_example(opened, example)
@@ -67,4 +69,5 @@ def inspect_command(
     edges.add_row("vertices", ", ".join(f"{k} {v}" for k, v in roles.items()))
     out.print(edges)
     if plot is not None:
-        out.print(f"graph drawn to {plot_example(view, plot)}")
+        with schema.claim_output(plot, inputs=graphs, flag="--plot"):
+            out.print(f"graph drawn to {plot_example(view, plot)}")

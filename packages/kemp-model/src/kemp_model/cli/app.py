@@ -9,7 +9,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from kemp_kg.schema import GraphFileError
+from kemp_kg.schema import GraphFileError, OutputPathError, interrupt_note
 from kemp_model.errors import KempModelError
 
 app = typer.Typer(
@@ -57,11 +57,11 @@ def main() -> None:
     import kemp_model.cli  # noqa: F401  (registers every command module)
 
     try:
-        app(standalone_mode=False)
+        status = app(standalone_mode=False)
     except KempModelError as exc:
         console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
-    except GraphFileError as exc:
+    except (GraphFileError, OutputPathError) as exc:
         console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except OSError as exc:  # disk full, permission denied, ...: environmental, not a bug
@@ -70,13 +70,12 @@ def main() -> None:
             f"[bold red]error:[/] {where}{exc.strerror or exc}", highlight=False, soft_wrap=True
         )
         sys.exit(1)
-    except KeyboardInterrupt:
-        console.print("[bold red]interrupted[/]: checkpoints under their final names are intact")
-        sys.exit(130)
+    except KeyboardInterrupt:  # raised outside typer's command call (e.g. while importing)
+        status = 130
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except typer.Abort:
-        sys.exit(1)
+    except typer.Abort as exc:
+        status = 130 if isinstance(exc.__cause__, KeyboardInterrupt) else 1
     except Exception as exc:  # click usage errors arrive here in non-standalone mode
         import click
 
@@ -87,3 +86,10 @@ def main() -> None:
             exc.show()
             sys.exit(getattr(exc, "exit_code", 2))
         raise
+    # typer turns Ctrl-C inside a command into `Exit(130)`, which standalone_mode=False RETURNS
+    # (as it returns any `typer.Exit(code)`): the status must be passed on, or a script chaining
+    # commands takes an interrupted run for a success.
+    if status == 130:
+        console.print(interrupt_note(sys.argv), highlight=False, soft_wrap=True)
+    if isinstance(status, int) and status:
+        sys.exit(status)

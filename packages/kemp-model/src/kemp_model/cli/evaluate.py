@@ -6,7 +6,7 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext, suppress
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from kemp_kg import schema
 from kemp_model.cli.app import app, per_preset
 from kemp_model.decoding import DECODE_PRESETS, DecodeConfig, decode_preset
 
@@ -137,6 +138,18 @@ def _warnings_as_lines() -> Iterator[None]:
                     warnings.showwarning(item.message, item.category, item.filename, item.lineno)
 
 
+def _run_inputs(run_dir: Path, graphs: list[Path] | None) -> list[Path]:
+    """What evaluate/generate read, for :func:`kemp_kg.schema.check_output`: the graph files
+    (given or recorded in the run), the run folder and each of its run files."""
+    from kemp_model import checkpoint as ckpt
+
+    recorded: list[Path] = []
+    if not graphs:
+        with suppress(Exception):  # a broken run is reported by the command itself
+            recorded = [Path(p) for p in ckpt.read_run_config(run_dir)[0].graphs]
+    return [*(graphs or ()), *recorded, run_dir, *(run_dir / f for f in ckpt.RUN_FILES)]
+
+
 def _fmt(value: Any, digits: int = 2) -> str:
     if value is None:
         return "-"
@@ -191,8 +204,11 @@ def evaluate_command(
         device=device,
         out_dir=out_dir,
     )
-    with row_progress(f"evaluate {split}") as progress, _warnings_as_lines():
-        result = evaluate_run(config, progress=progress)
+    target = out_dir or run_dir / "eval"
+    with schema.claim_output(target, inputs=_run_inputs(run_dir, graphs), folder=True,
+                             ours=lambda _: True, flag="--out-dir"):  # fmt: skip
+        with row_progress(f"evaluate {split}") as progress, _warnings_as_lines():
+            result = evaluate_run(config, progress=progress)
     m = result.metrics
     table = Table(title=f"kemp-model evaluate {run_dir} ({split}, {decode.value})")
     table.add_column("figure")
@@ -260,7 +276,8 @@ def generate_command(
         device=device,
         out=out,
     )
-    with row_progress(f"generate {split}") as progress, _warnings_as_lines():
+    claim = schema.claim_output(out, inputs=_run_inputs(run_dir, graphs)) if out else nullcontext()
+    with claim, row_progress(f"generate {split}") as progress, _warnings_as_lines():
         predictions = generate_run(config, progress=progress)
     console = Console()
     table = Table(title=f"kemp-model generate {run_dir} ({split}, {decode.value})", show_lines=True)
@@ -295,6 +312,9 @@ def score_command(
     from kemp_kg.schema import atomic_path
     from kemp_model.score import score_predictions
 
+    if json_out is not None:
+        schema.check_output(json_out, inputs=[predictions], flag="--json")
+
     report = score_predictions(predictions, top=top)
     figures = report.as_dict()
     table = Table(title=f"kemp-model score {predictions}")
@@ -319,7 +339,8 @@ def score_command(
         repeats.add_row(str(count), f"{100 * count / report.examples:.2f}", response)
     console.print(repeats)
     if json_out is not None:
-        with atomic_path(json_out) as tmp:
+        with schema.claim_output(json_out, inputs=[predictions], flag="--json"), \
+                atomic_path(json_out) as tmp:
             payload = {"predictions": str(predictions), **figures}
             tmp.write_text(json.dumps(payload, indent=2) + "\n")
         console.print(f"figures: {json_out}", highlight=False)

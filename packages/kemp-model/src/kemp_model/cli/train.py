@@ -8,6 +8,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from kemp_kg import schema
+from kemp_model import checkpoint as ckpt
 from kemp_model.cli.app import app, per_preset
 from kemp_model.config import PRESETS, get_preset
 from kemp_model.train import TrainJob, train
@@ -119,15 +121,24 @@ def train_command(
         model_overrides += (("dropout", dropout), ("graph_dropout", dropout))
     if embedding_dim is not None:
         model_overrides += (("embedding_dim", embedding_dim),)
+    run_dir = out or Path("runs") / (preset or "kemp").replace("_", "-")
+    rule = dict(inputs=[*graphs, *(p for p in (embeddings, embeddings_vocab) if p)], folder=True,
+                ours=ckpt.is_run_folder, what="run folder", force=force)  # fmt: skip
     try:
         job = TrainJob(
-            graphs=tuple(graphs), out=out or Path("runs") / (preset or "kemp").replace("_", "-"), preset=preset,
+            graphs=tuple(graphs), out=run_dir, preset=preset,
             model_overrides=model_overrides, loss_overrides=loss_overrides,
             train_overrides=overrides, embeddings=embeddings, embeddings_vocab=embeddings_vocab,
             embedding_placement=embedding_placement,
             device=device, threads=threads, resume=resume, force=force, progress=progress,
         )  # fmt: skip
-        summary = train(job)
+        if _rank() != 0:  # the ranks of one job share rank 0's claim of the run folder
+            schema.check_output(run_dir, **rule)
+            summary = train(job)
+        else:
+            with schema.claim_output(run_dir, kept=lambda: _kept(run_dir),
+                                     rerun=_resume_command(), **rule):  # fmt: skip
+                summary = train(job)
     except ValueError as exc:
         if type(exc) is not ValueError:  # GraphFileError and friends: mapped by cli.app.main
             raise
@@ -173,6 +184,23 @@ def _weights(text: str) -> tuple[float, float, float]:
             param_hint="--loss-weights",
         )
     return values  # type: ignore[return-value]
+
+
+def _kept(run_dir: Path) -> str:
+    """What an interrupted run folder holds (for the interrupt line)."""
+    step = ckpt.saved_step(run_dir)
+    if step is None:
+        return f"{run_dir} holds no checkpoint yet (--resume starts it at step 0)"
+    return f"{run_dir} keeps its checkpoint of step {step:,}"
+
+
+def _resume_command() -> str:
+    """The command line that continues this run: the same arguments, --resume for --force."""
+    import shlex
+    import sys
+
+    args = [a for a in sys.argv[1:] if a not in ("--force", "--resume")]
+    return shlex.join([Path(sys.argv[0]).name, *args, "--resume"])
 
 
 def _rank() -> int:
