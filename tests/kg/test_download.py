@@ -426,6 +426,13 @@ def test_malicious_zip_is_refused_and_writes_nothing(tmp_path: Path, case: str) 
     assert not (tmp_path / "evil.txt").exists() and not Path("/tmp/kemp-evil.txt").exists()
 
 
+def test_zip_members_with_permission_bits_only_are_files(tmp_path: Path) -> None:
+    """Zip tools that store 0o600 without the file-type bits (issue 12): a file, not a device."""
+    archive = make_zip(tmp_path / "plain.zip", [("a.txt", b"alpha", 0o600), ("b.txt", b"beta", 0)])
+    out = extract_archive(archive, tmp_path / "out", kind="zip", max_bytes=100_000)
+    assert (out / "a.txt").read_bytes() == b"alpha" and (out / "b.txt").read_bytes() == b"beta"
+
+
 def test_member_count_is_capped(tmp_path: Path) -> None:
     archive = make_zip(tmp_path / "many.zip", [(f"f{i}", b"", stat.S_IFREG | 0o644) for i in range(20)])
     with pytest.raises(ArchiveError, match="more than 10 members"):

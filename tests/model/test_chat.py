@@ -139,6 +139,36 @@ def test_history_grows_and_resets(run_dir: Path, tmp_path: Path, stand_in) -> No
         session.respond("   ")
 
 
+def test_history_is_bounded_and_a_long_message_is_refused(run_dir: Path, tmp_path: Path,
+                                                           stand_in) -> None:  # fmt: skip
+    session = ChatSession.open(
+        ChatConfig(run_dir=run_dir, index_dir=tmp_path, decode=DecodeConfig(max_len=3),
+                   device="cpu", max_history_turns=3, max_message_chars=50)  # fmt: skip
+    )
+    for i in range(5):
+        session.respond(f"message {i}")
+    assert [len(b) for b in stand_in.builds] == [1, 3, 3, 3, 3]  # never more than 3 turns
+    assert stand_in.builds[-1][-1] == ("speaker", "message 4") and len(session.history) == 3
+    before = list(session.history)
+    with pytest.raises(ValueError, match="50"):
+        session.respond("word " * 100)
+    assert session.history == before and len(stand_in.builds) == 5
+
+
+def test_cli_chat_skips_a_long_message_and_a_non_utf8_line(run_dir: Path, tmp_path: Path,
+                                                            stand_in) -> None:  # fmt: skip
+    stdin = b"my dog won\n\xff\xfe not text\n" + b"word " * 100_000 + b"\nthat is great\n"
+    result = CliRunner().invoke(
+        app, ["chat", str(run_dir), "--index", str(tmp_path), "--device", "cpu", "--max-len", "3"],
+        input=stdin,
+    )
+    assert result.exit_code == 0, result.output[-2000:]
+    assert result.output.count("kemp>") == 2 and "2 replies" in result.output
+    assert "not UTF-8" in result.output
+    assert "--max-message-chars" in " ".join(result.output.split())
+    assert [len(b) for b in stand_in.builds] == [1, 3]  # the session went on
+
+
 def test_missing_index_folder(run_dir: Path, tmp_path: Path, stand_in) -> None:
     with pytest.raises(KempModelError, match="build-index"):
         ChatSession.open(ChatConfig(run_dir=run_dir, index_dir=tmp_path / "none", device="cpu"))

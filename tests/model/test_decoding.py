@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from kemp_kg.schema import EOS_ID, SOS_ID, UNK_ID
+from kemp_kg.schema import CLS_ID, EOS_ID, KNOWLEDGE_ID, LISTENER_ID, SOS_ID, SPEAKER_ID, UNK_ID
 from kemp_model.decoding import (
     DECODE_PRESETS,
     DecodeConfig,
@@ -263,3 +263,14 @@ def test_unk_is_blocked_unless_allowed() -> None:
     model = chain_model([table])
     assert generate(model, batch(1), DecodeConfig()) == [[12]]
     assert generate(model, batch(1), DecodeConfig(block_unk=False)) == [[UNK_ID]]
+
+
+@pytest.mark.parametrize("preset", ["greedy", "beam", "topk"])
+def test_structure_tokens_are_never_generated(preset: str) -> None:
+    """A model that prefers <cls>, <speaker>, <listener>, <knowledge> still answers in words
+    (a chat reply once read "<cls> <cls> ...")."""
+    structure = [CLS_ID, SPEAKER_ID, LISTENER_ID, KNOWLEDGE_ID]
+    nexts = {t: 0.2 for t in structure} | {12: 0.01, EOS_ID: 0.01}
+    table = {SOS_ID: nexts, 12: {EOS_ID: 0.9}, **{t: {EOS_ID: 0.9} for t in structure}}
+    out = generate(chain_model([table]), batch(1), decode_preset(preset, seed=0))
+    assert out == [[12]]

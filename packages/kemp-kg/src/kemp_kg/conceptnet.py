@@ -41,7 +41,7 @@ DUMP_SUFFIXES: tuple[str, ...] = (".csv", ".csv.gz", ".tsv.gz", ".gz")
 #: Skip reasons reported in the manifest (``skipped``), in display order.
 SKIP_REASONS: tuple[str, ...] = (
     "wrong column count", "non-UTF-8", "bad JSON", "missing weight", "bad concept URI",
-    "truncated gzip", "other CSV error",
+    "bad relation URI", "truncated gzip", "other CSV error",
 )  # fmt: skip
 
 
@@ -285,6 +285,7 @@ def _scan_sql(compressed: bool, strict: bool) -> str:
         "WHEN TRY_CAST(fields[1] AS DOUBLE) IS NULL "
         "  OR NOT isfinite(TRY_CAST(fields[1] AS DOUBLE)) THEN 'missing weight' "
         "WHEN trim(head) = '' OR trim(tail) = '' THEN 'bad concept URI' "
+        "WHEN relation IS NULL OR relation = '' THEN 'bad relation URI' "
         "WHEN head = tail THEN 'self-loop' END AS problem FROM parsed) "
         "SELECT problem, "
         "CASE WHEN problem IS NULL THEN head END AS head, "

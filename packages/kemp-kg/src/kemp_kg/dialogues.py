@@ -53,6 +53,7 @@ is dropped and the conversation's listener turns are kept. It is a notice, not a
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections import Counter
@@ -72,7 +73,7 @@ ERROR_REASONS: tuple[str, ...] = (
     "malformed_record", "duplicate_id", "unknown_split",
 )  # fmt: skip
 #: Notices: counted and reported, the conversation is kept.
-NOTICE_REASONS: tuple[str, ...] = ("trailing_speaker_turn",)
+NOTICE_REASONS: tuple[str, ...] = ("trailing_speaker_turn", "history_cut", "turn_cut")
 _SPLIT_ALIASES = {"train": "train", "valid": "valid", "dev": "valid", "test": "test"}
 _ED_FILES = ("train.csv", "valid.csv", "dev.csv", "test.csv")
 _MAX_MESSAGES = 20
@@ -115,10 +116,12 @@ class Example:
     example_id: str
     conversation: Conversation
     target_index: int
+    first_index: int = 0
 
     @property
     def history(self) -> tuple[Turn, ...]:
-        return self.conversation.turns[: self.target_index]
+        """``conversation.turns[first_index:target_index]`` (the newest turns when limited)."""
+        return self.conversation.turns[self.first_index : self.target_index]
 
     @property
     def target(self) -> Turn:
@@ -202,10 +205,15 @@ def _validate(
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str | None, bytes]]:
-    """(1-based line number, decoded text or None when not UTF-8, raw bytes) per line."""
+    """(1-based line number, decoded text or None when not UTF-8, raw bytes) per line.
+
+    A UTF-8 byte-order mark opening the file (Windows editors write one) is not part of line 1.
+    """
     with open(path, "rb") as handle:
         for number, raw in enumerate(handle, start=1):
             raw = raw.rstrip(b"\r\n")
+            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
             try:
                 yield number, raw.decode("utf-8"), raw
             except UnicodeDecodeError:
@@ -417,7 +425,7 @@ def read_json(
     path = Path(path)
     report = report if report is not None else ReadReport()
     try:
-        document = json.loads(path.read_bytes().decode("utf-8"))
+        document = json.loads(path.read_bytes().decode("utf-8-sig"))  # a leading BOM is no text
     except UnicodeDecodeError as exc:
         raise InputError(f"{path}: not UTF-8 at byte {exc.start}; save it as UTF-8") from None
     except json.JSONDecodeError as exc:
@@ -513,14 +521,58 @@ def read_dialogues(
     return unique, report
 
 
-def expand_examples(conversations: Iterable[Conversation]) -> list[Example]:
+def expand_examples(
+    conversations: Iterable[Conversation],
+    max_history_turns: int | None = None,
+    report: ReadReport | None = None,
+) -> list[Example]:
     """Every listener turn with at least one turn before it becomes one example (MoEL/KEMP).
 
-    ``example_id`` is ``"{conv_id}:{target_index}"`` (0-based turn index of the target).
+    ``example_id`` is ``"{conv_id}:{target_index}"`` (0-based turn index of the target). With
+    ``max_history_turns``, a longer history keeps its newest turns (``Example.first_index``); each
+    such example is counted in ``report`` as ``history_cut``.
     """
     out: list[Example] = []
     for conv in conversations:
         for index, turn in enumerate(conv.turns):
             if index > 0 and turn.role == "listener":
-                out.append(Example(f"{conv.conv_id}:{index}", conv, index))
+                first = 0
+                if max_history_turns is not None and index > max_history_turns:
+                    first = index - max_history_turns
+                    if report is not None:
+                        report.note("history_cut", f"{conv.where}: example {conv.conv_id}:{index} kept the last "
+                                    f"{max_history_turns} of {index} turns (--max-history-turns)",
+                                    strict=False)
+                out.append(Example(f"{conv.conv_id}:{index}", conv, index, first))
+    return out
+
+
+def cut_text(text: str, max_chars: int) -> str:
+    """``text`` cut to at most ``max_chars`` characters, at the last space when there is one."""
+    if len(text) <= max_chars:
+        return text
+    head = text[:max_chars]
+    space = head.rfind(" ")
+    return head[:space] if space > 0 else head
+
+
+def limit_turns(
+    conversations: list[Conversation], max_chars: int, report: ReadReport
+) -> list[Conversation]:
+    """Cut every turn longer than ``max_chars`` (see :func:`cut_text`), counting each in
+    ``report`` as ``turn_cut``; conversations without long turns are kept as is."""
+    out = []
+    for conv in conversations:
+        if all(len(t.text) <= max_chars for t in conv.turns):
+            out.append(conv)
+            continue
+        turns = []
+        for i, t in enumerate(conv.turns):
+            if len(t.text) > max_chars:
+                report.note("turn_cut", f"{conv.where}: conversation {conv.conv_id!r} turn {i} "
+                                        f"cut from {len(t.text):,} to {max_chars:,} characters "
+                                        "(--max-turn-chars)", strict=False)  # fmt: skip
+                t = Turn(t.role, cut_text(t.text, max_chars))
+            turns.append(t)
+        out.append(dataclasses.replace(conv, turns=tuple(turns)))
     return out

@@ -613,7 +613,7 @@ def _zip_members(archive: zipfile.ZipFile) -> Iterator[_Member]:
             yield _Member(info.filename, "link", 0, None)
         elif info.is_dir():
             yield _Member(info.filename, "dir", 0, None)
-        elif mode and not stat.S_ISREG(mode):
+        elif stat.S_IFMT(mode) not in (0, stat.S_IFREG):  # permission bits only (0o600): a file
             yield _Member(info.filename, "special", 0, None)
         else:
             yield _Member(info.filename, "file", info.file_size, lambda info=info: archive.open(info))  # type: ignore[misc]

@@ -52,6 +52,7 @@ from kemp_kg.dialogues import (
     Example,
     ReadReport,
     expand_examples,
+    limit_turns,
     read_dialogues,
 )
 from kemp_kg.digest import sha256_file
@@ -528,14 +529,19 @@ def select_examples(
     split: str | None,
     strict: bool,
     shard: tuple[int, int] | None,
+    max_turn_chars: int | None = None,
+    max_history_turns: int | None = None,
 ) -> Selection:
-    """Step 1: read the dialogues, keep this shard's conversations, expand listener turns."""
+    """Step 1: read the dialogues, cut turns longer than ``max_turn_chars``, keep this shard's
+    conversations, expand listener turns (histories of at most ``max_history_turns`` turns)."""
     conversations, report = read_dialogues(inputs, split=split, strict=strict)
+    if max_turn_chars is not None:
+        conversations = limit_turns(conversations, max_turn_chars, report)
     if shard is not None:
         mine = [c for c in conversations if shard_of(c.conv_id, shard[1]) == shard[0]]
     else:
         mine = conversations
-    return Selection(conversations, mine, expand_examples(mine), report)
+    return Selection(conversations, mine, expand_examples(mine, max_history_turns, report), report)
 
 
 @dataclass
@@ -656,7 +662,7 @@ def plan_examples(examples: Sequence[Example], pool: TextPool) -> HistoryPlan:
         plan.emotions.append(
             schema.EMOTION_INDEX[conv.emotion] if conv.emotion else schema.UNKNOWN_EMOTION
         )
-        plan.history.append([(t.role, ids[i]) for i, t in enumerate(ex.history)])
+        plan.history.append([(t.role, ids[ex.first_index + i]) for i, t in enumerate(ex.history)])
         plan.target.append(ids[ex.target_index])
     return plan
 
@@ -778,7 +784,9 @@ def enrich(
     inputs = [dialogues] if isinstance(dialogues, (str, os.PathLike)) else list(dialogues)
     with clock.stage("read"):
         index = open_index(index_dir)  # fail early on a missing index, before the slow part
-        selection = select_examples(inputs, split=split, strict=strict, shard=shard)
+        selection = select_examples(inputs, split=split, strict=strict, shard=shard,
+                                    max_turn_chars=config.max_turn_chars,
+                                    max_history_turns=config.max_history_turns)
     with clock.stage("text"):
         pool = pool_texts(selection, vocab_scope=None if vocab_file else vocab_scope)
         processed = process_texts(pool.texts, tag=pool.needs_tag, workers=workers,

@@ -632,8 +632,13 @@ def _build_resolved(
             f"{final}: DuckDB ran out of memory under memory_limit={options.memory_limit} "
             f"({str(exc).splitlines()[0]}); raise --memory-limit or free memory"
         ) from None
-    except duckdb.IOException as exc:  # source read errors are InputErrors already: this is us
-        raise KempError(f"{final}: cannot write the index ({str(exc).splitlines()[0]})") from None
+    except (duckdb.IOException, duckdb.FatalException) as exc:
+        # source read errors are InputErrors already: this is writing (a full disk makes DuckDB
+        # invalidate the database with a FatalException)
+        raise KempError(
+            f"{final}: cannot write the index ({str(exc).splitlines()[0]}); the previous index "
+            "is kept; free space and rerun"
+        ) from None
     finally:
         hasher.wait()
     return {**manifest, "rebuilt": True}
@@ -668,13 +673,23 @@ class KnowledgeIndex:
 
     def connect(self) -> duckdb.DuckDBPyConnection:
         """A read-only DuckDB connection to ``index.duckdb`` (close it when done)."""
+        rebuild = "rebuild with `kemp-kg build-index SOURCE --index DIR --force`"
         try:
-            return duckdb.connect(str(self.database), read_only=True)
+            con = duckdb.connect(str(self.database), read_only=True)
         except duckdb.Error as exc:
             raise IndexNotFoundError(
-                f"{self.path}: cannot open {DB_NAME} ({str(exc).splitlines()[0]}); rebuild with "
-                "`kemp-kg build-index SOURCE --index DIR --force`"
+                f"{self.path}: cannot open {DB_NAME} ({str(exc).splitlines()[0]}); {rebuild}"
             ) from None
+        names = {row[0] for row in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
+        ).fetchall()}  # fmt: skip
+        missing = [n for n in (*EXPORTED_TABLES, "neighbours") if n not in names]
+        if missing:
+            con.close()
+            raise IndexNotFoundError(
+                f"{self.database}: lacks the table(s) {', '.join(missing)}; {rebuild}"
+            )
+        return con
 
     def neighbours(self, word: str, top: int = 10) -> list[Neighbour]:
         """The ``top`` neighbours of ``word`` (either edge direction), most intense first.

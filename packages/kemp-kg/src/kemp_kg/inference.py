@@ -20,6 +20,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from kemp_kg import schema
+from kemp_kg.dialogues import cut_text
 from kemp_kg.enrich import HistoryPlan, TokenTables, assemble, retrieve
 from kemp_kg.errors import InputError
 from kemp_kg.presets import EnrichConfig, paper
@@ -58,10 +59,17 @@ class GraphBuilder:
     def build(self, turns: Sequence[tuple[str, str]]) -> pa.Table:
         """One row of :data:`schema.GRAPH_SCHEMA` for the history ``turns`` ((role, text) pairs).
 
-        The row has split ``"chat"``, emotion -1, target ``""`` and no target ids.
+        The row has split ``"chat"``, emotion -1, target ``""`` and no target ids. As in
+        ``kemp-kg enrich``, only the newest ``max_history_turns`` turns are used and a turn is cut
+        to ``max_turn_chars`` characters (the limits of the training file's thresholds), so the
+        graph, and the memory the model needs for it, stay bounded however long the chat runs.
         """
         if not turns:
             raise InputError("chat history is empty; say something first")
+        turns = [
+            (role, cut_text(text, self.config.max_turn_chars))
+            for role, text in turns[-self.config.max_history_turns :]
+        ]
         texts: list[str] = []
         history: list[tuple[str, int]] = []
         for i, (role, text) in enumerate(turns):

@@ -141,7 +141,7 @@ def load_lexicon(path: str | os.PathLike[str]) -> Lexicon:
     except OSError as exc:
         raise InputError(f"{path}: cannot read the lexicon ({exc.strerror or exc})") from None
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8-sig")  # a leading byte-order mark is not part of the header
     except UnicodeDecodeError as exc:
         number = data.count(b"\n", 0, exc.start) + 1
         raise _bad_line(path, number, "not UTF-8 text") from None

@@ -80,6 +80,13 @@ class EnrichConfig:
             discourse words whose neighbours are generic and would fill the per-example cap.
         intensity_lemma_fallback: a context token outside the lexicon gets its WordNet base
             form's intensity (``got`` -> ``get``, ``months`` -> ``month``); False: surface only.
+        max_history_turns: an example's history keeps at most this many turns, the newest (the
+            oldest are dropped, and counted in the report). EmpatheticDialogues histories have at
+            most 7 turns; the official code has no limit, but one 10,000-turn conversation made a
+            1.6 GB file and training on it asked for 27 GB.
+        max_turn_chars: a longer turn is cut to this many characters at a word boundary (counted
+            in the report; EmpatheticDialogues turns have at most 613). Chat refuses a longer
+            message instead.
     """
 
     preset: str
@@ -95,6 +102,8 @@ class EnrichConfig:
     match_pos: bool = False
     skip_words: tuple[str, ...] = ()
     intensity_lemma_fallback: bool = False
+    max_history_turns: int = 16
+    max_turn_chars: int = 1000
 
     def __post_init__(self) -> None:
         for name in ("min_confidence", "min_concept_intensity"):
@@ -114,6 +123,10 @@ class EnrichConfig:
             raise ValueError(f"rank_by must be one of {', '.join(RANKINGS)}; got {self.rank_by!r}")
         if self.min_count < 1:
             raise ValueError(f"min_count must be >= 1, got {self.min_count}")
+        if self.max_history_turns < 1:
+            raise ValueError(f"max_history_turns must be >= 1, got {self.max_history_turns}")
+        if self.max_turn_chars < 1:
+            raise ValueError(f"max_turn_chars must be >= 1, got {self.max_turn_chars}")
         unknown = [r for r in self.excluded_relations if r not in RELATIONS]
         if unknown:
             raise ValueError(f"unknown relation(s) {unknown}; known: {', '.join(RELATIONS)}")

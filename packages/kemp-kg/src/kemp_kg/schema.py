@@ -167,7 +167,8 @@ class GraphFile:
         return self.table.num_rows
 
     def verify(self) -> None:
-        """Check every offset and value of the mapped file (O(file size), touches every page).
+        """Check every offset and value of the mapped file (O(file size), touches every page):
+        Arrow's own full validation, then the graph contract (:func:`content_problem`).
 
         Opening trusts the file's buffers so that it stays O(footer); a file whose bytes were
         damaged *inside* its record batches (footer intact) would then fault in native code when
@@ -176,13 +177,95 @@ class GraphFile:
         Raises:
             GraphFileError: naming the file(s) and saying what to rerun.
         """
+        names = ", ".join(str(p) for p in self.paths)
         try:
             self.table.validate(full=True)
         except (pa.ArrowInvalid, pa.ArrowException) as exc:
-            names = ", ".join(str(p) for p in self.paths)
             raise GraphFileError(
                 f"{names}: damaged record batch ({str(exc).splitlines()[0]}); rerun `kemp-kg enrich`"
             ) from None
+        problem = content_problem(self.table, len(self.vocab))
+        if problem:
+            raise GraphFileError(f"{names}: {problem}; rerun `kemp-kg enrich`")
+
+
+def content_problem(table: pa.Table, vocab_size: int) -> str | None:
+    """The first way ``table``'s values break the graph contract, as "row R (EXAMPLE_ID): ...";
+    None when every row is usable. Vectorised over whole columns (O(values), one pass each).
+
+    Checked: token ids in ``[0, vocab_size)``; ``emotion`` in ``[-1, len(EMOTIONS))``; roles in
+    :class:`Role`; relations in :data:`RELATIONS`; the three context lists and the five concept
+    lists of a row of equal length, at least the CLS position; every ``concept_anchor`` a word
+    position ``1..len(context_ids)-1``; finite intensities and weights; unique ``example_id``
+    (the same shard given twice would double the rows).
+    """
+    import pyarrow.compute as pc
+
+    if table.num_rows == 0:
+        return None
+
+    def where(row: int, text: str) -> str:
+        return f"row {row} ({table['example_id'][row].as_py()}): {text}"
+
+    def first(mask: pa.ChunkedArray | pa.Array) -> int:  # index of the first True, -1 if none
+        return pc.index(mask, True).as_py()
+
+    def outside(array, low: int, high: int):  # noqa: ANN001,ANN202 - values not in [low, high)
+        return pc.or_(pc.less(array, low), pc.greater_equal(array, high))
+
+    def flat(name: str) -> pa.Array:
+        return pc.list_flatten(table[name])
+
+    def owner(name: str, i: int) -> int:
+        return pc.list_parent_indices(table[name])[i].as_py()
+
+    emotion = table["emotion"]
+    i = first(outside(emotion, UNKNOWN_EMOTION, len(EMOTIONS)))
+    if i >= 0:
+        return where(i, f"emotion {emotion[i].as_py()} outside -1..{len(EMOTIONS) - 1}")
+    n_words = pc.list_value_length(table["context_ids"])
+    i = first(pc.less(n_words, 1))
+    if i >= 0:
+        return where(i, "context_ids is empty (no CLS position)")
+    for base, others in (
+        ("context_ids", ("context_roles", "context_intensity")),
+        ("concept_ids", ("concept_anchor", "concept_relation", "concept_weight",
+                         "concept_intensity")),
+    ):  # fmt: skip
+        base_len = pc.list_value_length(table[base])
+        for name in others:
+            name_len = pc.list_value_length(table[name])
+            i = first(pc.not_equal(name_len, base_len))
+            if i >= 0:
+                return where(i, f"{name} has {name_len[i].as_py()} values, {base} "
+                                f"{base_len[i].as_py()}")  # fmt: skip
+    for name, high in (("context_ids", vocab_size), ("concept_ids", vocab_size),
+                       ("target_ids", vocab_size), ("context_roles", len(Role)),
+                       ("concept_relation", len(RELATIONS))):  # fmt: skip
+        codes = flat(name)
+        i = first(outside(codes, 0, high))
+        if i >= 0:
+            what = "the vocabulary " if high == vocab_size and name.endswith("_ids") else ""
+            return where(owner(name, i), f"{name} holds {codes[i].as_py()}, outside "
+                                         f"{what}0..{high - 1}")  # fmt: skip
+    anchors = flat("concept_anchor")
+    if len(anchors):
+        limit = pc.take(n_words, pc.list_parent_indices(table["concept_anchor"]))
+        i = first(pc.or_(pc.less(anchors, 1), pc.greater_equal(anchors, limit)))
+        if i >= 0:
+            return where(owner("concept_anchor", i), f"concept_anchor {anchors[i].as_py()} is not "
+                                                     f"a word position 1..{limit[i].as_py() - 1}")
+    for name in ("context_intensity", "concept_weight", "concept_intensity"):
+        floats = flat(name)
+        if len(floats):
+            i = first(pc.invert(pc.is_finite(floats)))
+            if i >= 0:
+                return where(owner(name, i), f"{name} holds {floats[i].as_py()}")
+    if pc.count_distinct(table["example_id"]).as_py() != table.num_rows:
+        counts = pc.value_counts(table["example_id"])
+        twice = pc.filter(counts, pc.greater(counts.field("counts"), 1))[0]["values"].as_py()
+        return f"example_id {twice!r} appears more than once (a shard given twice?)"
+    return None
 
 
 def _metadata(vocab: Sequence[str], provenance: Mapping[str, object]) -> dict[bytes, bytes]:
@@ -594,6 +677,15 @@ def _shard_paths(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]
             raise GraphFileError(f"{item}: no such graph file; run `kemp-kg enrich` to create it")
     if not out:
         raise GraphFileError("no graph files given")
+    seen: dict[tuple[int, int], Path] = {}
+    for path in out:
+        st = path.stat()
+        first = seen.setdefault((st.st_dev, st.st_ino), path)
+        if first is not path:
+            raise GraphFileError(
+                f"{path}: given twice (also as {first}); each shard once, or its rows would count "
+                "twice"
+            )
     return out
 
 

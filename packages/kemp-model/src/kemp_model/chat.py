@@ -88,6 +88,10 @@ class ChatConfig:
         decode: the decoding configuration.
         device: ``auto`` | ``cpu`` | ``cuda``.
         builder: entry-point name of the graph builder.
+        max_history_turns: the session keeps the newest N turns (the graph and the memory the
+            model needs stay bounded however long the chat runs; ED histories have at most 7).
+        max_message_chars: a longer message is refused, the session goes on (a 517 KB line
+            once asked for 17 GB).
     """
 
     run_dir: Path
@@ -95,6 +99,12 @@ class ChatConfig:
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     device: str = "auto"
     builder: str = ENTRY_POINT_NAME
+    max_history_turns: int = 16
+    max_message_chars: int = 1000
+
+    def __post_init__(self) -> None:
+        if self.max_history_turns < 1 or self.max_message_chars < 1:
+            raise ValueError("max_history_turns and max_message_chars must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -175,7 +185,11 @@ class ChatSession:
         decode: DecodeConfig,
         device: torch.device | str = "cpu",
         provenance: Mapping[str, Any] | None = None,
+        max_history_turns: int = 16,
+        max_message_chars: int = 1000,
     ) -> None:
+        self.max_history_turns = max_history_turns
+        self.max_message_chars = max_message_chars
         self.model = model.eval()
         self.vocab = tuple(vocab)
         self.builder = builder
@@ -226,7 +240,8 @@ class ChatSession:
             if _user_error(exc):
                 raise KempModelError(f"graph builder: {exc}") from None
             raise
-        session = cls(run.model, run.vocab, builder, config.decode, run.device, run.provenance)
+        session = cls(run.model, run.vocab, builder, config.decode, run.device, run.provenance,
+                      config.max_history_turns, config.max_message_chars)  # fmt: skip
         session.notes = notes
         return session
 
@@ -238,13 +253,21 @@ class ChatSession:
     def respond(self, message: str) -> ChatReply:
         """Add ``message`` as the speaker's turn, answer it, and add the answer as a listener turn.
 
+        Only the newest ``max_history_turns`` turns are kept.
+
         Raises:
-            ValueError: an empty message.
+            ValueError: an empty message, or one longer than ``max_message_chars`` (the session
+                and its history are unchanged).
         """
         message = " ".join(message.split())
         if not message:
             raise ValueError("empty message")
-        turns = [*self.history, ("speaker", message)]
+        if len(message) > self.max_message_chars:
+            raise ValueError(
+                f"message of {len(message):,} characters is longer than the limit of "
+                f"{self.max_message_chars:,} (--max-message-chars); say it in fewer words"
+            )
+        turns = [*self.history, ("speaker", message)][-self.max_history_turns :]
         try:
             table = self.builder.build(turns)
         except Exception as exc:
@@ -264,7 +287,8 @@ class ChatSession:
             ids = generate(self.model, batch, self.decode)[0]
         response = visible_text(ids_to_text(ids, self.vocab))
         # an empty reply (nothing but special tokens) is not a turn the builder could read
-        self.history = [*turns, ("listener", response)] if response else turns
+        history = [*turns, ("listener", response)] if response else turns
+        self.history = history[-self.max_history_turns :]
         emotions = tuple(emotion_top(logits.cpu())[0]) if self.classifier else ()
         concepts = tuple(
             ("" if str(w) in _SPECIAL else str(w), str(c), str(r), float(i))

@@ -28,7 +28,19 @@ from typing import Any, Literal, Protocol
 
 import torch
 
-from kemp_kg.schema import EOS_ID, PAD_ID, SOS_ID, UNK_ID
+from kemp_kg.schema import (
+    CLS_ID,
+    EOS_ID,
+    KNOWLEDGE_ID,
+    LISTENER_ID,
+    PAD_ID,
+    SOS_ID,
+    SPEAKER_ID,
+    UNK_ID,
+)
+
+#: Special tokens a decoder may never emit (a reply with ``<cls>`` in it was possible before).
+NEVER_GENERATED: list[int] = [PAD_ID, SOS_ID, CLS_ID, SPEAKER_ID, LISTENER_ID, KNOWLEDGE_ID]
 
 Strategy = Literal["greedy", "beam", "topk", "topp"]
 STRATEGIES: tuple[str, ...] = ("greedy", "beam", "topk", "topp")
@@ -345,8 +357,7 @@ def _search(model: GeneratorModel, batch: Any, config: DecodeConfig) -> list[lis
         vocab = logprobs.shape[-1]
         if step < config.min_len:
             logprobs[:, EOS_ID] = -math.inf
-        logprobs[:, PAD_ID] = -math.inf
-        logprobs[:, SOS_ID] = -math.inf
+        logprobs[:, NEVER_GENERATED] = -math.inf  # structure tokens are never words of a reply
         if config.block_unk:
             logprobs[:, UNK_ID] = -math.inf
         if config.no_repeat_ngram:

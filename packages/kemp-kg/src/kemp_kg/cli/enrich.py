@@ -59,6 +59,12 @@ def enrich_command(
         None, "--query-pos", help="Comma-separated WordNet POS of query words (n,v,a,r)."),
     min_count: Optional[int] = typer.Option(
         None, "--min-count", help="Vocabulary: drop training tokens seen fewer times."),
+    max_history_turns: Optional[int] = typer.Option(
+        None, "--max-history-turns", min=1,
+        help="Keep the newest N turns of a history (default 16; ED has at most 7)."),
+    max_turn_chars: Optional[int] = typer.Option(
+        None, "--max-turn-chars", min=1,
+        help="Cut longer turns to N characters (default 1000; ED's longest is 613)."),
     split: Optional[str] = typer.Option(
         None, "--split", metavar="[train|valid|test]",
         help="Put every conversation in this split (default: each record's own \"split\")."),
@@ -97,6 +103,8 @@ def enrich_command(
             excluded_relations=_split_list(exclude_relations),
             query_pos=_split_list(query_pos),
             min_count=min_count,
+            max_history_turns=max_history_turns,
+            max_turn_chars=max_turn_chars,
         )
         shard_pair = parse_shard(shard) if shard else None
         if vocab_scope not in VOCAB_SCOPES:

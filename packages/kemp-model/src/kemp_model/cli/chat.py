@@ -91,6 +91,12 @@ def chat_command(
     length_penalty: float = LP_OPTION,
     max_len: int = MAXLEN_OPTION,
     seed: int = SEED_OPTION,
+    max_history_turns: int = typer.Option(
+        16, "--max-history-turns", min=1, help="Keep the newest N turns of the conversation."
+    ),
+    max_message_chars: int = typer.Option(
+        1000, "--max-message-chars", min=1, help="Refuse (and skip) a longer message."
+    ),
 ) -> None:
     """Chat with a model: see the predicted emotion, the injected concepts and the response.
 
@@ -113,8 +119,12 @@ def chat_command(
         decode=decode_config(decode, beam_size, no_repeat_ngram, top_k, top_p, temperature,
                              length_penalty, max_len, seed),  # fmt: skip
         device=device,
+        max_history_turns=max_history_turns,
+        max_message_chars=max_message_chars,
     )
     session = ChatSession.open(config)
+    # a line that is not UTF-8 is skipped with a note, not a traceback that ends the session
+    sys.stdin.reconfigure(errors="surrogateescape")  # type: ignore[union-attr]
     out = Console(highlight=False)
     for note in session.notes:
         Console(stderr=True, highlight=False).print(f"[yellow]warning:[/] {escape(note)}")
@@ -138,9 +148,17 @@ def chat_command(
             else:
                 out.print(f"[dim]unknown command {escape(command)}; /help lists them[/]")
             continue
+        if any("\udc80" <= ch <= "\udcff" for ch in message):
+            out.print("[yellow]skipped:[/] that line is not UTF-8 text")
+            continue
         if not interactive:
-            out.print(f"[bold]you>[/] {escape(message)}")
-        reply = session.respond(message)
+            shown = message if len(message) <= 200 else f"{message[:200]}… ({len(message):,} chars)"
+            out.print(f"[bold]you>[/] {escape(shown)}")
+        try:
+            reply = session.respond(message)
+        except ValueError as exc:  # too long: the session and its history go on unchanged
+            out.print(f"[yellow]skipped:[/] {escape(str(exc))}")
+            continue
         replies += 1
         if reply.emotions:
             shown = " | ".join(f"{name} {p:.2f}" for name, p in reply.emotions)
