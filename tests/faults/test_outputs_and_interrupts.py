@@ -327,3 +327,82 @@ def test_nan_length_penalty_is_a_usage_error(tmp_path: Path, golden, golden_run)
     argv = ["generate", str(golden_run), "--graphs", str(golden["graphs"]), "--limit", "1",
             "--decode", "beam", "--length-penalty", "nan"]  # fmt: skip
     usage_error(run("kemp_model", argv, cwd=tmp_path), "length_penalty", "finite")
+
+
+# ------------------------------------------------------------------------------------------------
+# 4. a run folder is resumable (or restartable) from its first second
+
+
+HOLD_FIRST_STEP = f"""
+    import torch
+    _orig = torch.optim.Adam.step
+    def _step(self, *a, **k):  # the first optimiser step: config.json written, no checkpoint
+        print("{MARKER}", flush=True); time.sleep(60)
+        return _orig(self, *a, **k)
+    torch.optim.Adam.step = _step
+"""
+
+
+def _same_weights(a: Path, b: Path) -> bool:
+    from safetensors.torch import load_file
+
+    left, right = load_file(str(a)), load_file(str(b))
+    return left.keys() == right.keys() and all(left[k].equal(right[k]) for k in left)
+
+
+@pytest.mark.parametrize("how", ["resume", "plain-rerun"])
+def test_a_run_killed_before_its_first_checkpoint_can_be_resumed_or_rerun(
+    tmp_path: Path, golden, golden_run, how: str
+) -> None:
+    from test_pipeline_faults import kill_at_marker
+
+    run_dir = tmp_path / "run"
+    kill_at_marker("kemp_model", TRAIN_ARGS(golden["graphs"], run_dir, steps=2), HOLD_FIRST_STEP,
+                   cwd=tmp_path)  # fmt: skip
+    assert (run_dir / "config.json").is_file() and not (run_dir / "last.state.safetensors").exists()
+    again = run("kemp_model", TRAIN_ARGS(golden["graphs"], run_dir, steps=2, resume=how == "resume"),
+                cwd=tmp_path)  # fmt: skip
+    assert again.returncode == 0, again.stderr[-3000:]
+    if how == "resume":
+        assert "no checkpoint yet" in again.stdout
+    # the same weights as the uninterrupted golden run of the same command
+    assert _same_weights(run_dir / "last.safetensors", golden_run / "last.safetensors")
+    def log(folder: Path) -> list[tuple[str, int]]:  # no line left from the killed start
+        lines = (folder / "metrics.jsonl").read_text().splitlines()
+        return [(r["kind"], r["step"]) for r in map(json.loads, lines)]
+
+    assert log(run_dir) == log(golden_run)
+
+
+def test_ctrl_c_before_the_first_checkpoint_names_a_resume_that_works(tmp_path: Path, golden) -> None:
+    run_dir = tmp_path / "run"
+    argv = TRAIN_ARGS(golden["graphs"], run_dir, steps=2)
+    line = _interrupt_line(_interrupt("kemp_model", argv, HOLD_FIRST_STEP, tmp_path))
+    assert "holds no checkpoint yet" in line and line.endswith(" --resume"), line
+    resumed = run("kemp_model", TRAIN_ARGS(golden["graphs"], run_dir, steps=2, resume=True), cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+
+
+def test_disk_full_at_the_first_checkpoint_then_resume(tmp_path: Path, golden) -> None:
+    run_dir = tmp_path / "run"
+    patch = """
+        import errno, os
+        import kemp_model.checkpoint as ck
+        def _full(tensors, filename, metadata=None):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), filename)
+        ck.save_file = _full
+    """
+    line = one_line_error(run("kemp_model", TRAIN_ARGS(golden["graphs"], run_dir, steps=2),
+                              cwd=tmp_path, patch=patch))  # fmt: skip
+    assert "No space left on device" in line and "--resume" in line, line
+    resumed = run("kemp_model", TRAIN_ARGS(golden["graphs"], run_dir, steps=2, resume=True), cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert (run_dir / "last.state.safetensors").is_file()
+
+
+def test_a_bad_seed_is_refused_before_the_run_folder_exists(tmp_path: Path, golden) -> None:
+    run_dir = tmp_path / "run"
+    for seed in ("-1", str(2**70)):
+        usage_error(run("kemp_model", [*TRAIN_ARGS(golden["graphs"], run_dir, steps=2), "--seed", seed],
+                        cwd=tmp_path), "--seed")  # fmt: skip
+        assert listing(tmp_path) == []

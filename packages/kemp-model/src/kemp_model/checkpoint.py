@@ -125,7 +125,7 @@ def _write_failed(path: Path, exc: BaseException, then: str | None = None) -> Ch
         reason = exc.strerror
     else:  # safetensors reports I/O errors as SafetensorError("... No space left on device ...")
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    then = then or f"continue with `kemp-model train --out {path.parent} --resume`"
+    then = then or "continue: the same `kemp-model train` command with --resume"
     return CheckpointError(
         f"{path}: cannot write ({reason}); the previous file is kept; free space or fix "
         f"permissions, then {then}"

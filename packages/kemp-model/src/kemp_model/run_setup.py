@@ -83,7 +83,8 @@ class ResolvedRun:
         train_data: the memory-mapped training split (checked byte by byte).
         vectors: pre-trained rows to copy into a NEW model's word table (``None`` on resume:
             the checkpoint has the trained table).
-        resume: continue from the run folder's training state.
+        resume: continue from the run folder's training state (False for a run that stopped
+            before its first checkpoint: it starts again at step 0 with its stored config).
         notes: lines for the user (settings changed by the vectors, ...).
     """
 
@@ -177,6 +178,18 @@ def _load_vectors(
     return vectors, record, notes, vectors.dim
 
 
+def _stored_vectors(job: TrainJob, config: ckpt.RunConfig, vocab: Sequence[str]) -> Vectors:
+    """The vectors a run recorded (``config.embeddings``), placed in its table as before."""
+    from kemp_model.embeddings import load_vectors
+
+    record = dict(config.embeddings or {})
+    vectors = load_vectors(job.embeddings or record["path"], vocab, job.embeddings_vocab)
+    if vectors.dim != record.get("table_dim", vectors.dim):
+        placement = record.get("placement") or job.embedding_placement
+        vectors = vectors.placed(int(record["table_dim"]), placement, seed=config.train.seed)
+    return vectors
+
+
 def resolve_run(job: TrainJob) -> ResolvedRun:
     """Resolve ``job`` (see the module docstring).
 
@@ -190,13 +203,20 @@ def resolve_run(job: TrainJob) -> ResolvedRun:
     if job.resume and job.force:
         raise KempModelError("--resume and --force exclude each other; pass one of them")
     stored: ckpt.RunConfig | None = None
+    # A run stopped before its first checkpoint (killed, Ctrl-C, out of memory, full disk) holds
+    # its config.json and nothing to lose: --resume starts it again at step 0 with its stored
+    # settings, and a plain rerun may start it afresh. A run with a checkpoint needs one of them.
+    checkpointed = (run_dir / ckpt.STATE_FILE).is_file()
     if job.resume:
-        if not (run_dir / ckpt.STATE_FILE).is_file():
+        if not checkpointed and not (run_dir / ckpt.CONFIG_FILE).is_file():
             raise CheckpointError(
-                f"{run_dir / ckpt.STATE_FILE}: nothing to resume; start the run without --resume"
+                f"{run_dir}: nothing to resume (no {ckpt.STATE_FILE}, no {ckpt.CONFIG_FILE}); "
+                "start the run without --resume"
             )
         stored, _ = ckpt.read_run_config(run_dir)
-    elif not job.force and any((run_dir / name).is_file() for name in (ckpt.STATE_FILE, ckpt.CONFIG_FILE)):
+    elif not job.force and any(
+        (run_dir / name).is_file() for name in (ckpt.STATE_FILE, ckpt.LAST_FILE, ckpt.BEST_FILE)
+    ):
         raise KempModelError(
             f"{run_dir}: already holds a run; pass --resume to continue it, --force to replace "
             "it, or choose another --out"
@@ -210,6 +230,10 @@ def resolve_run(job: TrainJob) -> ResolvedRun:
     vectors = None
     if stored is not None:
         config = _resume_config(job, stored, digest)
+        if not checkpointed:
+            notes.append("no checkpoint yet: the run started again at step 0 with its settings")
+            if config.embeddings:  # a new model: its word table gets the run's vectors again
+                vectors = _stored_vectors(job, config, vocab)
     else:
         model_overrides = dict(job.model_overrides)
         model_config = apply_overrides(preset.model, job.model_overrides)
@@ -249,7 +273,7 @@ def resolve_run(job: TrainJob) -> ResolvedRun:
         )
     return ResolvedRun(
         config=config, vocab=tuple(vocab), train_data=train_data, vectors=vectors,
-        resume=stored is not None, notes=tuple(notes),
+        resume=stored is not None and checkpointed, notes=tuple(notes),
     )  # fmt: skip
 
 

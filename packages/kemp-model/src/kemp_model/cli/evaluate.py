@@ -65,7 +65,7 @@ MAXLEN_OPTION = typer.Option(
     None, "--max-len", min=1, help=f"Most tokens per response. {_decode_default('max_len')}"
 )
 SEED_OPTION = typer.Option(
-    None, "--seed", help=f"Sampling seed (topk, topp, diverse). {_decode_default('seed')}"
+    None, "--seed", min=0, max=2**32 - 1, help=f"Sampling seed (topk, topp, diverse). {_decode_default('seed')}"
 )
 
 

@@ -84,7 +84,7 @@ def train_command(
         None, "--early-stopping-from", min=0,
         help=f"Validations before this step neither keep a best checkpoint nor count for --patience. {_default('early_stopping_from')}",
     ),
-    seed: int = typer.Option(None, "--seed", help=f"Seed for initialisation, dropout and batch order. {_default('seed')}"),
+    seed: int = typer.Option(None, "--seed", min=0, max=2**32 - 1, help=f"Seed for initialisation, dropout and batch order. {_default('seed')}"),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     threads: int = typer.Option(None, "--threads", min=1, help="CPU threads for torch (default: torch's)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out exactly where it stopped."),
