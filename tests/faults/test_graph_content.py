@@ -1,10 +1,11 @@
 """Graph files whose bytes are sound but whose values break the contract (issue 12 items 5, 9).
 
 Each file below is written with `schema.write_graphs` from the golden sample graphs with ONE
-value changed, so Arrow's own validation passes. `kemp-model train` and `evaluate` check the
-values once when they open the file (`GraphFile.verify` -> `schema.content_problem`): one
-`error:` line naming the file, the row and the field, a non-zero exit, no traceback, and no run
-folder. Before, ids outside the vocabulary, negative ids and emotion 99 were IndexErrors, while
+value changed, so Arrow's own validation passes. `kemp-model train`, `evaluate` and `kemp-kg
+inspect` check the values once when they open the file (`GraphFile.verify` ->
+`schema.content_problem`): one `error:` line naming the file, the row and the field, a non-zero
+exit, no traceback, and no run folder. Every case is checked on `verify`; the ones that were
+tracebacks or silent through the commands are also run through them. Before, ids outside the vocabulary, negative ids and emotion 99 were IndexErrors, while
 anchors out of range, list length mismatches and NaN intensities trained silently (perplexity
 inf) and a shard given twice doubled the rows.
 """
@@ -17,12 +18,9 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from test_pipeline_faults import TRAIN_ARGS, golden, golden_run, one_line_error, run
+from test_pipeline_faults import TRAIN_ARGS, one_line_error, run
 
 from kemp_kg import schema
-
-__all__ = ["golden", "golden_run"]  # module fixtures shared with test_pipeline_faults
-
 
 def _edit_values(table: pa.Table, name: str, edit: Callable[[list], list]) -> pa.Table:
     """``table`` with the flattened values of list column ``name`` replaced by ``edit(values)``."""
@@ -70,7 +68,18 @@ def bad_files(tmp_path_factory: pytest.TempPathFactory, golden) -> dict[str, Pat
 
 
 @pytest.mark.parametrize("case", sorted(BAD_VALUES))
+def test_verify_names_the_file_row_and_field(bad_files, case: str) -> None:
+    graphs = schema.open_graphs(bad_files[case])  # opening stays O(footer): no error yet
+    with pytest.raises(schema.GraphFileError) as caught:
+        graphs.verify()
+    line = str(caught.value)
+    assert "\n" not in line and str(bad_files[case]) in line and "row 0" in line, line
+    assert BAD_VALUES[case][1] in line and "rerun `kemp-kg enrich`" in line
+
+
+@pytest.mark.parametrize("case", ["id-outside-vocab", "emotion-99", "nan-intensity"])
 def test_bad_graph_values_are_one_line_through_train(tmp_path: Path, bad_files, case: str) -> None:
+    """The IndexErrors (ids, emotion) and the silent perplexity inf (NaN), through the CLI."""
     run_dir = tmp_path / "run"
     line = one_line_error(run("kemp_model", TRAIN_ARGS(bad_files[case], run_dir, steps=2), cwd=tmp_path))
     assert str(bad_files[case]) in line and "row 0" in line and BAD_VALUES[case][1] in line, line
@@ -95,3 +104,9 @@ def test_a_shard_given_twice_is_refused(tmp_path: Path, golden) -> None:
         line = one_line_error(run("kemp_model", argv, cwd=tmp_path))
         assert "given twice" in line or "appears more than once" in line, line
         assert not (tmp_path / "run").exists()
+
+
+def test_bad_graph_values_are_one_line_through_inspect(tmp_path: Path, bad_files) -> None:
+    bad = bad_files["id-outside-vocab"]
+    line = one_line_error(run("kemp_kg", ["inspect", str(bad)], cwd=tmp_path))
+    assert str(bad) in line and "outside the vocabulary" in line, line

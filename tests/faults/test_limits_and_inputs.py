@@ -17,12 +17,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from test_pipeline_faults import golden, golden_run, one_line_error, run
+from test_pipeline_faults import one_line_error, run
 
 from kemp_kg import schema
-
-__all__ = ["golden", "golden_run"]  # module fixtures shared with test_pipeline_faults
-
 
 def test_a_huge_conversation_is_bounded_and_the_cuts_are_counted(tmp_path: Path, golden) -> None:
     turns = [{"role": ("speaker", "listener")[i % 2], "text": f"turn {i} my happy dog"}

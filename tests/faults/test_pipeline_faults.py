@@ -100,37 +100,8 @@ def tree_bytes(folder: Path) -> dict[str, bytes]:
 
 
 # ------------------------------------------------------------------------------------------------
-# Inputs and a first good generation of every output, made once per module
-
-
-@pytest.fixture(scope="module")
-def golden(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("golden")
-    inputs = root / "inputs"
-    result = run("kemp_kg", ["sample", "--to", str(inputs)], cwd=root)
-    assert result.returncode == 0, result.stderr
-    knowledge_v2 = inputs / "knowledge_v2.tsv"
-    knowledge_v2.write_text((inputs / "knowledge.tsv").read_text() + "kempfault\tRelatedTo\tsentinel\t1.0\n")
-    for argv in (
-        ["build-index", str(inputs / "knowledge.tsv"), "--lexicon", str(inputs / "lexicon.tsv"),
-         "--index", str(root / "index")],
-        ["enrich", str(inputs / "dialogues.jsonl"), "--index", str(root / "index"), "--out",
-         str(root / "graphs.arrow")],
-    ):  # fmt: skip
-        result = run("kemp_kg", argv, cwd=root)
-        assert result.returncode == 0, result.stderr[-3000:]
-    return {
-        "root": root, "inputs": inputs, "knowledge_v2": knowledge_v2,
-        "index": root / "index", "graphs": root / "graphs.arrow",
-    }  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def golden_run(golden: dict[str, Path]) -> Path:
-    run_dir = golden["root"] / "run"
-    result = run("kemp_model", TRAIN_ARGS(golden["graphs"], run_dir, steps=2), cwd=golden["root"])
-    assert result.returncode == 0, result.stderr[-3000:]
-    return run_dir
+# The inputs and a first good generation of every output (`golden`, `golden_run`) are made once
+# per session by conftest.py and shared read-only by every fault module.
 
 
 def TRAIN_ARGS(graphs: Path, out: Path, *, steps: int, resume: bool = False) -> list[str]:  # noqa: N802

@@ -164,10 +164,9 @@ def test_bad_inputs_are_one_line_errors(run_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(KempModelError, match="split 'nope' has no rows"):
         evaluate_run(EvalConfig(run_dir=run_dir, split="nope", device="cpu"))
     other = tmp_path / "other.arrow"
-    rows = schema.open_graphs(
-        json.loads((run_dir / "config.json").read_text())["graphs"][0]
-    ).table
-    schema.write_graphs(other, [rows], vocab=(*schema.SPECIAL_TOKENS, "x", "y"), provenance={})
+    graphs = schema.open_graphs(json.loads((run_dir / "config.json").read_text())["graphs"][0])
+    vocab = [*graphs.vocab[:-1], graphs.vocab[-1] + "-other"]  # same ids, another vocabulary
+    schema.write_graphs(other, [graphs.table], vocab=vocab, provenance={})
     with pytest.raises(KempModelError, match="vocabulary differs"):
         evaluate_run(EvalConfig(run_dir=run_dir, graphs=(other,), device="cpu"))
 

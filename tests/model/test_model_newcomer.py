@@ -115,7 +115,8 @@ def test_interactive_chat_keeps_a_readline_history(
     readline.clear_history()
     chat_cli.chat_command(run_dir, index=tmp_path, device="cpu", decode=chat_cli.Decode.greedy,
                           beam_size=None, no_repeat_ngram=None, top_k=None, top_p=None,
-                          temperature=None, length_penalty=None, max_len=3, seed=None)  # fmt: skip
+                          temperature=None, length_penalty=None, max_len=3, seed=None,
+                          max_history_turns=16, max_message_chars=1000)  # fmt: skip
     assert prompts == ["you> ", "you> "]
     assert "my dog won" in history.read_text(encoding="utf-8")
     assert stand_in.builds == [[("speaker", "my dog won")]]

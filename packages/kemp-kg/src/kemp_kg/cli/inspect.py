@@ -34,6 +34,7 @@ def inspect_command(
     if plot is not None:
         schema.check_output(plot, inputs=graphs, flag="--plot")
     opened = schema.open_graphs(graphs)
+    opened.verify()  # a value outside the contract is one line, not an IndexError while drawing
     try:
         view = view_example(opened, example)
     except ValueError as exc:

@@ -124,7 +124,8 @@ def chat_command(
     )
     session = ChatSession.open(config)
     # a line that is not UTF-8 is skipped with a note, not a traceback that ends the session
-    sys.stdin.reconfigure(errors="surrogateescape")  # type: ignore[union-attr]
+    if hasattr(sys.stdin, "reconfigure"):
+        sys.stdin.reconfigure(errors="surrogateescape")
     out = Console(highlight=False)
     for note in session.notes:
         Console(stderr=True, highlight=False).print(f"[yellow]warning:[/] {escape(note)}")
