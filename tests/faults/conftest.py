@@ -18,7 +18,9 @@ def golden(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     result = run("kemp_kg", ["sample", "--to", str(inputs)], cwd=root)
     assert result.returncode == 0, result.stderr
     knowledge_v2 = inputs / "knowledge_v2.tsv"
-    knowledge_v2.write_text((inputs / "knowledge.tsv").read_text() + "kempfault\tRelatedTo\tsentinel\t1.0\n")
+    knowledge_v2.write_text(
+        (inputs / "knowledge.tsv").read_text() + "kempfault\tRelatedTo\tsentinel\t1.0\n"
+    )
     for argv in (
         ["build-index", str(inputs / "knowledge.tsv"), "--lexicon", str(inputs / "lexicon.tsv"),
          "--index", str(root / "index")],

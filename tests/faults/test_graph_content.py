@@ -5,7 +5,8 @@ value changed, so Arrow's own validation passes. `kemp-model train`, `evaluate` 
 inspect` check the values once when they open the file (`GraphFile.verify` ->
 `schema.content_problem`): one `error:` line naming the file, the row and the field, a non-zero
 exit, no traceback, and no run folder. Every case is checked on `verify`; the ones that were
-tracebacks or silent through the commands are also run through them. Before, ids outside the vocabulary, negative ids and emotion 99 were IndexErrors, while
+tracebacks or silent through the commands are also run through them. Before, ids outside the
+vocabulary, negative ids and emotion 99 were IndexErrors, while
 anchors out of range, list length mismatches and NaN intensities trained silently (perplexity
 inf) and a shard given twice doubled the rows.
 """
@@ -21,6 +22,7 @@ import pytest
 from test_pipeline_faults import TRAIN_ARGS, one_line_error, run
 
 from kemp_kg import schema
+
 
 def _edit_values(table: pa.Table, name: str, edit: Callable[[list], list]) -> pa.Table:
     """``table`` with the flattened values of list column ``name`` replaced by ``edit(values)``."""
@@ -81,13 +83,17 @@ def test_verify_names_the_file_row_and_field(bad_files, case: str) -> None:
 def test_bad_graph_values_are_one_line_through_train(tmp_path: Path, bad_files, case: str) -> None:
     """The IndexErrors (ids, emotion) and the silent perplexity inf (NaN), through the CLI."""
     run_dir = tmp_path / "run"
-    line = one_line_error(run("kemp_model", TRAIN_ARGS(bad_files[case], run_dir, steps=2), cwd=tmp_path))
+    line = one_line_error(
+        run("kemp_model", TRAIN_ARGS(bad_files[case], run_dir, steps=2), cwd=tmp_path)
+    )
     assert str(bad_files[case]) in line and "row 0" in line and BAD_VALUES[case][1] in line, line
     assert "rerun `kemp-kg enrich`" in line
     assert not run_dir.exists()
 
 
-def test_bad_graph_values_are_one_line_through_evaluate(tmp_path: Path, golden_run, bad_files) -> None:
+def test_bad_graph_values_are_one_line_through_evaluate(
+    tmp_path: Path, golden_run, bad_files
+) -> None:
     bad = bad_files["id-outside-vocab"]
     argv = ["evaluate", str(golden_run), "--graphs", str(bad), "--split", "train", "--limit", "2",
             "--out-dir", str(tmp_path / "eval")]  # fmt: skip

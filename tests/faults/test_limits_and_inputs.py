@@ -21,6 +21,7 @@ from test_pipeline_faults import one_line_error, run
 
 from kemp_kg import schema
 
+
 def test_a_huge_conversation_is_bounded_and_the_cuts_are_counted(tmp_path: Path, golden) -> None:
     turns = [{"role": ("speaker", "listener")[i % 2], "text": f"turn {i} my happy dog"}
              for i in range(200)]  # fmt: skip
@@ -42,7 +43,9 @@ def test_a_huge_conversation_is_bounded_and_the_cuts_are_counted(tmp_path: Path,
     assert len(huge) == 100 and max(len(r["history"]) for r in huge) == 6
     assert max(len(t) for r in huge for t in r["history"]) <= 1000  # the default --max-turn-chars
     last = huge[-1]
-    assert last["history"][0] == "turn 193 my happy dog" and last["target"] == "turn 199 my happy dog"
+    assert (
+        last["history"][0] == "turn 193 my happy dog" and last["target"] == "turn 199 my happy dog"
+    )
 
 
 def _dump_line(relation: str, start: str, end: str) -> str:
@@ -58,7 +61,9 @@ def test_dump_lines_without_a_relation_are_skipped_and_counted(tmp_path: Path) -
         _dump_line("/r/", "/c/en/cow/n", "/c/en/animal/n"),
         _dump_line("/r/RelatedTo", "/c/en/happy", "/c/en/joy"),
     ]) + "\n")  # fmt: skip
-    result = run("kemp_kg", ["build-index", str(dump), "--index", str(tmp_path / "idx")], cwd=tmp_path)
+    result = run(
+        "kemp_kg", ["build-index", str(dump), "--index", str(tmp_path / "idx")], cwd=tmp_path
+    )
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-3000:]
     manifest = json.loads((tmp_path / "idx" / "manifest.json").read_text())
     assert manifest["skipped"] == {"bad relation URI": 2}
@@ -68,7 +73,9 @@ def test_dump_lines_without_a_relation_are_skipped_and_counted(tmp_path: Path) -
 def test_an_empty_dump_builds_with_a_warning(tmp_path: Path) -> None:
     dump = tmp_path / "empty.csv"
     dump.write_text("")
-    result = run("kemp_kg", ["build-index", str(dump), "--index", str(tmp_path / "idx")], cwd=tmp_path)
+    result = run(
+        "kemp_kg", ["build-index", str(dump), "--index", str(tmp_path / "idx")], cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "warning:" in result.stderr and "no edges" in result.stderr
 
@@ -104,7 +111,7 @@ def test_duckdb_fatal_error_on_a_full_disk_is_one_line(tmp_path: Path, golden) -
             def __getattr__(self, name): return getattr(self._con, name)
             def execute(self, sql, *a, **k):
                 if sql.strip().upper() == "CHECKPOINT":
-                    raise duckdb.FatalException("FATAL Error: failed to write: No space left on device")
+                    raise duckdb.FatalException("failed to write: No space left on device")
                 return self._con.execute(sql, *a, **k)
         _connect = duckdb.connect
         m.duckdb = type("D", (), {"connect": staticmethod(lambda *a, **k: _Con(_connect(*a, **k))),
@@ -131,8 +138,9 @@ def tableless_index(tmp_path_factory: pytest.TempPathFactory, golden) -> Path:
 
 
 @pytest.mark.parametrize("command", ["query", "enrich", "chat"])
-def test_an_index_without_its_tables_is_one_line(tmp_path: Path, golden, golden_run,
-                                                 tableless_index, command: str) -> None:  # fmt: skip
+def test_an_index_without_its_tables_is_one_line(
+    tmp_path: Path, golden, golden_run, tableless_index, command: str
+) -> None:
     package, argv = {
         "query": ("kemp_kg", ["query", "happy", "--index", str(tableless_index)]),
         "enrich": ("kemp_kg", ["enrich", str(golden["inputs"] / "dialogues.jsonl"), "--index",

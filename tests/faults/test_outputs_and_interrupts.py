@@ -32,7 +32,6 @@ from test_pipeline_faults import (
     start_held,
 )
 
-from kemp_kg import schema
 
 def listing(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
@@ -99,7 +98,9 @@ def workspace(tmp_path_factory: pytest.TempPathFactory, golden, golden_run) -> P
 
 
 @pytest.mark.parametrize("case", CLOBBER_CASES)
-def test_an_output_that_is_an_input_is_refused_before_any_work(workspace: Path, golden, case: str) -> None:
+def test_an_output_that_is_an_input_is_refused_before_any_work(
+    workspace: Path, golden, case: str
+) -> None:
     package, argv, guarded, part = _clobber_cases(golden, workspace)[case]
     before = guarded.read_bytes()
     line = one_line_error(run(package, argv, cwd=workspace))
@@ -113,7 +114,9 @@ def test_train_refuses_a_foreign_folder_without_force(tmp_path: Path, golden) ->
     user.mkdir()
     (user / "vocab.json").write_text('["my", "own"]\n')
     (user / "metrics.jsonl").write_text('{"my": "log"}\n')
-    line = one_line_error(run("kemp_model", TRAIN_ARGS(golden["graphs"], user, steps=1), cwd=tmp_path))
+    line = one_line_error(
+        run("kemp_model", TRAIN_ARGS(golden["graphs"], user, steps=1), cwd=tmp_path)
+    )
     assert "not a kemp run folder" in line and "--force" in line, line
     assert (user / "vocab.json").read_text() == '["my", "own"]\n'
     assert listing(user) == ["metrics.jsonl", "vocab.json"]
@@ -131,7 +134,9 @@ def test_build_index_refuses_to_replace_an_index_of_another_source(tmp_path: Pat
     assert forced.returncode == 0, forced.stderr[-3000:]
 
 
-def test_build_index_through_a_symlink_rebuilds_its_target_and_leaves_nothing(tmp_path: Path, golden) -> None:
+def test_build_index_through_a_symlink_rebuilds_its_target_and_leaves_nothing(
+    tmp_path: Path, golden
+) -> None:
     target = tmp_path / "idx"
     shutil.copytree(golden["index"], target)
     link = tmp_path / "idxlink"
@@ -207,7 +212,9 @@ HOLD_WRITE = f"""
 """
 
 
-def test_ctrl_c_in_enrich_exits_130_keeps_the_old_graphs_and_says_how_to_finish(tmp_path: Path, golden) -> None:
+def test_ctrl_c_in_enrich_exits_130_keeps_the_old_graphs_and_says_how_to_finish(
+    tmp_path: Path, golden
+) -> None:
     out = tmp_path / "g.arrow"
     shutil.copy(golden["graphs"], out)
     before = out.read_bytes()
@@ -256,7 +263,9 @@ def test_ctrl_c_in_train_exits_130_and_names_the_resume_command(tmp_path: Path, 
     assert f"{run_dir} keeps its checkpoint of step 2" in line, line
     assert line.endswith(" --resume") and "kemp-model train" in line, line
     assert not [p for p in run_dir.iterdir() if p.name.endswith(".tmp")]
-    resumed = run("kemp_model", TRAIN_ARGS(golden["graphs"], run_dir, steps=4, resume=True), cwd=tmp_path)
+    resumed = run(
+        "kemp_model", TRAIN_ARGS(golden["graphs"], run_dir, steps=4, resume=True), cwd=tmp_path
+    )
     assert resumed.returncode == 0 and "resumed at 2" in resumed.stdout, resumed.stderr[-3000:]
 
 
@@ -311,7 +320,9 @@ def test_ctrl_c_in_chat_exits_130(tmp_path: Path, golden, golden_run) -> None:
     ids=["split-bogus", "min-confidence-nan", "top-huge", "memory-limit-lots", "threads-negative",
          "threads-100000"],
 )  # fmt: skip
-def test_bad_kemp_kg_options_are_usage_errors_before_any_work(tmp_path: Path, golden, argv, needles) -> None:
+def test_bad_kemp_kg_options_are_usage_errors_before_any_work(
+    tmp_path: Path, golden, argv, needles
+) -> None:
     values = {"dialogues": golden["inputs"] / "dialogues.jsonl", "index": golden["index"],
               "out": tmp_path / "out", "knowledge": golden["inputs"] / "knowledge.tsv"}  # fmt: skip
     usage_error(run("kemp_kg", [a.format(**values) for a in argv], cwd=tmp_path), *needles)
@@ -355,13 +366,14 @@ def test_a_run_killed_before_its_first_checkpoint_can_be_resumed_or_rerun(
     kill_at_marker("kemp_model", TRAIN_ARGS(golden["graphs"], run_dir, steps=2), HOLD_FIRST_STEP,
                    cwd=tmp_path)  # fmt: skip
     assert (run_dir / "config.json").is_file() and not (run_dir / "last.state.safetensors").exists()
-    again = run("kemp_model", TRAIN_ARGS(golden["graphs"], run_dir, steps=2, resume=how == "resume"),
-                cwd=tmp_path)  # fmt: skip
+    argv = TRAIN_ARGS(golden["graphs"], run_dir, steps=2, resume=how == "resume")
+    again = run("kemp_model", argv, cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
     if how == "resume":
         assert "no checkpoint yet" in again.stdout
     # the same weights as the uninterrupted golden run of the same command
     assert _same_weights(run_dir / "last.safetensors", golden_run / "last.safetensors")
+
     def log(folder: Path) -> list[tuple[str, int]]:  # no line left from the killed start
         lines = (folder / "metrics.jsonl").read_text().splitlines()
         return [(r["kind"], r["step"]) for r in map(json.loads, lines)]
@@ -390,7 +402,9 @@ def test_disk_full_at_the_first_checkpoint_then_resume(tmp_path: Path, golden) -
     line = one_line_error(run("kemp_model", TRAIN_ARGS(golden["graphs"], run_dir, steps=2),
                               cwd=tmp_path, patch=patch))  # fmt: skip
     assert "No space left on device" in line and "--resume" in line, line
-    resumed = run("kemp_model", TRAIN_ARGS(golden["graphs"], run_dir, steps=2, resume=True), cwd=tmp_path)
+    resumed = run(
+        "kemp_model", TRAIN_ARGS(golden["graphs"], run_dir, steps=2, resume=True), cwd=tmp_path
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert (run_dir / "last.state.safetensors").is_file()
 

@@ -540,9 +540,12 @@ def expand_examples(
                 if max_history_turns is not None and index > max_history_turns:
                     first = index - max_history_turns
                     if report is not None:
-                        report.note("history_cut", f"{conv.where}: example {conv.conv_id}:{index} kept the last "
-                                    f"{max_history_turns} of {index} turns (--max-history-turns)",
-                                    strict=False)
+                        report.note(
+                            "history_cut",
+                            f"{conv.where}: example {conv.conv_id}:{index} kept the last "
+                            f"{max_history_turns} of {index} turns (--max-history-turns)",
+                            strict=False,
+                        )
                 out.append(Example(f"{conv.conv_id}:{index}", conv, index, first))
     return out
 

@@ -115,7 +115,8 @@ def enrich_command(
         raise typer.BadParameter(str(exc)) from None
     if split is not None and split not in (*schema.SPLITS, "dev"):  # dev: ED's name for valid
         raise typer.BadParameter(
-            f"unknown split {split!r}; choose one of {', '.join(schema.SPLITS)}", param_hint="--split"
+            f"unknown split {split!r}; choose one of {', '.join(schema.SPLITS)}",
+            param_hint="--split",
         )
 
     progress = Progress(

@@ -153,7 +153,9 @@ def chat_command(
             out.print("[yellow]skipped:[/] that line is not UTF-8 text")
             continue
         if not interactive:
-            shown = message if len(message) <= 200 else f"{message[:200]}… ({len(message):,} chars)"
+            shown = message
+            if len(message) > 200:
+                shown = f"{message[:200]}… ({len(message):,} chars)"
             out.print(f"[bold]you>[/] {escape(shown)}")
         try:
             reply = session.respond(message)
