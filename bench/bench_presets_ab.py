@@ -74,7 +74,7 @@ def train_arm(name: str, args: argparse.Namespace) -> dict:
 
 def table(results: dict[str, dict], steps: int) -> str:
     lines = [
-        f"| arm | preset | valid ppl per example @ {steps} | pooled | emotion acc. | best per example (step) |",
+        f"| arm | preset | valid ppl per example @ {steps} | pooled | emotion acc. | best per example up to {steps} (step) |",
         "|---|---|---|---|---|---|",
     ]
     for name, arm in results.items():
@@ -82,7 +82,7 @@ def table(results: dict[str, dict], steps: int) -> str:
         if last is None:
             lines.append(f"| {name} | {arm['preset']} | [unfinished: step {arm['steps']}] | | | |")
             continue
-        best = min(arm["valid"], key=lambda r: r["ppl_per_example"])
+        best = min((r for r in arm["valid"] if r["step"] <= steps), key=lambda r: r["ppl_per_example"])
         acc = f"{100 * last['emotion_accuracy']:.1f}%" if "emotion_accuracy" in last else "-"
         lines.append(f"| {name} | {arm['preset']} | {last['ppl_per_example']:.2f} | {last['ppl_pooled']:.2f} | "
                      f"{acc} | {best['ppl_per_example']:.2f} ({best['step']}) |")  # fmt: skip
