@@ -48,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-examples", type=int, default=1000)
     parser.add_argument("--presets", default="kemp,wo-ece")
     parser.add_argument("--arms", default="before,after")
+    parser.add_argument("--results", type=Path, default=RESULTS,
+                        help="JSON to write (two processes, one per arm, need two files)")
     args = parser.parse_args(argv)
     env = dict(os.environ)
     env.setdefault("NLTK_DATA", str(SHARED / "nltk_data"))
@@ -55,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, object] = {
         "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "command": f"NLTK_DATA=../shared/nltk_data .venv/bin/python bench/knowledge_ab.py "
-                   f"--steps {args.steps} --eval-examples {args.eval_examples}",
+                   f"--steps {args.steps} --eval-examples {args.eval_examples} "
+                   f"--arms {args.arms}",
         "schedule": f"REDUCED: {args.steps} steps (the paper: 26,000), batch 16, seed 0",
         "runs": {},
     }
@@ -73,8 +76,8 @@ def main(argv: list[str] | None = None) -> int:
             record["last_validation"] = last_validation(out)
             results["runs"][f"{preset}/{arm}"] = record
             print(preset, arm, json.dumps(record["last_validation"]), flush=True)
-            RESULTS.write_text(repo_relative(json.dumps(results, indent=1)) + "\n")
-    print(f"wrote {RESULTS}")
+            args.results.write_text(repo_relative(json.dumps(results, indent=1)) + "\n")
+    print(f"wrote {args.results}")
     return 0
 
 
