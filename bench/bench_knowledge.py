@@ -41,7 +41,6 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-
 from _paths import repo_relative  # bench/ is sys.path[0] when run as a script
 from bench_enrich import timed
 
@@ -168,10 +167,10 @@ def analyse(graph_path: Path, finder: SenseFinder, glove: Glove | None,
     for ctx, anchors, cids, rels, inten in zip(
         sub["context_ids"].to_pylist(), sub["concept_anchor"].to_pylist(),
         sub["concept_ids"].to_pylist(), sub["concept_relation"].to_pylist(),
-        sub["concept_intensity"].to_pylist(),
+        sub["concept_intensity"].to_pylist(), strict=True,
     ):
         per_example.append(len(cids))
-        for a, c, r, x in zip(anchors, cids, rels, inten):
+        for a, c, r, x in zip(anchors, cids, rels, inten, strict=True):
             word, concept = vocab[ctx[a]], vocab[c]
             pairs[(word, concept)] += 1
             relations[schema.RELATIONS[r]] += 1
@@ -195,8 +194,9 @@ def analyse(graph_path: Path, finder: SenseFinder, glove: Glove | None,
     # base form is in the lexicon
     stop = stopwords()
     zero_fixable = content = 0
-    for ctx, inten in zip(sub["context_ids"].to_pylist(), sub["context_intensity"].to_pylist()):
-        for t, x in zip(ctx[1:], inten[1:]):
+    contexts = sub["context_ids"].to_pylist()
+    for ctx, inten in zip(contexts, sub["context_intensity"].to_pylist(), strict=True):
+        for t, x in zip(ctx[1:], inten[1:], strict=True):
             word = vocab[t]
             if not word.isalpha() or word in stop:
                 continue
@@ -204,7 +204,9 @@ def analyse(graph_path: Path, finder: SenseFinder, glove: Glove | None,
             if x == 0.0 and word not in lexicon and any(
                     base_form(word, p) in lexicon for p in "nvar"):
                 zero_fixable += 1
-    share = (lambda n: round(n / slots, 4) if slots else 0.0)
+    def share(n: int) -> float:
+        return round(n / slots, 4) if slots else 0.0
+
     arr = np.asarray(intensities, dtype=np.float64)
     return {
         "test_examples": len(per_example),

@@ -44,8 +44,8 @@ def _injected(graphs: schema.GraphFile):
     vocab = graphs.vocab
     for ctx, anchors, concepts in zip(graphs.table["context_ids"].to_pylist(),
                                       graphs.table["concept_anchor"].to_pylist(),
-                                      graphs.table["concept_ids"].to_pylist()):
-        for a, c in zip(anchors, concepts):
+                                      graphs.table["concept_ids"].to_pylist(), strict=True):
+        for a, c in zip(anchors, concepts, strict=True):
             yield vocab[ctx[a]], vocab[c]
 
 
@@ -75,9 +75,9 @@ def test_light_words_fetch_nothing_and_ranking_is_weight_x_intensity(
     # (a light word's surface form may still anchor as another word: "bit" tagged VBD is "bite")
     assert {"get", "go", "feel", "make", "take", "say"} <= set(LIGHT_WORDS)
     for weights, intensities in zip(table["concept_weight"].to_pylist(),
-                                    table["concept_intensity"].to_pylist()):
-        scores = [w * i for w, i in zip(weights, intensities)]
-        assert all(a >= b - 1e-6 for a, b in zip(scores, scores[1:]))
+                                    table["concept_intensity"].to_pylist(), strict=True):
+        scores = [w * i for w, i in zip(weights, intensities, strict=True)]
+        assert all(a >= b - 1e-6 for a, b in zip(scores, scores[1:], strict=False))
         assert all(0.1 < w <= 1.0 for w in weights)
 
 
@@ -103,7 +103,8 @@ def test_index_is_directed_with_pos_and_inflections_get_their_lemma_intensity(
     assert knowledge.intensity("got") == 0.0 < knowledge.intensity("get")
     vocab = test_split_graphs.vocab
     got = vocab.index("got")
-    seen = [x for ctx, xs in zip(test_split_graphs.table["context_ids"].to_pylist()[:500],
-                                 test_split_graphs.table["context_intensity"].to_pylist()[:500])
-            for t, x in zip(ctx, xs) if t == got]
+    table = test_split_graphs.table
+    rows = zip(table["context_ids"].to_pylist()[:500],
+               table["context_intensity"].to_pylist()[:500], strict=True)
+    seen = [x for ctx, xs in rows for t, x in zip(ctx, xs, strict=True) if t == got]
     assert seen and all(x == pytest.approx(knowledge.intensity("get")) for x in seen)

@@ -275,7 +275,7 @@ def wordnet_edges(wordnet=None) -> tuple[pa.Table, dict[str, int]]:
         for i, first in enumerate(unique):
             for second in unique[i + 1 :]:
                 add(first, pos, SYNONYM[0], second, pos, SYNONYM[1])
-        for lemma, name in zip(lemma_objs, names):
+        for lemma, name in zip(lemma_objs, names, strict=False):
             for other in lemma.antonyms():
                 add(name, pos, ANTONYM[0], _term(other.name()), other.synset().pos(), ANTONYM[1])
             for other in lemma.derivationally_related_forms():
@@ -419,7 +419,8 @@ def sense_edges(rules: WordNetRules | None = None, wordnet=None,
             senses_kept += 1
             pos = synset.pos()
 
-            def add(relation: str, base: float, tail: str, tpos: str) -> None:
+            def add(relation: str, base: float, tail: str, tpos: str,
+                    word: str = word, pos: str = pos, share: float = share) -> None:
                 heads.append(word)
                 head_pos.append(pos)
                 relations.append(relation)
