@@ -47,8 +47,9 @@ fuzz: setup
     KEMP_FUZZ_SCALE=30 {{bin}}/python -m pytest -q -p no:cacheprovider tests/fuzz/test_parser_properties.py
     mkdir -p work/fuzz && cd work/fuzz && ../../{{bin}}/python ../../tests/fuzz/fuzz_conceptnet_line.py -runs=200000 -max_len=256
 
-# Reproduce KEMP on real data (index, enrich, train 4 presets, evaluate, score the official
-# predictions) and write docs/RESULTS.md; resumes where it stopped. Extra flags go to the script,
-# e.g. `just reproduce --steps wo-ece=8000 wo-edd=8000`.
+# Reproduce KEMP on real data (index, enrich, train the 4 published presets on the paper's
+# schedule, ~2 h each on a quiet CPU core, evaluate, score the official predictions) and write
+# docs/RESULTS.md; resumes where it stopped, also in a later session while --work survives.
+# Extra flags go to the script, e.g. `just reproduce --steps wo-ece=8000 wo-edd=8000`.
 reproduce *flags: setup
     {{bin}}/python scripts/reproduce.py --data {{shared}}/data {{flags}}

@@ -4,19 +4,31 @@
 
 Stages (each is the project's own CLI, run as a subprocess and logged):
 
-1. ``kemp-kg build-index wordnet --lexicon NRC-VAD``          -> WORK/index
-2. ``kemp-kg enrich DATA/ed --index WORK/index``               -> WORK/ed.arrow
-3. ``kemp-model train --preset P`` for kemp, wo-ece, wo-edd, transformer -> WORK/runs/P,
-   then the variants (:data:`VARIANTS`: a preset with one setting changed) -> WORK/runs/NAME
-4. ``kemp-model evaluate WORK/runs/P --split test --decode D``  for D in greedy, diverse
-5. ``kemp-model score`` on the official KEMP test predictions (DATA/kemp_reference; run right
-   after enrich, it is cheap)
-6. docs/RESULTS.md (+ docs/results/*.png): the table, curves and a case study.
+1. ``kemp-kg build-index wordnet --lexicon NRC-VAD [--index-flags]`` -> WORK/index
+2. ``kemp-kg enrich DATA/ed --index WORK/index [--enrich-flags]``   -> WORK/ed.arrow
+3. ``kemp-model score`` on the official KEMP test predictions (DATA/kemp_reference; cheap, so it
+   runs early and the official row is there even mid-run)
+4. ``kemp-model train --preset P`` for the published presets kemp, wo-ece, wo-edd, transformer
+   (the paper's schedule: at most 26,000 steps, validation every 2,000, early stopping after
+   three validations without improvement counted from step 13,000, best checkpoint kept), the
+   optional CPU presets (``--presets ... kemp-small transformer-small``), then the variants
+   (:data:`VARIANTS`: a preset with one setting changed) -> WORK/runs/NAME
+5. ``kemp-model evaluate WORK/runs/NAME --split test --decode D`` for D in greedy, diverse
+   (the best checkpoint when the run kept one, else the last)
+6. docs/RESULTS.md (+ docs/results/*.png): the table, the ranking, the knowledge ablation,
+   curves and a case study (``scripts/results_table.py``).
 
 It resumes where it stopped: WORK/state.json records every finished stage (command, wall time,
-machine); a finished stage is skipped while its outputs exist, and an unfinished training run is
-continued with ``--resume`` (bit-exact). ``--steps P=N`` caps a preset's schedule; such rows are
-labelled "reduced" in the table.
+machine). A training stage is finished when its run reached the schedule asked for (the
+training state's step equals ``--max-steps``) or stopped early; otherwise it is continued with
+``--resume`` (bit-exact), also in a later session, as long as WORK survives (work/ is
+git-ignored: keep it, or point --work at a folder that persists). ``--steps NAME=N`` caps a
+run's schedule; such rows are labelled "[reduced schedule]" in the table. A later run without
+the cap continues the same run to the full schedule.
+
+A run folder trained on other knowledge than WORK/ed.arrow (another index source, index rules
+or retrieval thresholds, as recorded in its config.json provenance) is never continued or
+replaced: train the new knowledge in another --work and compare both with ``--compare``.
 """
 
 from __future__ import annotations
@@ -36,7 +48,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+#: The paper's models (Table 2-3 rows), trained by default.
 PRESETS = ("kemp", "wo-ece", "wo-edd", "transformer")
+#: Cheaper models for CPU users (about 6x fewer parameters); extra rows, only when asked for.
+CPU_PRESETS = ("kemp-small", "transformer-small")
 DECODES = ("greedy", "diverse")
 # Variants: a preset with one setting changed (run folder name -> preset, changes keyed
 # "SECTION.FIELD" of config.json, or "embeddings": None for no pre-trained vectors). They show
@@ -59,14 +74,32 @@ VARIANT_FLAGS = {
 
 @dataclass(frozen=True)
 class Stage:
-    """One resumable step: a command and the files whose presence means it is done."""
+    """One resumable step: a command and the files whose presence means it is done.
+
+    Attributes:
+        resume_flag: appended when the stage started before but did not finish.
+        stale: why existing outputs no longer match the code (None: they do).
+        force_flag: appended to redo a stale stage from scratch.
+        complete: beyond the outputs existing, whether the stage reached its goal (a training
+            run: its schedule or an early stop); a finished stage that is not complete runs again.
+        resume_when: whether to resume (default: the stage started and did not finish).
+        resume_command: the command that resumes (default: ``command`` + ``resume_flag``).
+        leftover: the outputs hold a start that cannot be resumed (a run folder without a
+            checkpoint): the stage starts afresh with ``force_flag``.
+        redo_on_new_command: a finished stage whose recorded command differs is redone.
+    """
 
     name: str
     command: list[str]
     outputs: list[Path]
-    resume_flag: str | None = None  # appended when the stage started before but did not finish
-    stale: Callable[[], str | None] | None = None  # why existing outputs no longer match the code
-    force_flag: str | None = None  # appended to redo a stale stage from scratch
+    resume_flag: str | None = None
+    stale: Callable[[], str | None] | None = None
+    force_flag: str | None = None
+    complete: Callable[[], bool] | None = None
+    resume_when: Callable[[], bool] | None = None
+    resume_command: list[str] | None = None
+    leftover: Callable[[], bool] | None = None
+    redo_on_new_command: bool = False
 
 
 def machine() -> str:
@@ -90,7 +123,9 @@ class State:
 
     def done(self, stage: Stage) -> bool:
         finished = self.data.get(stage.name, {}).get("status") == "done"
-        return finished and all(p.exists() for p in stage.outputs)
+        if not (finished and all(p.exists() for p in stage.outputs)):
+            return False
+        return stage.complete is None or stage.complete()
 
     def started(self, stage: Stage) -> bool:
         return self.data.get(stage.name, {}).get("status") == "started"
@@ -107,15 +142,34 @@ class State:
             os.replace(tmp, self.path)
 
 
+def _command_changed(stage: Stage, recorded: dict) -> str | None:
+    before = recorded.get("command")
+    if stage.redo_on_new_command and recorded.get("status") == "done" and before is not None:
+        if before != shlex.join(stage.command):
+            return f"its command changed (was `{before}`)"
+    return None
+
+
 def run_stage(stage: Stage, state: State, log_dir: Path, env: dict[str, str]) -> None:
+    recorded = state.data.get(stage.name, {})
     why = stage.stale() if stage.stale is not None else None
+    why = why or _command_changed(stage, recorded)
     if state.done(stage) and why is None:
-        print(f"[skip] {stage.name}: done ({state.data[stage.name]['wall_seconds']:.0f} s)")
+        print(f"[skip] {stage.name}: done ({recorded['wall_seconds']:.0f} s)")
         return
     command = list(stage.command)
-    resuming = bool(stage.resume_flag) and state.started(stage)
-    previous = state.data.get(stage.name, {}).get("wall_seconds_before", 0.0) if resuming else 0.0
-    fields: dict[str, object] = {"status": "started", "command": shlex.join(stage.command), "machine": machine()}
+    if stage.resume_when is not None:
+        resuming = stage.resume_when()
+    else:
+        resuming = bool(stage.resume_flag) and state.started(stage)
+    # time already spent: an interrupted start, or a finished stage continued to a longer schedule
+    previous = 0.0
+    if resuming:
+        key = "wall_seconds_before" if state.started(stage) else "wall_seconds"
+        previous = float(recorded.get(key, 0.0))
+    fields: dict[str, object] = {
+        "status": "started", "command": shlex.join(stage.command), "machine": machine(),
+    }  # fmt: skip
     if why is not None:
         print(f"[redo] {stage.name}: {why}", flush=True)
         previous = 0.0
@@ -123,7 +177,12 @@ def run_stage(stage: Stage, state: State, log_dir: Path, env: dict[str, str]) ->
         if stage.force_flag:
             command.append(stage.force_flag)
     elif resuming:
-        command.append(stage.resume_flag)
+        command = list(stage.resume_command or [*command, stage.resume_flag or ""])
+        fields["wall_seconds_before"] = previous
+    elif stage.leftover is not None and stage.leftover() and stage.force_flag:
+        print(f"[redo] {stage.name}: an earlier start left no checkpoint; starting afresh",
+              flush=True)
+        command.append(stage.force_flag)
     print(f"[run ] {stage.name}: {shlex.join(command)}", flush=True)
     state.record(stage, **fields)
     log = log_dir / f"{stage.name}.log"
@@ -135,9 +194,11 @@ def run_stage(stage: Stage, state: State, log_dir: Path, env: dict[str, str]) ->
             code = subprocess.call(command, stdout=handle, stderr=subprocess.STDOUT, env=env)
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM: keep the time spent, the rerun resumes
             state.record(stage, status="started",
-                         wall_seconds_before=time.perf_counter() - start + float(previous))
-            raise SystemExit(f"stage {stage.name} interrupted; rerun the command to continue it") from None
-    wall = time.perf_counter() - start + float(previous)
+                         wall_seconds_before=time.perf_counter() - start + previous)
+            raise SystemExit(
+                f"stage {stage.name} interrupted; rerun the command to continue it"
+            ) from None
+    wall = time.perf_counter() - start + previous
     if code != 0:
         state.record(stage, status="started", wall_seconds_before=wall)
         tail = log.read_text().splitlines()[-5:]
@@ -150,12 +211,17 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def parse_steps(items: list[str]) -> dict[str, int]:
+def parse_steps(
+    items: list[str], names: tuple[str, ...] = (*PRESETS, *CPU_PRESETS)
+) -> dict[str, int]:
+    """``NAME=N`` caps; NAME is a preset (capping it and the variants built on it) or a
+    variant's run name (capping only that run)."""
+    names = (*names, *(n for n in VARIANTS if n not in names))
     steps: dict[str, int] = {}
     for item in items:
         name, _, value = item.partition("=")
-        if name not in PRESETS or not value.isdigit():
-            raise SystemExit(f"--steps {item!r}: expected PRESET=N with PRESET in {PRESETS}")
+        if name not in names or not value.isdigit() or int(value) < 1:
+            raise SystemExit(f"--steps {item!r}: expected NAME=N (N >= 1) with NAME in {names}")
         steps[name] = int(value)
     return steps
 
@@ -176,15 +242,17 @@ def stale_run(run: Path, preset: str, changes: dict[str, object] | None = None) 
     want = get_preset(preset)
     changes = dict(changes or {})
     pretrained = changes.pop("embeddings", True)  # None: trained without pre-trained vectors
+    placement = changes.pop("embeddings.placement", "orthonormal")
     expected: dict[str, dict[str, object]] = {
         "model": to_dict(want.model), "train": to_dict(want.train), "loss": to_dict(want.loss),
     }  # fmt: skip
     for key, value in changes.items():
         section, _, field = key.partition(".")
         expected.setdefault(section, {})[field] = value
-    # the schedule is not compared: `--resume` accepts a new --max-steps, so an unfinished run
-    # continues under a changed --steps cap (the table labels a run by its recorded schedule)
+    # neither the schedule nor the validation subset is compared: `--resume` accepts a new
+    # --max-steps and --eval-examples (the table labels a run by what it recorded)
     expected["train"].pop("max_steps")
+    expected["train"].pop("eval_examples")
     if not want.model.emotion_classifier:
         expected["loss"].pop("reduction")
     changed = [
@@ -193,17 +261,76 @@ def stale_run(run: Path, preset: str, changes: dict[str, object] | None = None) 
         for key, value in fields.items()
         if (recorded.get(section) or {}).get(key) != value
     ]
-    if pretrained is None and recorded.get("embeddings"):
+    vectors = recorded.get("embeddings")
+    if pretrained is None and vectors:
         changed.append("pre-trained vectors -> none")
+    elif isinstance(vectors, dict) and vectors.get("placement") not in (None, placement):
+        changed.append(f"embeddings.placement {vectors['placement']!r} -> {placement!r}")
     return f"{run} was trained with " + ", ".join(changed) if changed else None
 
 
+def knowledge_change(run: Path, graphs: Path) -> str | None:
+    """How the knowledge RUN was trained on differs from the graph file GRAPHS (None: the same, or
+    nothing to compare yet), from the provenance both record."""
+    from kemp_kg.schema import open_graphs
+    from results_table import knowledge_differences  # scripts/results_table.py
+
+    config_file = run / "config.json"
+    if not (config_file.exists() and graphs.exists()):
+        return None
+    recorded = json.loads(config_file.read_text()).get("provenance") or {}
+    current = dict(open_graphs(graphs).provenance)
+    changed = knowledge_differences(recorded, current)
+    return ", ".join(changed) if changed else None
+
+
+def _train_stale(run: Path, preset: str, changes: dict[str, object], graphs: Path) -> str | None:
+    other = knowledge_change(run, graphs)
+    if other is not None:
+        raise SystemExit(
+            f"{run} was trained on other knowledge than {graphs} ({other}); it is kept: train "
+            "the new knowledge with another --work (RESULTS compares both with --compare "
+            f"OLD_WORK), or delete {run} to retrain it"
+        )
+    return stale_run(run, preset, changes)
+
+
+def train_complete(run: Path, max_steps: int) -> bool:
+    """Whether the run in RUN reached ``max_steps`` or stopped early (patience spent), read from
+    its training state; a run that ends before early stopping starts (step 13,000 in the paper's
+    schedule) keeps no best checkpoint, so the best file cannot tell."""
+    from kemp_model.checkpoint import LAST_FILE, read_training_counters
+
+    counters = read_training_counters(run)
+    if counters is None or not (run / LAST_FILE).is_file():
+        return False
+    if int(counters.get("step", 0)) >= max_steps:
+        return True
+    config = json.loads((run / "config.json").read_text()) if (run / "config.json").exists() else {}
+    patience = int((config.get("train") or {}).get("patience", 0))
+    return patience > 0 and int(counters.get("bad_evals", 0)) >= patience
+
+
+def evaluated_checkpoint(run: Path) -> Path:
+    """The weights ``kemp-model evaluate`` reads: best when the run kept one, else last."""
+    best = run / "best.safetensors"
+    return best if best.exists() else run / "last.safetensors"
+
+
 def _older_than_checkpoint(run: Path, decode: str) -> str | None:
-    """An evaluation written before the run's current best checkpoint is stale."""
-    metrics, best = run / "eval" / f"test-{decode}.metrics.json", run / "best.safetensors"
-    if metrics.exists() and best.exists() and metrics.stat().st_mtime < best.stat().st_mtime:
-        return f"{metrics} predates {best}"
+    """An evaluation written before the checkpoint it should read is stale."""
+    metrics, weights = run / "eval" / f"test-{decode}.metrics.json", evaluated_checkpoint(run)
+    if metrics.exists() and weights.exists() and metrics.stat().st_mtime < weights.stat().st_mtime:
+        return f"{metrics} predates {weights}"
     return None
+
+
+def schedule(name: str, preset: str, steps: dict[str, int]) -> int:
+    """The steps run NAME (built on PRESET) is trained for: its cap, its preset's, or the
+    preset's own schedule."""
+    from kemp_model.config import get_preset
+
+    return steps.get(name, steps.get(preset, get_preset(preset).train.max_steps))
 
 
 def build_stages(args: argparse.Namespace, steps: dict[str, int]) -> list[Stage]:
@@ -211,18 +338,23 @@ def build_stages(args: argparse.Namespace, steps: dict[str, int]) -> list[Stage]
     kg, model = str(bin_dir / "kemp-kg"), str(bin_dir / "kemp-model")
     work: Path = args.work
     data: Path = args.data
+    graphs = work / "ed.arrow"
+    index_flags = shlex.split(getattr(args, "index_flags", "") or "")
+    enrich_flags = shlex.split(getattr(args, "enrich_flags", "") or "")
     stages = [
         Stage(
             "index",
-            [kg, "build-index", "wordnet", "--lexicon", str(data / "nrc_vad" / "NRC-VAD-Lexicon.txt"),
-             "--index", str(work / "index")],
-            [work / "index" / "manifest.json"],
+            [kg, "build-index", "wordnet",
+             "--lexicon", str(data / "nrc_vad" / "NRC-VAD-Lexicon.txt"),
+             "--index", str(work / "index"), *index_flags],
+            [work / "index" / "manifest.json"], force_flag="--force", redo_on_new_command=True,
         ),
         Stage(
             "enrich",
             [kg, "enrich", str(data / "ed"), "--index", str(work / "index"),
-             "--out", str(work / "ed.arrow")],
-            [work / "ed.arrow"],
+             "--out", str(graphs), *enrich_flags],
+            [graphs], redo_on_new_command=True,
+            stale=lambda: _newer(work / "index" / "manifest.json", graphs),
         ),
     ]
     reference = data / "kemp_reference" / "KEMP_test_predictions.txt"
@@ -230,65 +362,107 @@ def build_stages(args: argparse.Namespace, steps: dict[str, int]) -> list[Stage]
         Stage(
             "score-official",
             [model, "score", str(reference), "--json", str(work / "official.metrics.json")],
-            [work / "official.metrics.json"],
+            [work / "official.metrics.json"], redo_on_new_command=True,
         )
     )
     embeddings = data / "vectors" / "glove.6B.50d.npy"
     runs = [(preset, preset, {}) for preset in args.presets]
     runs += [(name, *VARIANTS[name]) for name in args.variants]
+    valid_examples = int(getattr(args, "valid_examples", 0) or 0)
     for name, preset, changes in runs:
         run = work / "runs" / name
-        command = [model, "train", "--graphs", str(work / "ed.arrow"), "--preset", preset,
-                   "--out", str(run), "--device", args.device, "--no-progress"]
+        max_steps = schedule(name, preset, steps)
+        # always explicit, so that --resume moves the run to the schedule asked for now
+        common = ["--max-steps", str(max_steps), "--eval-examples", str(valid_examples),
+                  "--device", args.device, "--no-progress"]
+        if args.threads:
+            common += ["--threads", str(args.threads)]
+        command = [model, "train", "--graphs", str(graphs), "--preset", preset,
+                   "--out", str(run), *common]
         if changes.get("embeddings", embeddings) is not None:
             command += ["--embeddings", str(embeddings)]
         for field, value in changes.items():
             if field != "embeddings":
                 command += [VARIANT_FLAGS[field], str(value)]
-        if preset in steps:
-            command += ["--max-steps", str(steps[preset])]
-        if args.threads:
-            command += ["--threads", str(args.threads)]
-        stale = lambda run=run, p=preset, c=changes: stale_run(run, p, c)  # noqa: E731
+        # resuming names only what --resume may change: the rest is the stored run's
+        resume = [model, "train", "--graphs", str(graphs), "--out", str(run), "--resume", *common]
         stages.append(
-            Stage(f"train-{name}", command, [run / "best.safetensors"], "--resume", stale, "--force")
+            Stage(
+                f"train-{name}", command, [run / "last.safetensors"], "--resume",
+                stale=lambda run=run, p=preset, c=changes: _train_stale(run, p, c, graphs),
+                force_flag="--force",
+                complete=lambda run=run, n=max_steps: train_complete(run, n),
+                resume_when=lambda run=run: (run / "last.state.safetensors").is_file(),
+                resume_command=resume,
+                leftover=lambda run=run: (run / "config.json").is_file(),
+            )
         )
         for decode in args.decodes:
             stages.append(
                 Stage(
                     f"evaluate-{name}-{decode}",
-                    [model, "evaluate", str(run), "--graphs", str(work / "ed.arrow"),
+                    [model, "evaluate", str(run), "--graphs", str(graphs),
                      "--split", "test", "--decode", decode, "--device", args.device,
                      *(["--limit", str(args.limit)] if args.limit else [])],
                     [run / "eval" / f"test-{decode}.metrics.json"],
                     stale=lambda run=run, decode=decode: _older_than_checkpoint(run, decode),
+                    redo_on_new_command=True,
                 )
             )
     return stages
 
 
+def _newer(source: Path, output: Path) -> str | None:
+    """OUTPUT is stale when SOURCE was rewritten after it (a rebuilt index)."""
+    if source.exists() and output.exists() and output.stat().st_mtime < source.stat().st_mtime:
+        return f"{source} is newer than {output}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
-    parser.add_argument("--work", type=Path, default=REPO / "work" / "reproduce")
-    parser.add_argument("--presets", nargs="*", default=list(PRESETS), choices=PRESETS)
-    parser.add_argument("--variants", nargs="*", default=list(DEFAULT_VARIANTS), choices=list(VARIANTS),
+    parser.add_argument("--work", type=Path, default=REPO / "work" / "reproduce",
+                        help="where index, graphs, runs and state.json live (keep it to resume)")
+    parser.add_argument("--presets", nargs="*", default=list(PRESETS),
+                        choices=[*PRESETS, *CPU_PRESETS],
+                        help=f"presets to train (default: {' '.join(PRESETS)}; add "
+                             f"{' '.join(CPU_PRESETS)} for the cheaper CPU models)")
+    parser.add_argument("--variants", nargs="*", default=list(DEFAULT_VARIANTS),
+                        choices=list(VARIANTS),
                         help="variant runs after the presets (none: --variants with no name)")
     parser.add_argument("--decodes", nargs="+", default=list(DECODES))
-    parser.add_argument("--steps", nargs="*", default=[], help="PRESET=N caps (reduced rows)")
+    parser.add_argument("--steps", nargs="*", default=[],
+                        help="NAME=N caps for a preset (and its variants) or a variant "
+                             "(reduced rows)")
+    parser.add_argument("--valid-examples", type=int, default=0,
+                        help="validate on at most N examples (0 = the whole split; smoke runs)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=0)
-    parser.add_argument("--limit", type=int, default=0, help="evaluate only N test examples (smoke runs)")
+    parser.add_argument("--limit", type=int, default=0,
+                        help="evaluate only N test examples (smoke runs)")
+    parser.add_argument("--index-flags", default="",
+                        help="extra `kemp-kg build-index` flags (quoted)")
+    parser.add_argument("--enrich-flags", default="", help="extra `kemp-kg enrich` flags (quoted)")
+    parser.add_argument("--compare", type=Path, nargs="*", default=[],
+                        help="other --work folders whose kemp/wo-ece runs used other knowledge "
+                             "(RESULTS' knowledge ablation shows them beside these)")
     parser.add_argument("--results", type=Path, default=REPO / "docs" / "RESULTS.md")
     parser.add_argument("--only-results", action="store_true", help="just rewrite RESULTS.md")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)
     args.work = args.work.resolve()
     args.data = args.data.resolve()
-    steps = parse_steps(args.steps)
+    args.compare = [p.resolve() for p in args.compare]
+    steps = parse_steps(args.steps, (*PRESETS, *CPU_PRESETS))
+    if args.valid_examples < 0 or args.limit < 0:
+        raise SystemExit("--valid-examples and --limit must be >= 0")
     for need in ("ed", "nrc_vad", "vectors", "kemp_reference"):
         if not (args.data / need).exists():
             raise SystemExit(f"{args.data / need}: missing; run `kemp-kg download all --to DIR`")
+    for other in args.compare:
+        if not (other / "runs").is_dir():
+            raise SystemExit(f"--compare {other}: no runs/ folder; name a reproduce --work folder")
     args.work.mkdir(parents=True, exist_ok=True)
     log_dir = args.work / "logs"
     log_dir.mkdir(exist_ok=True)

@@ -47,17 +47,21 @@ def test_finished_stage_is_skipped_and_unfinished_one_resumes(tmp_path: Path) ->
 
 def test_steps_flag_is_checked() -> None:
     assert reproduce.parse_steps(["wo-ece=8000"]) == {"wo-ece": 8000}
-    with pytest.raises(SystemExit, match="PRESET=N"):
-        reproduce.parse_steps(["kemp=lots"])
+    # a variant's own cap, and the CPU presets
+    assert reproduce.parse_steps(["kemp-noglove=50", "kemp-small=9"]) == {"kemp-noglove": 50, "kemp-small": 9}
+    for bad in ("kemp=lots", "kemp=0", "nope=5"):
+        with pytest.raises(SystemExit, match="NAME=N"):
+            reproduce.parse_steps([bad])
 
 
 def test_results_table_reads_metrics_and_labels_reduced_rows(tmp_path: Path) -> None:
     run = tmp_path / "runs" / "kemp"
     (run / "eval").mkdir(parents=True)
-    (run / "config.json").write_text(json.dumps({"train": {"max_steps": 500, "batch_size": 16}}))
+    (run / "config.json").write_text(json.dumps({"preset": "kemp", "train": {"max_steps": 500, "batch_size": 16}}))
     (run / "metrics.jsonl").write_text('{"kind": "train", "step": 500}\n')
-    metrics = {"examples": 5257, "emotion_accuracy": 0.3512, "perplexity": 38.25,
-               "distinct_1": 0.71, "distinct_2": 3.02, "bleu_4": 2.1, "top_response_share": 0.04}
+    metrics = {"examples": 5257, "emotion_accuracy": 0.3512, "perplexity_per_example": 38.25,
+               "perplexity_pooled": 44.5, "distinct_1": 0.71, "distinct_2": 3.02, "bleu_1": 15.5,
+               "bleu_4": 2.1, "top_response_share": 0.04}
     (run / "eval" / "test-greedy.metrics.json").write_text(json.dumps(metrics))
     state = SimpleNamespace(data={"train-kemp": {"status": "done", "wall_seconds": 5400, "machine": "cpu",
                                                  "command": "kemp-model train", "log": "l"}})
@@ -65,15 +69,45 @@ def test_results_table_reads_metrics_and_labels_reduced_rows(tmp_path: Path) -> 
     out = tmp_path / "docs" / "RESULTS.md"
     results_table.write_results(args, state, out)
     text = out.read_text()
-    assert "| KEMP (ours) [reduced schedule] | greedy | 5257 | 35.12 | 38.25 | 0.71 | 3.02 |" in text
-    assert "500 / 500 | 1.5 h | cpu |" in text
+    # both perplexities, paper formula first; BLEU-1 and -4
+    assert ("| KEMP (ours) [reduced schedule] | greedy | 5257 | 35.12 | 38.25 | 44.50 | 0.71 | 3.02 "
+            "| 15.50 | 2.10 | 4.0 |") in text
+    assert "| 500 / 500 (paper: 26,000) | no | 1.5 h | cpu |" in text
     assert "KEMP, paper (cited)" in text
+    # the paper is compared with the paper formula only
+    assert "| perplexity (paper formula) | 36.89 | 35.37 | 38.25 | +3.7% | no (<= 36.9) |" in text
+    assert "vocabulary and tokenisation" not in text.split("## Where")[0]
+
+
+def test_old_run_folders_render_their_perplexity_as_pooled(tmp_path: Path) -> None:
+    """A run folder from before LossConfig and before both perplexities: still a row."""
+    from kemp_model.config import LEGACY_LOSS_FIELDS, get_preset, to_dict
+
+    run = tmp_path / "runs" / "kemp"
+    (run / "eval").mkdir(parents=True)
+    small = get_preset("kemp-small")
+    loss = to_dict(small.loss)
+    legacy = {k: loss[v] for k, v in LEGACY_LOSS_FIELDS.items()}
+    config = {"preset": "kemp", "model": {**to_dict(small.model), **legacy},
+              "train": to_dict(small.train)}
+    (run / "config.json").write_text(json.dumps(config))
+    (run / "metrics.jsonl").write_text('{"kind": "valid", "step": 26000, "ppl": 50.1}\n')
+    (run / "eval" / "test-greedy.metrics.json").write_text(json.dumps(
+        {"examples": 5257, "emotion_accuracy": 0.3839, "perplexity": 49.76, "distinct_1": 0.91}))
+    state = SimpleNamespace(data={"train-kemp": {"status": "done", "wall_seconds": 5760}})
+    args = SimpleNamespace(work=tmp_path, presets=["kemp"], decodes=["greedy"])
+    out = tmp_path / "RESULTS.md"
+    results_table.write_results(args, state, out)
+    text = out.read_text()
+    assert "| KEMP (ours) | greedy | 5257 | 38.39 | n/a | 49.76 | 0.91 |" in text
+    assert "| 26,000 / 26,000 | no | 1.6 h |" in text
+    assert "predates the paper-formula perplexity" in text
 
 
 def test_an_interrupted_training_run_is_labelled_unfinished(tmp_path: Path) -> None:
     run = tmp_path / "runs" / "kemp"
     (run / "eval").mkdir(parents=True)
-    (run / "config.json").write_text(json.dumps({"train": {"max_steps": 26000, "batch_size": 16}}))
+    (run / "config.json").write_text(json.dumps({"preset": "kemp", "train": {"max_steps": 26000, "batch_size": 16}}))
     (run / "metrics.jsonl").write_text('{"kind": "train", "step": 9000}\n')
     (run / "eval" / "test-greedy.metrics.json").write_text(json.dumps({"examples": 5257}))
     state = SimpleNamespace(data={"train-kemp": {"status": "started", "wall_seconds_before": 3600}})
@@ -81,7 +115,7 @@ def test_an_interrupted_training_run_is_labelled_unfinished(tmp_path: Path) -> N
     out = tmp_path / "RESULTS.md"
     results_table.write_results(args, state, out)
     assert "| KEMP (ours) [unfinished run] | greedy | 5257 |" in out.read_text()
-    assert "9000 / 26000 | 60 min |" in out.read_text()
+    assert "| 9,000 / 26,000 | no | 60 min |" in out.read_text()
 
 
 def test_a_stale_finished_stage_is_redone_from_scratch(tmp_path: Path) -> None:
@@ -127,7 +161,7 @@ def test_stale_run_names_the_fields_that_changed(tmp_path: Path) -> None:
 
 
 def _fake_run(work: Path, name: str, preset: str, metrics: dict, loss: dict | None = None,
-              **model_changes: object) -> None:  # fmt: skip
+              provenance: dict | None = None, **model_changes: object) -> None:  # fmt: skip
     from kemp_model.config import get_preset, to_dict
 
     run = work / "runs" / name
@@ -135,26 +169,29 @@ def _fake_run(work: Path, name: str, preset: str, metrics: dict, loss: dict | No
     p = get_preset(preset)
     config = {"preset": preset, "model": {**to_dict(p.model), **model_changes}, "train": to_dict(p.train),
               "loss": {**to_dict(p.loss), **(loss or {})},
-              "embeddings": {"path": "glove.6B.50d.npy", "dim": 50}}
+              "embeddings": {"path": "glove.6B.50d.npy", "dim": 50}, "provenance": provenance or {}}
     (run / "config.json").write_text(json.dumps(config))
     (run / "metrics.jsonl").write_text('{"kind": "train", "step": 26000}\n')
     (run / "eval" / "test-greedy.metrics.json").write_text(json.dumps({"examples": 5257, **metrics}))
 
 
 def test_ranking_and_variants_are_read_from_the_runs(tmp_path: Path) -> None:
-    _fake_run(tmp_path, "kemp", "kemp", {"emotion_accuracy": 0.36, "perplexity": 48.0})
-    _fake_run(tmp_path, "wo-ece", "wo-ece", {"emotion_accuracy": 0.35, "perplexity": 47.0})
-    _fake_run(tmp_path, "kemp-old", "kemp", {"emotion_accuracy": 0.40, "perplexity": 68.0},
+    _fake_run(tmp_path, "kemp", "kemp", {"emotion_accuracy": 0.36, "perplexity_per_example": 48.0})
+    _fake_run(tmp_path, "wo-ece", "wo-ece", {"emotion_accuracy": 0.35, "perplexity_per_example": 47.0})
+    _fake_run(tmp_path, "kemp-old", "kemp", {"emotion_accuracy": 0.40, "perplexity_per_example": 68.0},
               loss={"reduction": "sum"})
     args = SimpleNamespace(work=tmp_path, presets=["kemp", "wo-ece"], decodes=["greedy"])
     out = tmp_path / "RESULTS.md"
     results_table.write_results(args, SimpleNamespace(data={}), out)
     text = out.read_text()
-    assert "| emotion accuracy | KEMP 36.00 > w/o ECE 35.00 | yes |" in text
-    assert "| perplexity | w/o ECE 47.00 > KEMP 48.00 | no |" in text
-    assert "| kemp with reduction=sum (`kemp-old`) | greedy | 5257 | 40.00 | 68.00 |" in text
-    # the gap to the paper's 36.89, computed from the runs
-    assert "KEMP +30%, w/o ECE +27%" in text and "within 2.1% of each other" in text
+    assert "| emotion accuracy % | KEMP 36.00 > w/o ECE 35.00 | yes |" in text
+    assert "| perplexity (paper formula) | w/o ECE 47.00 > KEMP 48.00 | no |" in text
+    assert "| kemp with reduction=sum (`kemp-old`) | greedy | 5257 | 40.00 | 68.00 | n/a |" in text
+    # the gap to the paper's 36.89, computed from the runs; no cause named without an A/B
+    assert "KEMP +30.1%, w/o ECE +27.4%" in text and "within 2.1% of each other" in text
+    assert "No variant has a validation" in text
+    # same knowledge for both presets: one pair in the knowledge ablation
+    assert "| K1 | this one | 36.00 / 48.00 | 35.00 / 47.00 | +1.00 | +1.00 |" in text
 
 
 def test_variants_train_with_their_setting_and_are_stale_without_it(tmp_path: Path) -> None:
@@ -200,7 +237,7 @@ def test_an_interrupted_stage_keeps_its_time_and_resumes(tmp_path: Path) -> None
         "reproduce.run_stage(s, reproduce.State(w / 'state.json'), w, env={})"
     ) % (str(SCRIPTS), str(work))
     proc = subprocess.Popen([sys.executable, "-c", script])
-    for _ in range(100):
+    for _ in range(600):  # a loaded machine can take seconds to start the interpreter
         if (work / "state.json").exists():
             break
         time.sleep(0.1)
@@ -209,3 +246,198 @@ def test_an_interrupted_stage_keeps_its_time_and_resumes(tmp_path: Path) -> None
     assert proc.wait(timeout=30) != 0
     record = json.loads((work / "state.json").read_text())["slow"]
     assert record["status"] == "started" and record["wall_seconds_before"] >= 1.0
+
+
+def _provenance(preset: str = "paper", source: str = "wordnet") -> dict:
+    return {"index": {"format": "kemp-index/1", "source": {"kind": source, "sha256": "ab" * 32},
+                      "lexicon": {"sha256": "cd" * 32}},
+            "thresholds": {"preset": preset, "top_k_per_token": 5}}
+
+
+def _training_state(run: Path, max_steps: int, patience: int = 3, **counters: object) -> None:
+    """A run folder with config.json, last.safetensors and a training state holding COUNTERS
+    (a real safetensors state written by kemp_model.checkpoint, tensors from a toy module)."""
+    import torch
+    from kemp_model import checkpoint as ckpt
+
+    run.mkdir(parents=True, exist_ok=True)
+    layer = torch.nn.Linear(2, 2)
+    optimizer = torch.optim.Adam(layer.parameters())
+    ckpt.save_training_state(run / ckpt.STATE_FILE, layer, optimizer, [torch.get_rng_state()],
+                             {"step": 0, "bad_evals": 0, "elapsed_s": 12.5, **counters})
+    ckpt.save_weights(run / ckpt.LAST_FILE, layer, {"step": str(counters.get("step", 0))})
+    config = {"preset": "kemp", "train": {"max_steps": max_steps, "patience": patience, "batch_size": 16}}
+    (run / "config.json").write_text(json.dumps(config))
+
+
+def test_a_run_is_complete_at_its_schedule_or_early_stop_without_a_best_checkpoint(tmp_path: Path) -> None:
+    """A run capped before step 13,000 never keeps best.safetensors: last + the state's step say
+    it finished; a longer schedule asked for later makes it incomplete again."""
+    from kemp_model.checkpoint import read_training_counters
+
+    run = tmp_path / "run"
+    assert not reproduce.train_complete(run, 20)  # nothing trained
+    _training_state(run, 20, step=20)
+    assert not (run / "best.safetensors").exists()
+    assert read_training_counters(run)["step"] == 20
+    assert reproduce.train_complete(run, 20)
+    assert not reproduce.train_complete(run, 26000)  # the full schedule asked for afterwards
+    _training_state(run, 26000, step=18000, bad_evals=3)  # patience spent: stopped early
+    assert reproduce.train_complete(run, 26000)
+    _training_state(run, 26000, patience=0, step=18000, bad_evals=3)
+    assert not reproduce.train_complete(run, 26000)
+    (run / "last.state.safetensors").write_bytes(b"torn")  # unreadable: not complete, no crash
+    assert read_training_counters(run) is None and not reproduce.train_complete(run, 26000)
+
+
+def _train_args(tmp_path: Path, **changes: object) -> SimpleNamespace:
+    values = {"work": tmp_path, "data": tmp_path, "presets": ["kemp"], "variants": [],
+              "decodes": ["greedy"], "device": "cpu", "threads": 1, "limit": 0, "valid_examples": 0}
+    return SimpleNamespace(**{**values, **changes})
+
+
+def test_training_always_names_its_schedule_and_resumes_with_only_resumable_flags(tmp_path: Path) -> None:
+    stages = {s.name: s for s in reproduce.build_stages(_train_args(tmp_path, valid_examples=200),
+                                                        {"kemp": 20})}
+    train = stages["train-kemp"]
+    assert train.command[train.command.index("--max-steps") + 1] == "20"
+    assert train.command[train.command.index("--eval-examples") + 1] == "200"
+    assert train.resume_command is not None and "--resume" in train.resume_command
+    assert "--embeddings" not in train.resume_command and "--preset" not in train.resume_command
+    full = {s.name: s for s in reproduce.build_stages(_train_args(tmp_path), {})}["train-kemp"]
+    assert full.command[full.command.index("--max-steps") + 1] == "26000"  # the preset's own
+    # a variant's own cap beats its preset's
+    args = _train_args(tmp_path, variants=["kemp-noglove"])
+    stages = {s.name: s for s in reproduce.build_stages(args, {"kemp": 20, "kemp-noglove": 7})}
+    noglove = stages["train-kemp-noglove"].command
+    assert noglove[noglove.index("--max-steps") + 1] == "7"
+
+
+def _echo_stage(tmp_path: Path, run: Path, max_steps: int) -> reproduce.Stage:
+    """A training-like stage whose command records its arguments and writes the run's state."""
+    script = (
+        "import sys, json, pathlib; sys.path.insert(0, %r); import test_reproduce as t;"
+        "pathlib.Path(%r).open('a').write(' '.join(sys.argv[1:]) + '\\n');"
+        "t._training_state(pathlib.Path(%r), %d, step=%d)"
+    ) % (str(Path(__file__).parent), str(tmp_path / "calls"), str(run), max_steps, max_steps)
+    command = [sys.executable, "-c", script, "fresh"]
+    return reproduce.Stage(
+        "train-x", command, [run / "last.safetensors"], "--resume", force_flag="--force",
+        complete=lambda: reproduce.train_complete(run, max_steps),
+        resume_when=lambda: (run / "last.state.safetensors").is_file(),
+        resume_command=[sys.executable, "-c", script, "resumed"],
+        leftover=lambda: (run / "config.json").is_file(),
+    )
+
+
+def test_a_finished_short_run_is_continued_to_a_longer_schedule(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    state = reproduce.State(tmp_path / "state.json")
+    reproduce.run_stage(_echo_stage(tmp_path, run, 20), state, tmp_path, env={})
+    reproduce.run_stage(_echo_stage(tmp_path, run, 20), state, tmp_path, env={})  # done: skipped
+    assert (tmp_path / "calls").read_text().split() == ["fresh"]
+    reproduce.run_stage(_echo_stage(tmp_path, run, 40), state, tmp_path, env={})
+    assert (tmp_path / "calls").read_text().split() == ["fresh", "resumed"]
+    record = reproduce.State(tmp_path / "state.json").data["train-x"]
+    assert record["status"] == "done"
+
+
+def test_a_start_that_left_no_checkpoint_starts_afresh_with_force(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("{}")  # killed before its first checkpoint
+    reproduce.run_stage(_echo_stage(tmp_path, run, 5), reproduce.State(tmp_path / "state.json"),
+                        tmp_path, env={})
+    assert (tmp_path / "calls").read_text().split() == ["fresh", "--force"]
+
+
+def test_an_evaluation_is_redone_for_a_newer_checkpoint_or_another_command(tmp_path: Path) -> None:
+    import os
+
+    run = tmp_path / "runs" / "kemp"
+    (run / "eval").mkdir(parents=True)
+    metrics = run / "eval" / "test-greedy.metrics.json"
+    metrics.write_text("{}")
+    (run / "last.safetensors").write_bytes(b"w")
+    os.utime(metrics, (1, 1))  # older than last: no best checkpoint, so last is what it read
+    assert reproduce.evaluated_checkpoint(run) == run / "last.safetensors"
+    assert "predates" in reproduce._older_than_checkpoint(run, "greedy")
+    os.utime(run / "last.safetensors", (0, 0))
+    assert reproduce._older_than_checkpoint(run, "greedy") is None
+    (run / "best.safetensors").write_bytes(b"w")  # a best kept later is what evaluate reads now
+    assert "best.safetensors" in reproduce._older_than_checkpoint(run, "greedy")
+    # a smoke evaluation (--limit) is not taken for the full one
+    limited = {s.name: s for s in reproduce.build_stages(_train_args(tmp_path, limit=30), {})}
+    full = {s.name: s for s in reproduce.build_stages(_train_args(tmp_path), {})}
+    recorded = {"status": "done", "command": " ".join(limited["evaluate-kemp-greedy"].command)}
+    assert reproduce._command_changed(full["evaluate-kemp-greedy"], recorded) is not None
+    assert reproduce._command_changed(limited["evaluate-kemp-greedy"], recorded) is None
+
+
+def _graph_file(path: Path, provenance: dict) -> Path:
+    """A graph file with two test rows (one <unk> among their 4 reference tokens)."""
+    import pyarrow as pa
+    from kemp_kg import schema
+
+    vocab = (*schema.SPECIAL_TOKENS, "hello", "world")
+    hello, world = len(schema.SPECIAL_TOKENS), len(schema.SPECIAL_TOKENS) + 1
+    unk = vocab.index("<unk>")
+    rows = [{
+        "example_id": f"test-{n}", "conv_id": f"c{n}", "split": "test", "emotion": 0,
+        "history": ["hello world"], "target": "x", "context_ids": [schema.CLS_ID, hello, world],
+        "context_roles": [int(schema.Role.CLS), int(schema.Role.SPEAKER), int(schema.Role.SPEAKER)],
+        "context_intensity": [0.0, 0.5, 0.5], "concept_ids": [], "concept_anchor": [],
+        "concept_relation": [], "concept_weight": [], "concept_intensity": [],
+        "target_ids": target,
+    } for n, target in enumerate([[hello, world], [hello, unk]])]
+    table = pa.Table.from_pylist(rows, schema=schema.GRAPH_SCHEMA)
+    return schema.write_graphs(path, [table], vocab=vocab, provenance=provenance)
+
+
+def test_a_run_on_other_knowledge_is_kept_and_refused(tmp_path: Path) -> None:
+    graphs = _graph_file(tmp_path / "ed.arrow", _provenance("sense"))
+    _fake_run(tmp_path, "kemp", "kemp", {}, provenance=_provenance("sense"))
+    run = tmp_path / "runs" / "kemp"
+    assert reproduce.knowledge_change(run, graphs) is None
+    _graph_file(tmp_path / "ed.arrow", _provenance("paper"))
+    assert "retrieval preset 'sense' -> 'paper'" in reproduce.knowledge_change(run, graphs)
+    with pytest.raises(SystemExit, match="other knowledge.*another --work"):
+        reproduce._train_stale(run, "kemp", {}, graphs)
+    assert (run / "config.json").exists()
+
+
+def test_knowledge_ablation_pairs_kemp_and_wo_ece_per_knowledge(tmp_path: Path) -> None:
+    before, after = tmp_path / "old", tmp_path / "new"
+    _fake_run(before, "kemp", "kemp", {"emotion_accuracy": 0.36, "perplexity_per_example": 48.0},
+              provenance=_provenance("paper"))
+    _fake_run(before, "wo-ece", "wo-ece", {"emotion_accuracy": 0.37, "perplexity_per_example": 47.5},
+              provenance=_provenance("paper"))
+    _fake_run(after, "kemp", "kemp", {"emotion_accuracy": 0.40, "perplexity_per_example": 40.0},
+              provenance=_provenance("sense"))
+    _fake_run(after, "wo-ece", "wo-ece", {"emotion_accuracy": 0.38, "perplexity_per_example": 41.0},
+              provenance=_provenance("sense"))
+    for work, kemp, ablated in ((before, 60.0, 59.0), (after, 50.0, 52.0)):
+        for name, ppl in (("kemp", kemp), ("wo-ece", ablated)):
+            with open(work / "runs" / name / "metrics.jsonl", "a") as handle:
+                handle.write(json.dumps({"kind": "valid", "step": 2000, "ppl_per_example": ppl}) + "\n")
+    args = SimpleNamespace(work=after, presets=["kemp", "wo-ece"], decodes=["greedy"], compare=[before])
+    out = tmp_path / "RESULTS.md"
+    results_table.write_results(args, SimpleNamespace(data={}), out)
+    text = out.read_text()
+    assert "| K1 | this one | 40.00 / 40.00 | 38.00 / 41.00 | +2.00 | -1.00 | 50.00 vs 52.00 at step 2,000 |" in text
+    assert f"| K2 | `{before}` | 36.00 / 48.00 | 37.00 / 47.50 | -1.00 | +0.50 | 60.00 vs 59.00 at step 2,000 |" in text
+    assert "retrieval preset `sense`" in text and "retrieval preset `paper`" in text
+    assert "K2 differs from K1 in: retrieval preset 'sense' -> 'paper'" in text
+
+
+def test_vocabulary_figures_are_computed_from_the_graph_file(tmp_path: Path) -> None:
+    graphs = _graph_file(tmp_path / "ed.arrow", _provenance())
+    reference = tmp_path / "kemp_reference" / "KEMP_test_predictions.txt"
+    reference.parent.mkdir()
+    lines = []
+    for ref in ("hello world", "hello stranger", "world"):  # the 2nd maps to "hello <unk>"
+        lines += ["Emotion: sad", "Context: ['hi']", "Concept: []", f"Pred: hi", f"Ref: {ref}"]
+    reference.write_text("\n".join(lines) + "\n")
+    figures = results_table._vocabulary_figures(graphs, tmp_path)
+    assert figures["tokens"] == 4 and figures["unk"] == 0.25
+    assert figures["official"] == 3 and abs(figures["same"] - 2 / 3) < 1e-9

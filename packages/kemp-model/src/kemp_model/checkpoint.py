@@ -325,6 +325,24 @@ def load_training_state(path: str | Path, model: torch.nn.Module, optimizer: tor
     return TrainingState(extra=meta["extra"], rng_states=rng, tensors=extra_tensors)
 
 
+def read_training_counters(run_dir: str | Path) -> dict[str, Any] | None:
+    """The JSON counters of a run's training state without loading any tensor: ``step``,
+    ``best_step``, ``best_ppl``, ``bad_evals`` (validations since the best), ``elapsed_s`` (the
+    trainer's own clock over every session) and the rest of :class:`kemp_model.train.Counters`.
+    ``None`` when ``last.state.safetensors`` is absent or unreadable (a damaged file is reported
+    by ``--resume``, not here)."""
+    path = Path(run_dir) / STATE_FILE
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+        extra = json.loads(metadata[_STATE_KEY])["extra"]
+    except (SafetensorError, OSError, ValueError, KeyError, TypeError):
+        return None
+    return dict(extra) if isinstance(extra, dict) else None
+
+
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu", which: str = "best"):
     """Load a trained model for inference.
 
