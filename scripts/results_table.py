@@ -389,8 +389,11 @@ def _run_detail(label: str, info: RunInfo) -> str:
     early = ""
     if info.stopped_early:
         early = f", stopped early (best step {_count((info.counters or {}).get('best_step'))})"
+    knowledge = describe_knowledge(info.provenance)
+    if not (info.config.get("model") or {}).get("use_knowledge", True):
+        knowledge += " (in the graph file; this preset injects no concepts)"
     return (
-        f"- **{label}**: preset `{info.preset}`; knowledge {describe_knowledge(info.provenance)}; "
+        f"- **{label}**: preset `{info.preset}`; knowledge {knowledge}; "
         f"embeddings {emb}; {_count(info.done)} of {_count(info.planned)} planned steps of batch "
         f"{train.get('batch_size', 'n/a')}{' (reduced schedule)' if info.reduced else ''}{early}; "
         f"log `{info.stage.get('log', 'n/a')}`, command `{info.stage.get('command', 'n/a')}`"
@@ -505,7 +508,7 @@ def _ranking(runs: dict[str, RunInfo | None], decode: str) -> list[str]:
              if (info := runs[p]) is not None and (info.reduced or not info.finished)]
     if short:
         lines += ["", "Rows on a reduced or unfinished schedule: " + ", ".join(map(_short, short))
-                  + " (an order between runs of different lengths says little)."]
+                  + " (their order says little about the paper's claim)."]
     return lines + [""]
 
 
@@ -746,6 +749,11 @@ def _perplexity_gap(work: Path, runs: dict[str, RunInfo | None], decode: str) ->
     lines = ["## The perplexity gap (paper formula)", ""]
     spread = ", ".join(f"{_short(p)} {v / paper - 1:+.1%}" for p, v in found.items())
     lines.append(f"Test perplexity against the paper's KEMP ({paper}): {spread}.")
+    short = [p for p in found
+             if (info := runs[p]) is not None and (info.reduced or not info.finished)]
+    if short:
+        lines.append("Runs on a reduced or unfinished schedule (" + ", ".join(map(_short, short))
+                     + ") are not comparable with the paper's figure.")
     if len(found) > 1:
         low, high = min(found.values()), max(found.values())
         lines.append(f"Our models lie within {high / low - 1:.1%} of each other.")

@@ -441,3 +441,39 @@ def test_vocabulary_figures_are_computed_from_the_graph_file(tmp_path: Path) -> 
     figures = results_table._vocabulary_figures(graphs, tmp_path)
     assert figures["tokens"] == 4 and figures["unk"] == 0.25
     assert figures["official"] == 3 and abs(figures["same"] - 2 / 3) < 1e-9
+
+
+@pytest.mark.slow
+def test_the_whole_pipeline_on_real_data_with_tiny_caps(tmp_path: Path, shared_data: Path,
+                                                        nltk_data: Path) -> None:
+    """`scripts/reproduce.py` end to end (index, enrich, score, train, evaluate, RESULTS) with
+    caps of a few steps: every row labelled reduced, both perplexities, a rerun skips every stage,
+    and a longer cap continues the same run with --resume (minutes on a CPU)."""
+    import re
+    import subprocess
+
+    work, results = tmp_path / "work", tmp_path / "RESULTS.md"
+    base = [sys.executable, str(SCRIPTS / "reproduce.py"), "--data", str(shared_data),
+            "--work", str(work), "--results", str(results), "--threads", "1", "--limit", "8",
+            "--valid-examples", "32", "--variants", "--presets", "kemp", "transformer"]
+
+    def reproduce_with(*steps: str) -> str:
+        done = subprocess.run([*base, "--steps", *steps], capture_output=True, text=True, check=False)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        return done.stdout
+
+    reproduce_with("kemp=3", "transformer=3")
+    text = results.read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| KEMP (ours)")
+            or line.startswith("| Transformer (ours)")]
+    assert len(rows) == 4 and all("[reduced schedule]" in row for row in rows)
+    # test examples, accuracy (none for the Transformer), both perplexities
+    assert all(re.search(r"\| 8 \| (n/a|[0-9.]+) \| [0-9.]+ \| [0-9.]+ \|", row) for row in rows)
+    assert "| 3 / 3 (paper: 26,000), validated on 32 examples | no |" in text
+    assert not (work / "runs" / "kemp" / "best.safetensors").exists()  # capped before 13,000
+    again = reproduce_with("kemp=3", "transformer=3")
+    assert "[run ]" not in again and again.count("[skip]") >= 9
+    longer = reproduce_with("kemp=5", "transformer=3")
+    assert "train-kemp: " in longer and "--resume --max-steps 5" in longer
+    assert "[run ] evaluate-kemp-greedy" in longer and "[run ] train-transformer" not in longer
+    assert "| 5 / 5 (paper: 26,000)" in results.read_text()
