@@ -180,8 +180,9 @@ def run_stage(stage: Stage, state: State, log_dir: Path, env: dict[str, str]) ->
         command = list(stage.resume_command or [*command, stage.resume_flag or ""])
         fields["wall_seconds_before"] = previous
     elif stage.leftover is not None and stage.leftover() and stage.force_flag:
-        print(f"[redo] {stage.name}: an earlier start left no checkpoint; starting afresh",
-              flush=True)
+        print(
+            f"[redo] {stage.name}: an earlier start left no checkpoint; starting afresh", flush=True
+        )
         command.append(stage.force_flag)
     print(f"[run ] {stage.name}: {shlex.join(command)}", flush=True)
     state.record(stage, **fields)
@@ -193,8 +194,9 @@ def run_stage(stage: Stage, state: State, log_dir: Path, env: dict[str, str]) ->
         try:
             code = subprocess.call(command, stdout=handle, stderr=subprocess.STDOUT, env=env)
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM: keep the time spent, the rerun resumes
-            state.record(stage, status="started",
-                         wall_seconds_before=time.perf_counter() - start + previous)
+            state.record(
+                stage, status="started", wall_seconds_before=time.perf_counter() - start + previous
+            )
             raise SystemExit(
                 f"stage {stage.name} interrupted; rerun the command to continue it"
             ) from None
@@ -272,8 +274,9 @@ def stale_run(run: Path, preset: str, changes: dict[str, object] | None = None) 
 def knowledge_change(run: Path, graphs: Path) -> str | None:
     """How the knowledge RUN was trained on differs from the graph file GRAPHS (None: the same, or
     nothing to compare yet), from the provenance both record."""
-    from kemp_kg.schema import open_graphs
     from results_table import knowledge_differences  # scripts/results_table.py
+
+    from kemp_kg.schema import open_graphs
 
     config_file = run / "config.json"
     if not (config_file.exists() and graphs.exists()):
@@ -344,16 +347,34 @@ def build_stages(args: argparse.Namespace, steps: dict[str, int]) -> list[Stage]
     stages = [
         Stage(
             "index",
-            [kg, "build-index", "wordnet",
-             "--lexicon", str(data / "nrc_vad" / "NRC-VAD-Lexicon.txt"),
-             "--index", str(work / "index"), *index_flags],
-            [work / "index" / "manifest.json"], force_flag="--force", redo_on_new_command=True,
+            [
+                kg,
+                "build-index",
+                "wordnet",
+                "--lexicon",
+                str(data / "nrc_vad" / "NRC-VAD-Lexicon.txt"),
+                "--index",
+                str(work / "index"),
+                *index_flags,
+            ],
+            [work / "index" / "manifest.json"],
+            force_flag="--force",
+            redo_on_new_command=True,
         ),
         Stage(
             "enrich",
-            [kg, "enrich", str(data / "ed"), "--index", str(work / "index"),
-             "--out", str(graphs), *enrich_flags],
-            [graphs], redo_on_new_command=True,
+            [
+                kg,
+                "enrich",
+                str(data / "ed"),
+                "--index",
+                str(work / "index"),
+                "--out",
+                str(graphs),
+                *enrich_flags,
+            ],
+            [graphs],
+            redo_on_new_command=True,
             stale=lambda: _newer(work / "index" / "manifest.json", graphs),
         ),
     ]
@@ -362,7 +383,8 @@ def build_stages(args: argparse.Namespace, steps: dict[str, int]) -> list[Stage]
         Stage(
             "score-official",
             [model, "score", str(reference), "--json", str(work / "official.metrics.json")],
-            [work / "official.metrics.json"], redo_on_new_command=True,
+            [work / "official.metrics.json"],
+            redo_on_new_command=True,
         )
     )
     embeddings = data / "vectors" / "glove.6B.50d.npy"
@@ -373,12 +395,28 @@ def build_stages(args: argparse.Namespace, steps: dict[str, int]) -> list[Stage]
         run = work / "runs" / name
         max_steps = schedule(name, preset, steps)
         # always explicit, so that --resume moves the run to the schedule asked for now
-        common = ["--max-steps", str(max_steps), "--eval-examples", str(valid_examples),
-                  "--device", args.device, "--no-progress"]
+        common = [
+            "--max-steps",
+            str(max_steps),
+            "--eval-examples",
+            str(valid_examples),
+            "--device",
+            args.device,
+            "--no-progress",
+        ]
         if args.threads:
             common += ["--threads", str(args.threads)]
-        command = [model, "train", "--graphs", str(graphs), "--preset", preset,
-                   "--out", str(run), *common]
+        command = [
+            model,
+            "train",
+            "--graphs",
+            str(graphs),
+            "--preset",
+            preset,
+            "--out",
+            str(run),
+            *common,
+        ]
         if changes.get("embeddings", embeddings) is not None:
             command += ["--embeddings", str(embeddings)]
         for field, value in changes.items():
@@ -388,7 +426,10 @@ def build_stages(args: argparse.Namespace, steps: dict[str, int]) -> list[Stage]
         resume = [model, "train", "--graphs", str(graphs), "--out", str(run), "--resume", *common]
         stages.append(
             Stage(
-                f"train-{name}", command, [run / "last.safetensors"], "--resume",
+                f"train-{name}",
+                command,
+                [run / "last.safetensors"],
+                "--resume",
                 stale=lambda run=run, p=preset, c=changes: _train_stale(run, p, c, graphs),
                 force_flag="--force",
                 complete=lambda run=run, n=max_steps: train_complete(run, n),
@@ -401,9 +442,20 @@ def build_stages(args: argparse.Namespace, steps: dict[str, int]) -> list[Stage]
             stages.append(
                 Stage(
                     f"evaluate-{name}-{decode}",
-                    [model, "evaluate", str(run), "--graphs", str(graphs),
-                     "--split", "test", "--decode", decode, "--device", args.device,
-                     *(["--limit", str(args.limit)] if args.limit else [])],
+                    [
+                        model,
+                        "evaluate",
+                        str(run),
+                        "--graphs",
+                        str(graphs),
+                        "--split",
+                        "test",
+                        "--decode",
+                        decode,
+                        "--device",
+                        args.device,
+                        *(["--limit", str(args.limit)] if args.limit else []),
+                    ],
                     [run / "eval" / f"test-{decode}.metrics.json"],
                     stale=lambda run=run, decode=decode: _older_than_checkpoint(run, decode),
                     redo_on_new_command=True,
@@ -422,31 +474,57 @@ def _newer(source: Path, output: Path) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
-    parser.add_argument("--work", type=Path, default=REPO / "work" / "reproduce",
-                        help="where index, graphs, runs and state.json live (keep it to resume)")
-    parser.add_argument("--presets", nargs="*", default=list(PRESETS),
-                        choices=[*PRESETS, *CPU_PRESETS],
-                        help=f"presets to train (default: {' '.join(PRESETS)}; add "
-                             f"{' '.join(CPU_PRESETS)} for the cheaper CPU models)")
-    parser.add_argument("--variants", nargs="*", default=list(DEFAULT_VARIANTS),
-                        choices=list(VARIANTS),
-                        help="variant runs after the presets (none: --variants with no name)")
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=REPO / "work" / "reproduce",
+        help="where index, graphs, runs and state.json live (keep it to resume)",
+    )
+    parser.add_argument(
+        "--presets",
+        nargs="*",
+        default=list(PRESETS),
+        choices=[*PRESETS, *CPU_PRESETS],
+        help=f"presets to train (default: {' '.join(PRESETS)}; add "
+        f"{' '.join(CPU_PRESETS)} for the cheaper CPU models)",
+    )
+    parser.add_argument(
+        "--variants",
+        nargs="*",
+        default=list(DEFAULT_VARIANTS),
+        choices=list(VARIANTS),
+        help="variant runs after the presets (none: --variants with no name)",
+    )
     parser.add_argument("--decodes", nargs="+", default=list(DECODES))
-    parser.add_argument("--steps", nargs="*", default=[],
-                        help="NAME=N caps for a preset (and its variants) or a variant "
-                             "(reduced rows)")
-    parser.add_argument("--valid-examples", type=int, default=0,
-                        help="validate on at most N examples (0 = the whole split; smoke runs)")
+    parser.add_argument(
+        "--steps",
+        nargs="*",
+        default=[],
+        help="NAME=N caps for a preset (and its variants) or a variant (reduced rows)",
+    )
+    parser.add_argument(
+        "--valid-examples",
+        type=int,
+        default=0,
+        help="validate on at most N examples (0 = the whole split; smoke runs)",
+    )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=0)
-    parser.add_argument("--limit", type=int, default=0,
-                        help="evaluate only N test examples (smoke runs)")
-    parser.add_argument("--index-flags", default="",
-                        help="extra `kemp-kg build-index` flags (quoted)")
+    parser.add_argument(
+        "--limit", type=int, default=0, help="evaluate only N test examples (smoke runs)"
+    )
+    parser.add_argument(
+        "--index-flags", default="", help="extra `kemp-kg build-index` flags (quoted)"
+    )
     parser.add_argument("--enrich-flags", default="", help="extra `kemp-kg enrich` flags (quoted)")
-    parser.add_argument("--compare", type=Path, nargs="*", default=[],
-                        help="other --work folders whose kemp/wo-ece runs used other knowledge "
-                             "(RESULTS' knowledge ablation shows them beside these)")
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="other --work folders whose kemp/wo-ece runs used other knowledge "
+        "(RESULTS' knowledge ablation shows them beside these)",
+    )
     parser.add_argument("--results", type=Path, default=REPO / "docs" / "RESULTS.md")
     parser.add_argument("--only-results", action="store_true", help="just rewrite RESULTS.md")
     args = parser.parse_args(argv)

@@ -83,14 +83,17 @@ def load_evaluation(path: Path) -> dict[str, Any] | None:
 
 def knowledge_identity(provenance: dict[str, Any]) -> dict[str, Any]:
     """What decides the injected concepts, from a graph file's provenance (also recorded in each
-    run's config.json): the index's source (kind and checksum), its build options when
-    recorded, the lexicon, and the retrieval thresholds of ``kemp-kg enrich``."""
+    run's config.json): the index's source (kind and digest), its build options (WordNet rules)
+    when recorded, the lexicon, and the retrieval thresholds of ``kemp-kg enrich``."""
+    from kemp_kg.schema import SOURCE_DIGEST_KEYS
+
     index = provenance.get("index") or {}
     source = index.get("source") or {}
     lexicon = index.get("lexicon") or {}
+    digest = next((f"{k}:{source[k]}" for k in SOURCE_DIGEST_KEYS if source.get(k)), None)
     return {
         "source": source.get("kind"),
-        "source_sha256": source.get("sha256"),
+        "source_digest": digest,
         "index_format": index.get("format"),
         "index_options": index.get("options"),
         "lexicon_sha256": lexicon.get("sha256"),
@@ -100,7 +103,8 @@ def knowledge_identity(provenance: dict[str, Any]) -> dict[str, Any]:
 
 def knowledge_differences(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     """The knowledge settings that differ between two provenances (empty: same knowledge, or
-    one of them records none)."""
+    one of them records none). Source digests of different kinds (SHA-256 before XXH3) are not
+    compared."""
     if not before or not after:
         return []
     a, b = knowledge_identity(before), knowledge_identity(after)
@@ -108,11 +112,24 @@ def knowledge_differences(before: dict[str, Any], after: dict[str, Any]) -> list
     for key in a:
         if key == "retrieval" and isinstance(a[key], dict) and isinstance(b[key], dict):
             keys = sorted(set(a[key]) | set(b[key]))
-            changed += [f"retrieval {k} {a[key].get(k)!r} -> {b[key].get(k)!r}"
-                        for k in keys if a[key].get(k) != b[key].get(k)]
+            changed += [
+                f"retrieval {k} {a[key].get(k)!r} -> {b[key].get(k)!r}"
+                for k in keys
+                if a[key].get(k) != b[key].get(k)
+            ]
+        elif key == "source_digest":
+            kinds = [str(v).partition(":")[0] for v in (a[key], b[key])]
+            if a[key] != b[key] and kinds[0] == kinds[1]:
+                changed.append(f"source digest {str(a[key])[:20]} -> {str(b[key])[:20]}")
+        elif key == "index_options" and isinstance(a[key], dict) and isinstance(b[key], dict):
+            keys = sorted(set(a[key]) | set(b[key]))
+            changed += [
+                f"index options {k} {a[key].get(k)!r} -> {b[key].get(k)!r}"
+                for k in keys
+                if a[key].get(k) != b[key].get(k)
+            ]
         elif a[key] != b[key]:
-            value = (lambda v: v[:12] if isinstance(v, str) and key.endswith("sha256") else v)
-            changed.append(f"{key} {value(a[key])!r} -> {value(b[key])!r}")
+            changed.append(f"{key} {a[key]!r} -> {b[key]!r}")
     return changed
 
 
@@ -123,10 +140,13 @@ def describe_knowledge(provenance: dict[str, Any]) -> str:
     k = knowledge_identity(provenance)
     names = {"wordnet": "WordNet 3.0", "conceptnet": "ConceptNet assertions", "triples": "triples"}
     text = names.get(str(k["source"]), str(k["source"]))
-    if k["source_sha256"]:
-        text += f" (sha256 {str(k['source_sha256'])[:8]})"
+    if k["source_digest"]:
+        text += f" ({str(k['source_digest'])[:16]})"
     options = k["index_options"]
-    if options:
+    rules = (options or {}).get("wordnet") if isinstance(options, dict) else None
+    if isinstance(rules, dict) and rules.get("preset"):
+        text += f", WordNet rules `{rules['preset']}`"
+    elif options:
         text += f", index options {json.dumps(options, sort_keys=True)[:160]}"
     retrieval = k["retrieval"] or {}
     if retrieval.get("preset"):
@@ -296,22 +316,33 @@ def write_results(args: Any, state: Any, out: Path) -> None:
     for preset in presets:
         info = runs[preset]
         if info is None or not info.evaluations:
-            details.append(f"- **{LABELS.get(preset, preset)}**: no test figures yet (not "
-                           "trained or not evaluated); `just reproduce` continues from here")
+            details.append(
+                f"- **{LABELS.get(preset, preset)}**: no test figures yet (not "
+                "trained or not evaluated); `just reproduce` continues from here"
+            )
             if info is None:
                 continue
         for decode, metrics in info.evaluations.items():
-            rows.append(_metric_row(LABELS.get(preset, preset) + info.flags(), decode, metrics,
-                                    info.schedule_cells()))
+            rows.append(
+                _metric_row(
+                    LABELS.get(preset, preset) + info.flags(),
+                    decode,
+                    metrics,
+                    info.schedule_cells(),
+                )
+            )
         if info.evaluations:
             first = next(iter(info.evaluations))
             predictions[preset] = info.folder / "eval" / f"test-{first}.predictions.txt"
             details.append(_run_detail(LABELS.get(preset, preset), info))
         records = read_metrics(info.folder)
         if records:  # drawn anew from the run's own log
-            plot_curves(records, figures / f"curves-{preset}.png",
-                        f"{LABELS.get(preset, preset)}: preset {info.preset}",
-                        emotion=(info.config.get("model") or {}).get("emotion_classifier", True))
+            plot_curves(
+                records,
+                figures / f"curves-{preset}.png",
+                f"{LABELS.get(preset, preset)}: preset {info.preset}",
+                emotion=(info.config.get("model") or {}).get("emotion_classifier", True),
+            )
     official = load_evaluation(work / "official.metrics.json")
     if official is not None:
         rows.append(_metric_row(
@@ -362,8 +393,13 @@ def write_results(args: Any, state: Any, out: Path) -> None:
     if curve_files or compared:
         lines += ["## Training curves", ""]
         if compared:
-            lines += ["Validation perplexity (paper formula) and emotion accuracy of every run,",
-                      "step by step:", "", f"![valid-all](results/{compared.name})", ""]
+            lines += [
+                "Validation perplexity (paper formula) and emotion accuracy of every run,",
+                "step by step:",
+                "",
+                f"![valid-all](results/{compared.name})",
+                "",
+            ]
         lines += [f"![{p.stem}](results/{p.name})" for p in curve_files]
         lines.append("")
     lines += _case_study(predictions)
@@ -381,8 +417,10 @@ def _run_detail(label: str, info: RunInfo) -> str:
     if isinstance(embeddings, dict):
         emb = f"`{Path(str(embeddings.get('path', '?'))).name}`"
         if embeddings.get("placement"):
-            emb += f" ({embeddings.get('dim')}d placed in a {embeddings.get('table_dim')}-wide " \
-                   f"table, {embeddings['placement']})"
+            emb += (
+                f" ({embeddings.get('dim')}d placed in a {embeddings.get('table_dim')}-wide "
+                f"table, {embeddings['placement']})"
+            )
     else:
         emb = "none (random word table)"
     train = info.config.get("train") or {}
@@ -410,7 +448,9 @@ def _differences(work: Path, runs: dict[str, RunInfo | None], data: Path | None)
             "- **Knowledge**: WordNet 3.0 mapped onto ConceptNet relations instead of ConceptNet 5",
             "  (no ConceptNet dump is available offline). WordNet has no commonsense relations",
             "  (Causes, Desires, UsedFor, ...): the injected concepts are lexical neighbours. The",
-            "  knowledge ablation below shows what it is worth to the model.",
+            "  runs above name the WordNet rules and retrieval preset they used (`build-index",
+            "  --wordnet-rules`, `enrich --preset`); the knowledge ablation below shows what the",
+            "  knowledge is worth to the model.",
         ]
     lines += [
         "- **Embeddings**: GloVe 6B 50d (the only vectors available offline) instead of 300d,",
@@ -425,9 +465,13 @@ def _differences(work: Path, runs: dict[str, RunInfo | None], data: Path | None)
             "- **Vocabulary**: built from our training split only (the official one from all",
             f"  splits). Measured here on `ed.arrow`: {vocab['unk']:.2%} of the test references'",
             f"  {vocab['tokens']:,} tokens are `<unk>`"
-            + (f"; {vocab['same']:.1%} of the official file's {vocab['official']:,} references"
-               " map through our vocabulary to exactly one of our test references"
-               if "same" in vocab else "") + ". So vocabulary and tokenisation account",
+            + (
+                f"; {vocab['same']:.1%} of the official file's {vocab['official']:,} references"
+                " map through our vocabulary to exactly one of our test references"
+                if "same" in vocab
+                else ""
+            )
+            + ". So vocabulary and tokenisation account",
             "  for little of any perplexity difference; the gap section below does not attribute",
             "  the rest to them.",
         ]
@@ -449,6 +493,7 @@ def _vocabulary_figures(graphs: Path, data: Path | None) -> dict[str, Any] | Non
         return None
     import numpy as np
     import pyarrow.compute as pc
+
     from kemp_kg.schema import open_graphs
 
     graph = open_graphs(graphs)
@@ -464,8 +509,10 @@ def _vocabulary_figures(graphs: Path, data: Path | None) -> dict[str, Any] | Non
     if reference is not None and reference.exists():
         known = set(vocab)
         ours = Counter(" ".join(vocab[i] for i in row) for row in targets)
-        official = [" ".join(t if t in known else "<unk>" for t in r.ref.split())
-                    for r in read_predictions(reference)]
+        official = [
+            " ".join(t if t in known else "<unk>" for t in r.ref.split())
+            for r in read_predictions(reference)
+        ]
         matched = sum((Counter(official) & ours).values())
         figures.update(official=len(official), same=matched / max(len(official), 1))
     return figures
@@ -489,14 +536,22 @@ def _value(key: str, metrics: dict[str, Any]) -> float | None:
 
 def _ranking(runs: dict[str, RunInfo | None], decode: str) -> list[str]:
     """Our models ordered on each metric; the paper ranks the full KEMP first on every one."""
-    found = {p: i.evaluations[decode] for p, i in runs.items()
-             if i is not None and decode in i.evaluations}
+    found = {
+        p: i.evaluations[decode]
+        for p, i in runs.items()
+        if i is not None and decode in i.evaluations
+    }
     if "kemp" not in found or len(found) < 2:
         return []
-    lines = [f"## Ranking of our models ({decode} decoding)", "",
-             "The paper (Tables 2-3) puts the full KEMP ahead of both ablations and of the",
-             "Transformer on accuracy and perplexity. Ours, best first:", "",
-             "| metric | order (best first) | full KEMP first |", "|---|---|---|"]
+    lines = [
+        f"## Ranking of our models ({decode} decoding)",
+        "",
+        "The paper (Tables 2-3) puts the full KEMP ahead of both ablations and of the",
+        "Transformer on accuracy and perplexity. Ours, best first:",
+        "",
+        "| metric | order (best first) | full KEMP first |",
+        "|---|---|---|",
+    ]
     for key, name, higher in RANKED:
         scored = [(v, p) for p, m in found.items() if (v := _value(key, m)) is not None]
         if len(scored) < 2 or all(p != "kemp" for _, p in scored):
@@ -504,11 +559,16 @@ def _ranking(runs: dict[str, RunInfo | None], decode: str) -> list[str]:
         scored.sort(reverse=higher)
         order = " > ".join(f"{_short(p)} {v:.2f}" for v, p in scored)
         lines.append(f"| {name} | {order} | {'yes' if scored[0][1] == 'kemp' else 'no'} |")
-    short = [p for p in found
-             if (info := runs[p]) is not None and (info.reduced or not info.finished)]
+    short = [
+        p for p in found if (info := runs[p]) is not None and (info.reduced or not info.finished)
+    ]
     if short:
-        lines += ["", "Rows on a reduced or unfinished schedule: " + ", ".join(map(_short, short))
-                  + " (their order says little about the paper's claim)."]
+        lines += [
+            "",
+            "Rows on a reduced or unfinished schedule: "
+            + ", ".join(map(_short, short))
+            + " (their order says little about the paper's claim).",
+        ]
     return lines + [""]
 
 
@@ -520,9 +580,12 @@ def _against_paper(runs: dict[str, RunInfo | None], decodes: list[str]) -> list[
     decode = next(iter(info.evaluations))
     ours = info.evaluations[decode]
     paper, case = CITED["KEMP, paper (cited)"][0], CITED["CASE, ACL 2023 (cited)"][0]
-    lines = [f"## Against the paper (our KEMP, {decode} decoding{info.flags()})", "",
-             "| figure | paper's KEMP (cited) | CASE (cited) | ours | ours vs paper's KEMP "
-             "| goal met |", "|---|---|---|---|---|---|"]
+    lines = [
+        f"## Against the paper (our KEMP, {decode} decoding{info.flags()})",
+        "",
+        "| figure | paper's KEMP (cited) | CASE (cited) | ours | ours vs paper's KEMP | goal met |",
+        "|---|---|---|---|---|---|",
+    ]
     for key, name, goal, higher in GOALS:
         value = _value(key, ours)
         if value is None:
@@ -530,11 +593,16 @@ def _against_paper(runs: dict[str, RunInfo | None], decodes: list[str]) -> list[
         cited = _value(key, paper)
         met = value >= goal if higher else value <= goal
         ratio = f"{value / cited - 1:+.1%}" if cited else "n/a"
-        lines.append(f"| {name} | {_fmt(cited)} | {_fmt(_value(key, case))} | {value:.2f} "
-                     f"| {ratio} | {'yes' if met else 'no'} ({'>=' if higher else '<='} {goal}) |")
+        lines.append(
+            f"| {name} | {_fmt(cited)} | {_fmt(_value(key, case))} | {value:.2f} "
+            f"| {ratio} | {'yes' if met else 'no'} ({'>=' if higher else '<='} {goal}) |"
+        )
     if ours.get("ppl_paper") is None:
-        lines += ["", "This evaluation predates the paper-formula perplexity: rerun "
-                  "`kemp-model evaluate` to compare it with the paper."]
+        lines += [
+            "",
+            "This evaluation predates the paper-formula perplexity: rerun "
+            "`kemp-model evaluate` to compare it with the paper.",
+        ]
     return lines + [""]
 
 
@@ -564,13 +632,17 @@ def _knowledge_ablation(
     pairs = [g for g in groups.values() if "kemp" in g and "wo-ece" in g]
     if not pairs:
         return []
-    lines = ["## Knowledge ablation (KEMP against w/o ECE)", "",
-             "The paper's claim: the emotional context graph (knowledge) helps. Each row pairs the",
-             "two presets trained on the same knowledge (as recorded in their config.json); the",
-             "validation columns compare them at the last step both reached.", "",
-             "| knowledge | work folder | KEMP acc % / PPL | w/o ECE acc % / PPL | Δ acc (points) "
-             "| Δ PPL | valid PPL at equal step | steps (KEMP / w/o ECE) |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "## Knowledge ablation (KEMP against w/o ECE)",
+        "",
+        "The paper's claim: the emotional context graph (knowledge) helps. Each row pairs the",
+        "two presets trained on the same knowledge (as recorded in their config.json); the",
+        "validation columns compare them at the last step both reached.",
+        "",
+        "| knowledge | work folder | KEMP acc % / PPL | w/o ECE acc % / PPL | Δ acc (points) "
+        "| Δ PPL | valid PPL at equal step | steps (KEMP / w/o ECE) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     described = []
     for number, group in enumerate(pairs, 1):
         kemp, ablated = group["kemp"], group["wo-ece"]
@@ -586,15 +658,22 @@ def _knowledge_ablation(
                 f"{_fmt(acc_b)} / {_fmt(b.get(ppl_key))}",
                 f"{acc_a - acc_b:+.2f}" if acc_a is not None and acc_b is not None else "n/a",
                 f"{a[ppl_key] - b[ppl_key]:+.2f}" + (" (pooled)" if ppl_key == "ppl_pooled" else "")
-                if a.get(ppl_key) and b.get(ppl_key) else "n/a",
+                if a.get(ppl_key) and b.get(ppl_key)
+                else "n/a",
             ]
         va, vb = _valid_ppl(kemp.folder), _valid_ppl(ablated.folder)
         common = sorted(set(va) & set(vb))
-        equal = (f"{va[common[-1]]:.2f} vs {vb[common[-1]]:.2f} at step {common[-1]:,}"
-                 if common else "n/a")
+        equal = (
+            f"{va[common[-1]]:.2f} vs {vb[common[-1]]:.2f} at step {common[-1]:,}"
+            if common
+            else "n/a"
+        )
         folder = "this one" if group["work"] == work else f"`{group['work']}`"
-        lines.append(f"| K{number} | {folder} | " + " | ".join(cells)
-                     + f" | {equal} | {_count(kemp.done)} / {_count(ablated.done)} |")
+        lines.append(
+            f"| K{number} | {folder} | "
+            + " | ".join(cells)
+            + f" | {equal} | {_count(kemp.done)} / {_count(ablated.done)} |"
+        )
         described.append(f"- K{number}: {describe_knowledge(group['provenance'])}")
     lines += ["", *described]
     if len(pairs) > 1:
@@ -665,17 +744,32 @@ def _variants(work: Path, decodes: list[str], state: Any) -> list[str]:
             changes.append(f"embedding placement {vectors['placement']}")
         changed = ", ".join(changes) or "none"
         for decode, metrics in info.evaluations.items():
-            rows.append(_metric_row(f"{info.preset} with {changed} (`{info.name}`){info.flags()}",
-                                    decode, metrics, info.schedule_cells()))
+            rows.append(
+                _metric_row(
+                    f"{info.preset} with {changed} (`{info.name}`){info.flags()}",
+                    decode,
+                    metrics,
+                    info.schedule_cells(),
+                )
+            )
         if info.stage.get("command") and info.evaluations:
             note = f" ({info.stage['note']})" if info.stage.get("note") else ""
             commands.append(f"- `{info.name}`: `{info.stage['command']}`{note}")
     if not rows:
         return []
-    return ["## Variants (a preset with one setting changed)", "",
-            "Same data and pipeline as the preset's row above; only the named setting differs",
-            "(`scripts/reproduce.py` VARIANTS), and the steps column says how far each ran.", "",
-            COLUMNS.format(first="run"), RULE, *rows, "", *commands, ""]
+    return [
+        "## Variants (a preset with one setting changed)",
+        "",
+        "Same data and pipeline as the preset's row above; only the named setting differs",
+        "(`scripts/reproduce.py` VARIANTS), and the steps column says how far each ran.",
+        "",
+        COLUMNS.format(first="run"),
+        RULE,
+        *rows,
+        "",
+        *commands,
+        "",
+    ]
 
 
 def _valid(run: Path) -> list[dict[str, Any]]:
@@ -702,19 +796,28 @@ def _compare_runs(work: Path, out: Path) -> Path | None:
         config = _read_json(run / "config.json") or {}
         emotion = (config.get("model") or {}).get("emotion_classifier", True)
         if valid:
-            curves[run.name] = [r if emotion else {"step": r["step"], "ppl": r["ppl"]}
-                                for r in valid]
+            curves[run.name] = [
+                r if emotion else {"step": r["step"], "ppl": r["ppl"]} for r in valid
+            ]
     if not curves:
         return None
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     for number, (name, valid) in enumerate(curves.items()):
-        style = {"label": name, "color": plt.cm.tab10(number % 10),
-                 "linestyle": ("-", "--", ":")[number // 10 % 3], "marker": "o", "markersize": 2.5}
+        style = {
+            "label": name,
+            "color": plt.cm.tab10(number % 10),
+            "linestyle": ("-", "--", ":")[number // 10 % 3],
+            "marker": "o",
+            "markersize": 2.5,
+        }
         left.plot([r["step"] for r in valid], [r["ppl"] for r in valid], **style)
         with_emotion = [r for r in valid if "emotion_accuracy" in r]
         if with_emotion:
-            right.plot([r["step"] for r in with_emotion],
-                       [100 * r["emotion_accuracy"] for r in with_emotion], **style)
+            right.plot(
+                [r["step"] for r in with_emotion],
+                [100 * r["emotion_accuracy"] for r in with_emotion],
+                **style,
+            )
     left.set(xlabel="step", ylabel="valid perplexity (paper formula)", yscale="log")
     right.set(xlabel="step", ylabel="valid emotion accuracy %")
     left.legend(fontsize=8)
@@ -742,18 +845,25 @@ GAP_VARIANTS = {
 def _perplexity_gap(work: Path, runs: dict[str, RunInfo | None], decode: str) -> list[str]:
     """Where the perplexity gap to the paper sits, computed from the runs (no fixed numbers)."""
     paper = CITED["KEMP, paper (cited)"][0]["ppl_paper"]
-    found = {p: i.evaluations[decode]["ppl_paper"] for p, i in runs.items()
-             if i is not None and (i.evaluations.get(decode) or {}).get("ppl_paper")}
+    found = {
+        p: i.evaluations[decode]["ppl_paper"]
+        for p, i in runs.items()
+        if i is not None and (i.evaluations.get(decode) or {}).get("ppl_paper")
+    }
     if "kemp" not in found:
         return []
     lines = ["## The perplexity gap (paper formula)", ""]
     spread = ", ".join(f"{_short(p)} {v / paper - 1:+.1%}" for p, v in found.items())
     lines.append(f"Test perplexity against the paper's KEMP ({paper}): {spread}.")
-    short = [p for p in found
-             if (info := runs[p]) is not None and (info.reduced or not info.finished)]
+    short = [
+        p for p in found if (info := runs[p]) is not None and (info.reduced or not info.finished)
+    ]
     if short:
-        lines.append("Runs on a reduced or unfinished schedule (" + ", ".join(map(_short, short))
-                     + ") are not comparable with the paper's figure.")
+        lines.append(
+            "Runs on a reduced or unfinished schedule ("
+            + ", ".join(map(_short, short))
+            + ") are not comparable with the paper's figure."
+        )
     if len(found) > 1:
         low, high = min(found.values()), max(found.values())
         lines.append(f"Our models lie within {high / low - 1:.1%} of each other.")
@@ -765,12 +875,18 @@ def _perplexity_gap(work: Path, runs: dict[str, RunInfo | None], decode: str) ->
         if common:
             step = common[-1]
             measured = True
-            lines.append(f"- A/B at equal steps: at step {step:,} the `{name}` variant ({cause}) "
-                         f"validates at {other[step]:.2f} against {base[step]:.2f} for `kemp` "
-                         f"({other[step] / base[step] - 1:+.1%}).")
+            lines.append(
+                f"- A/B at equal steps: at step {step:,} the `{name}` variant ({cause}) "
+                f"validates at {other[step]:.2f} against {base[step]:.2f} for `kemp` "
+                f"({other[step] / base[step] - 1:+.1%})."
+            )
     if not measured:
-        lines.append("No variant has a validation at a step `kemp` also validated at, so no "
-                     "cause is measured by an A/B here yet.")
-    lines.append("A cause is named here only with its A/B; the part of the gap no A/B accounts for "
-                 "is unexplained.")
+        lines.append(
+            "No variant has a validation at a step `kemp` also validated at, so no "
+            "cause is measured by an A/B here yet."
+        )
+    lines.append(
+        "A cause is named here only with its A/B; the part of the gap no A/B accounts for "
+        "is unexplained."
+    )
     return lines + [""]

@@ -1,4 +1,4 @@
-"""scripts/reproduce.py: stages resume where they stopped, and the results table reads real files."""
+"""scripts/reproduce.py: stages resume where they stopped; the results table reads real files."""
 
 from __future__ import annotations
 
@@ -27,9 +27,10 @@ def test_finished_stage_is_skipped_and_unfinished_one_resumes(tmp_path: Path) ->
     # a command that fails the first time (writes its output but exits 1), as a killed run would
     marker = tmp_path / "tries"
     script = (
-        "import sys, pathlib; m = pathlib.Path(%r); n = int(m.read_text()) if m.exists() else 0;"
+        f"import sys, pathlib; m = pathlib.Path({str(marker)!r});"
+        "n = int(m.read_text()) if m.exists() else 0;"
         "m.write_text(str(n + 1)); pathlib.Path('OUT').write_text(' '.join(sys.argv[1:]));"
-        "sys.exit(1 if n == 0 else 0)" % str(marker)
+        "sys.exit(1 if n == 0 else 0)"
     )
     s = stage(tmp_path, script)
     with pytest.raises(SystemExit, match="stage s failed"):
@@ -48,7 +49,10 @@ def test_finished_stage_is_skipped_and_unfinished_one_resumes(tmp_path: Path) ->
 def test_steps_flag_is_checked() -> None:
     assert reproduce.parse_steps(["wo-ece=8000"]) == {"wo-ece": 8000}
     # a variant's own cap, and the CPU presets
-    assert reproduce.parse_steps(["kemp-noglove=50", "kemp-small=9"]) == {"kemp-noglove": 50, "kemp-small": 9}
+    assert reproduce.parse_steps(["kemp-noglove=50", "kemp-small=9"]) == {
+        "kemp-noglove": 50,
+        "kemp-small": 9,
+    }
     for bad in ("kemp=lots", "kemp=0", "nope=5"):
         with pytest.raises(SystemExit, match="NAME=N"):
             reproduce.parse_steps([bad])
@@ -57,21 +61,42 @@ def test_steps_flag_is_checked() -> None:
 def test_results_table_reads_metrics_and_labels_reduced_rows(tmp_path: Path) -> None:
     run = tmp_path / "runs" / "kemp"
     (run / "eval").mkdir(parents=True)
-    (run / "config.json").write_text(json.dumps({"preset": "kemp", "train": {"max_steps": 500, "batch_size": 16}}))
+    (run / "config.json").write_text(
+        json.dumps({"preset": "kemp", "train": {"max_steps": 500, "batch_size": 16}})
+    )
     (run / "metrics.jsonl").write_text('{"kind": "train", "step": 500}\n')
-    metrics = {"examples": 5257, "emotion_accuracy": 0.3512, "perplexity_per_example": 38.25,
-               "perplexity_pooled": 44.5, "distinct_1": 0.71, "distinct_2": 3.02, "bleu_1": 15.5,
-               "bleu_4": 2.1, "top_response_share": 0.04}
+    metrics = {
+        "examples": 5257,
+        "emotion_accuracy": 0.3512,
+        "perplexity_per_example": 38.25,
+        "perplexity_pooled": 44.5,
+        "distinct_1": 0.71,
+        "distinct_2": 3.02,
+        "bleu_1": 15.5,
+        "bleu_4": 2.1,
+        "top_response_share": 0.04,
+    }
     (run / "eval" / "test-greedy.metrics.json").write_text(json.dumps(metrics))
-    state = SimpleNamespace(data={"train-kemp": {"status": "done", "wall_seconds": 5400, "machine": "cpu",
-                                                 "command": "kemp-model train", "log": "l"}})
+    state = SimpleNamespace(
+        data={
+            "train-kemp": {
+                "status": "done",
+                "wall_seconds": 5400,
+                "machine": "cpu",
+                "command": "kemp-model train",
+                "log": "l",
+            }
+        }
+    )
     args = SimpleNamespace(work=tmp_path, presets=["kemp"], decodes=["greedy"])
     out = tmp_path / "docs" / "RESULTS.md"
     results_table.write_results(args, state, out)
     text = out.read_text()
     # both perplexities, paper formula first; BLEU-1 and -4
-    assert ("| KEMP (ours) [reduced schedule] | greedy | 5257 | 35.12 | 38.25 | 44.50 | 0.71 | 3.02 "
-            "| 15.50 | 2.10 | 4.0 |") in text
+    assert (
+        "| KEMP (ours) [reduced schedule] | greedy | 5257 | 35.12 | 38.25 | 44.50 | 0.71 | 3.02 "
+        "| 15.50 | 2.10 | 4.0 |"
+    ) in text
     assert "| 500 / 500 (paper: 26,000) | no | 1.5 h | cpu |" in text
     assert "KEMP, paper (cited)" in text
     # the paper is compared with the paper formula only
@@ -88,12 +113,18 @@ def test_old_run_folders_render_their_perplexity_as_pooled(tmp_path: Path) -> No
     small = get_preset("kemp-small")
     loss = to_dict(small.loss)
     legacy = {k: loss[v] for k, v in LEGACY_LOSS_FIELDS.items()}
-    config = {"preset": "kemp", "model": {**to_dict(small.model), **legacy},
-              "train": to_dict(small.train)}
+    config = {
+        "preset": "kemp",
+        "model": {**to_dict(small.model), **legacy},
+        "train": to_dict(small.train),
+    }
     (run / "config.json").write_text(json.dumps(config))
     (run / "metrics.jsonl").write_text('{"kind": "valid", "step": 26000, "ppl": 50.1}\n')
-    (run / "eval" / "test-greedy.metrics.json").write_text(json.dumps(
-        {"examples": 5257, "emotion_accuracy": 0.3839, "perplexity": 49.76, "distinct_1": 0.91}))
+    (run / "eval" / "test-greedy.metrics.json").write_text(
+        json.dumps(
+            {"examples": 5257, "emotion_accuracy": 0.3839, "perplexity": 49.76, "distinct_1": 0.91}
+        )
+    )
     state = SimpleNamespace(data={"train-kemp": {"status": "done", "wall_seconds": 5760}})
     args = SimpleNamespace(work=tmp_path, presets=["kemp"], decodes=["greedy"])
     out = tmp_path / "RESULTS.md"
@@ -107,7 +138,9 @@ def test_old_run_folders_render_their_perplexity_as_pooled(tmp_path: Path) -> No
 def test_an_interrupted_training_run_is_labelled_unfinished(tmp_path: Path) -> None:
     run = tmp_path / "runs" / "kemp"
     (run / "eval").mkdir(parents=True)
-    (run / "config.json").write_text(json.dumps({"preset": "kemp", "train": {"max_steps": 26000, "batch_size": 16}}))
+    (run / "config.json").write_text(
+        json.dumps({"preset": "kemp", "train": {"max_steps": 26000, "batch_size": 16}})
+    )
     (run / "metrics.jsonl").write_text('{"kind": "train", "step": 9000}\n')
     (run / "eval" / "test-greedy.metrics.json").write_text(json.dumps({"examples": 5257}))
     state = SimpleNamespace(data={"train-kemp": {"status": "started", "wall_seconds_before": 3600}})
@@ -119,14 +152,20 @@ def test_an_interrupted_training_run_is_labelled_unfinished(tmp_path: Path) -> N
 
 
 def test_a_stale_finished_stage_is_redone_from_scratch(tmp_path: Path) -> None:
-    """A run whose configuration no longer matches the code is retrained with --force, not skipped."""
+    """A run whose configuration no longer matches the code is retrained with --force."""
     script = "import sys, pathlib; pathlib.Path('OUT').write_text(' '.join(sys.argv[1:]))"
     base = stage(tmp_path, script)
     state = reproduce.State(tmp_path / "state.json")
     reproduce.run_stage(base, state, tmp_path, env={})
     assert (tmp_path / "s.out").read_text() == ""
-    stale = reproduce.Stage(base.name, base.command, base.outputs, "--resume",
-                            stale=lambda: "loss changed", force_flag="--force")
+    stale = reproduce.Stage(
+        base.name,
+        base.command,
+        base.outputs,
+        "--resume",
+        stale=lambda: "loss changed",
+        force_flag="--force",
+    )
     reproduce.run_stage(stale, reproduce.State(tmp_path / "state.json"), tmp_path, env={})
     assert (tmp_path / "s.out").read_text() == "--force"
     assert reproduce.State(tmp_path / "state.json").done(stale)
@@ -156,7 +195,10 @@ def test_stale_run_names_the_fields_that_changed(tmp_path: Path) -> None:
     (kemp / "config.json").write_text(json.dumps(config))
     assert "max_steps" not in reproduce.stale_run(kemp, "kemp")
     # the baseline has no emotion term: how it would be reduced cannot change a gradient
-    assert reproduce.stale_run(write("transformer", emotion_loss_reduction="sum"), "transformer") is None
+    assert (
+        reproduce.stale_run(write("transformer", emotion_loss_reduction="sum"), "transformer")
+        is None
+    )
     assert reproduce.stale_run(write("wo-edd"), "wo-edd") is None
 
 
@@ -167,19 +209,33 @@ def _fake_run(work: Path, name: str, preset: str, metrics: dict, loss: dict | No
     run = work / "runs" / name
     (run / "eval").mkdir(parents=True)
     p = get_preset(preset)
-    config = {"preset": preset, "model": {**to_dict(p.model), **model_changes}, "train": to_dict(p.train),
-              "loss": {**to_dict(p.loss), **(loss or {})},
-              "embeddings": {"path": "glove.6B.50d.npy", "dim": 50}, "provenance": provenance or {}}
+    config = {
+        "preset": preset,
+        "model": {**to_dict(p.model), **model_changes},
+        "train": to_dict(p.train),
+        "loss": {**to_dict(p.loss), **(loss or {})},
+        "embeddings": {"path": "glove.6B.50d.npy", "dim": 50},
+        "provenance": provenance or {},
+    }
     (run / "config.json").write_text(json.dumps(config))
     (run / "metrics.jsonl").write_text('{"kind": "train", "step": 26000}\n')
-    (run / "eval" / "test-greedy.metrics.json").write_text(json.dumps({"examples": 5257, **metrics}))
+    (run / "eval" / "test-greedy.metrics.json").write_text(
+        json.dumps({"examples": 5257, **metrics})
+    )
 
 
 def test_ranking_and_variants_are_read_from_the_runs(tmp_path: Path) -> None:
     _fake_run(tmp_path, "kemp", "kemp", {"emotion_accuracy": 0.36, "perplexity_per_example": 48.0})
-    _fake_run(tmp_path, "wo-ece", "wo-ece", {"emotion_accuracy": 0.35, "perplexity_per_example": 47.0})
-    _fake_run(tmp_path, "kemp-old", "kemp", {"emotion_accuracy": 0.40, "perplexity_per_example": 68.0},
-              loss={"reduction": "sum"})
+    _fake_run(
+        tmp_path, "wo-ece", "wo-ece", {"emotion_accuracy": 0.35, "perplexity_per_example": 47.0}
+    )
+    _fake_run(
+        tmp_path,
+        "kemp-old",
+        "kemp",
+        {"emotion_accuracy": 0.40, "perplexity_per_example": 68.0},
+        loss={"reduction": "sum"},
+    )
     args = SimpleNamespace(work=tmp_path, presets=["kemp", "wo-ece"], decodes=["greedy"])
     out = tmp_path / "RESULTS.md"
     results_table.write_results(args, SimpleNamespace(data={}), out)
@@ -195,8 +251,16 @@ def test_ranking_and_variants_are_read_from_the_runs(tmp_path: Path) -> None:
 
 
 def test_variants_train_with_their_setting_and_are_stale_without_it(tmp_path: Path) -> None:
-    args = SimpleNamespace(work=tmp_path, data=tmp_path, presets=["kemp"], variants=["kemp-batchsum"],
-                           decodes=["greedy"], device="cpu", threads=1, limit=0)
+    args = SimpleNamespace(
+        work=tmp_path,
+        data=tmp_path,
+        presets=["kemp"],
+        variants=["kemp-batchsum"],
+        decodes=["greedy"],
+        device="cpu",
+        threads=1,
+        limit=0,
+    )
     stages = {s.name: s for s in reproduce.build_stages(args, {})}
     assert {"train-kemp", "train-kemp-batchsum", "evaluate-kemp-batchsum-greedy"} <= stages.keys()
     command = stages["train-kemp-batchsum"].command
@@ -210,14 +274,24 @@ def test_variants_train_with_their_setting_and_are_stale_without_it(tmp_path: Pa
 
 
 def test_a_variant_without_pretrained_vectors_leaves_them_out(tmp_path: Path) -> None:
-    args = SimpleNamespace(work=tmp_path, data=tmp_path, presets=[], variants=["kemp-noglove"],
-                           decodes=["greedy"], device="cpu", threads=0, limit=0)
+    args = SimpleNamespace(
+        work=tmp_path,
+        data=tmp_path,
+        presets=[],
+        variants=["kemp-noglove"],
+        decodes=["greedy"],
+        device="cpu",
+        threads=0,
+        limit=0,
+    )
     stage = next(s for s in reproduce.build_stages(args, {}) if s.name == "train-kemp-noglove")
     assert "--embeddings" not in stage.command
     _fake_run(tmp_path, "kemp-noglove", "kemp", {})
     config_file = tmp_path / "runs" / "kemp-noglove" / "config.json"
     config = json.loads(config_file.read_text())
-    config_file.write_text(json.dumps({**config, "embeddings": {"path": "glove.6B.50d.npy", "dim": 50}}))
+    config_file.write_text(
+        json.dumps({**config, "embeddings": {"path": "glove.6B.50d.npy", "dim": 50}})
+    )
     assert "pre-trained vectors -> none" in stage.stale()
     config_file.write_text(json.dumps({**config, "embeddings": None}))
     assert stage.stale() is None
@@ -230,12 +304,13 @@ def test_an_interrupted_stage_keeps_its_time_and_resumes(tmp_path: Path) -> None
 
     work = tmp_path / "work"
     script = (
-        "import json, pathlib, sys; sys.path.insert(0, %r); import reproduce;"
+        f"import json, pathlib, sys; sys.path.insert(0, {str(SCRIPTS)!r}); import reproduce;"
         "import signal; signal.signal(signal.SIGTERM, reproduce._interrupt);"
-        "w = pathlib.Path(%r); w.mkdir(exist_ok=True);"
-        "s = reproduce.Stage('slow', [sys.executable, '-c', 'import time; time.sleep(60)'], [w / 'x'], '--resume');"
+        f"w = pathlib.Path({str(work)!r}); w.mkdir(exist_ok=True);"
+        "s = reproduce.Stage('slow', [sys.executable, '-c', 'import time; time.sleep(60)'],"
+        "                    [w / 'x'], '--resume');"
         "reproduce.run_stage(s, reproduce.State(w / 'state.json'), w, env={})"
-    ) % (str(SCRIPTS), str(work))
+    )
     proc = subprocess.Popen([sys.executable, "-c", script])
     for _ in range(600):  # a loaded machine can take seconds to start the interpreter
         if (work / "state.json").exists():
@@ -248,29 +323,47 @@ def test_an_interrupted_stage_keeps_its_time_and_resumes(tmp_path: Path) -> None
     assert record["status"] == "started" and record["wall_seconds_before"] >= 1.0
 
 
-def _provenance(preset: str = "paper", source: str = "wordnet") -> dict:
-    return {"index": {"format": "kemp-index/1", "source": {"kind": source, "sha256": "ab" * 32},
-                      "lexicon": {"sha256": "cd" * 32}},
-            "thresholds": {"preset": preset, "top_k_per_token": 5}}
+def _provenance(preset: str = "paper", source: str = "wordnet", rules: str | None = None) -> dict:
+    options = {"wordnet": {"preset": rules}} if rules else None
+    return {
+        "index": {
+            "format": "kemp-index/1",
+            "source": {"kind": source, "xxh3_128": "ab" * 16},
+            "lexicon": {"sha256": "cd" * 32},
+            "options": options,
+        },
+        "thresholds": {"preset": preset, "top_k_per_token": 5},
+    }
 
 
 def _training_state(run: Path, max_steps: int, patience: int = 3, **counters: object) -> None:
     """A run folder with config.json, last.safetensors and a training state holding COUNTERS
     (a real safetensors state written by kemp_model.checkpoint, tensors from a toy module)."""
     import torch
+
     from kemp_model import checkpoint as ckpt
 
     run.mkdir(parents=True, exist_ok=True)
     layer = torch.nn.Linear(2, 2)
     optimizer = torch.optim.Adam(layer.parameters())
-    ckpt.save_training_state(run / ckpt.STATE_FILE, layer, optimizer, [torch.get_rng_state()],
-                             {"step": 0, "bad_evals": 0, "elapsed_s": 12.5, **counters})
+    ckpt.save_training_state(
+        run / ckpt.STATE_FILE,
+        layer,
+        optimizer,
+        [torch.get_rng_state()],
+        {"step": 0, "bad_evals": 0, "elapsed_s": 12.5, **counters},
+    )
     ckpt.save_weights(run / ckpt.LAST_FILE, layer, {"step": str(counters.get("step", 0))})
-    config = {"preset": "kemp", "train": {"max_steps": max_steps, "patience": patience, "batch_size": 16}}
+    config = {
+        "preset": "kemp",
+        "train": {"max_steps": max_steps, "patience": patience, "batch_size": 16},
+    }
     (run / "config.json").write_text(json.dumps(config))
 
 
-def test_a_run_is_complete_at_its_schedule_or_early_stop_without_a_best_checkpoint(tmp_path: Path) -> None:
+def test_a_run_is_complete_at_its_schedule_or_early_stop_without_a_best_checkpoint(
+    tmp_path: Path,
+) -> None:
     """A run capped before step 13,000 never keeps best.safetensors: last + the state's step say
     it finished; a longer schedule asked for later makes it incomplete again."""
     from kemp_model.checkpoint import read_training_counters
@@ -291,14 +384,27 @@ def test_a_run_is_complete_at_its_schedule_or_early_stop_without_a_best_checkpoi
 
 
 def _train_args(tmp_path: Path, **changes: object) -> SimpleNamespace:
-    values = {"work": tmp_path, "data": tmp_path, "presets": ["kemp"], "variants": [],
-              "decodes": ["greedy"], "device": "cpu", "threads": 1, "limit": 0, "valid_examples": 0}
+    values = {
+        "work": tmp_path,
+        "data": tmp_path,
+        "presets": ["kemp"],
+        "variants": [],
+        "decodes": ["greedy"],
+        "device": "cpu",
+        "threads": 1,
+        "limit": 0,
+        "valid_examples": 0,
+    }
     return SimpleNamespace(**{**values, **changes})
 
 
-def test_training_always_names_its_schedule_and_resumes_with_only_resumable_flags(tmp_path: Path) -> None:
-    stages = {s.name: s for s in reproduce.build_stages(_train_args(tmp_path, valid_examples=200),
-                                                        {"kemp": 20})}
+def test_training_always_names_its_schedule_and_resumes_with_only_resumable_flags(
+    tmp_path: Path,
+) -> None:
+    stages = {
+        s.name: s
+        for s in reproduce.build_stages(_train_args(tmp_path, valid_examples=200), {"kemp": 20})
+    }
     train = stages["train-kemp"]
     assert train.command[train.command.index("--max-steps") + 1] == "20"
     assert train.command[train.command.index("--eval-examples") + 1] == "200"
@@ -315,14 +421,19 @@ def test_training_always_names_its_schedule_and_resumes_with_only_resumable_flag
 
 def _echo_stage(tmp_path: Path, run: Path, max_steps: int) -> reproduce.Stage:
     """A training-like stage whose command records its arguments and writes the run's state."""
+    here, calls = str(Path(__file__).parent), str(tmp_path / "calls")
     script = (
-        "import sys, json, pathlib; sys.path.insert(0, %r); import test_reproduce as t;"
-        "pathlib.Path(%r).open('a').write(' '.join(sys.argv[1:]) + '\\n');"
-        "t._training_state(pathlib.Path(%r), %d, step=%d)"
-    ) % (str(Path(__file__).parent), str(tmp_path / "calls"), str(run), max_steps, max_steps)
+        f"import sys, json, pathlib; sys.path.insert(0, {here!r}); import test_reproduce as t;"
+        f"pathlib.Path({calls!r}).open('a').write(' '.join(sys.argv[1:]) + '\\n');"
+        f"t._training_state(pathlib.Path({str(run)!r}), {max_steps}, step={max_steps})"
+    )
     command = [sys.executable, "-c", script, "fresh"]
     return reproduce.Stage(
-        "train-x", command, [run / "last.safetensors"], "--resume", force_flag="--force",
+        "train-x",
+        command,
+        [run / "last.safetensors"],
+        "--resume",
+        force_flag="--force",
         complete=lambda: reproduce.train_complete(run, max_steps),
         resume_when=lambda: (run / "last.state.safetensors").is_file(),
         resume_command=[sys.executable, "-c", script, "resumed"],
@@ -346,8 +457,9 @@ def test_a_start_that_left_no_checkpoint_starts_afresh_with_force(tmp_path: Path
     run = tmp_path / "run"
     run.mkdir()
     (run / "config.json").write_text("{}")  # killed before its first checkpoint
-    reproduce.run_stage(_echo_stage(tmp_path, run, 5), reproduce.State(tmp_path / "state.json"),
-                        tmp_path, env={})
+    reproduce.run_stage(
+        _echo_stage(tmp_path, run, 5), reproduce.State(tmp_path / "state.json"), tmp_path, env={}
+    )
     assert (tmp_path / "calls").read_text().split() == ["fresh", "--force"]
 
 
@@ -377,19 +489,36 @@ def test_an_evaluation_is_redone_for_a_newer_checkpoint_or_another_command(tmp_p
 def _graph_file(path: Path, provenance: dict) -> Path:
     """A graph file with two test rows (one <unk> among their 4 reference tokens)."""
     import pyarrow as pa
+
     from kemp_kg import schema
 
     vocab = (*schema.SPECIAL_TOKENS, "hello", "world")
     hello, world = len(schema.SPECIAL_TOKENS), len(schema.SPECIAL_TOKENS) + 1
     unk = vocab.index("<unk>")
-    rows = [{
-        "example_id": f"test-{n}", "conv_id": f"c{n}", "split": "test", "emotion": 0,
-        "history": ["hello world"], "target": "x", "context_ids": [schema.CLS_ID, hello, world],
-        "context_roles": [int(schema.Role.CLS), int(schema.Role.SPEAKER), int(schema.Role.SPEAKER)],
-        "context_intensity": [0.0, 0.5, 0.5], "concept_ids": [], "concept_anchor": [],
-        "concept_relation": [], "concept_weight": [], "concept_intensity": [],
-        "target_ids": target,
-    } for n, target in enumerate([[hello, world], [hello, unk]])]
+    rows = [
+        {
+            "example_id": f"test-{n}",
+            "conv_id": f"c{n}",
+            "split": "test",
+            "emotion": 0,
+            "history": ["hello world"],
+            "target": "x",
+            "context_ids": [schema.CLS_ID, hello, world],
+            "context_roles": [
+                int(schema.Role.CLS),
+                int(schema.Role.SPEAKER),
+                int(schema.Role.SPEAKER),
+            ],
+            "context_intensity": [0.0, 0.5, 0.5],
+            "concept_ids": [],
+            "concept_anchor": [],
+            "concept_relation": [],
+            "concept_weight": [],
+            "concept_intensity": [],
+            "target_ids": target,
+        }
+        for n, target in enumerate([[hello, world], [hello, unk]])
+    ]
     table = pa.Table.from_pylist(rows, schema=schema.GRAPH_SCHEMA)
     return schema.write_graphs(path, [table], vocab=vocab, provenance=provenance)
 
@@ -408,26 +537,61 @@ def test_a_run_on_other_knowledge_is_kept_and_refused(tmp_path: Path) -> None:
 
 def test_knowledge_ablation_pairs_kemp_and_wo_ece_per_knowledge(tmp_path: Path) -> None:
     before, after = tmp_path / "old", tmp_path / "new"
-    _fake_run(before, "kemp", "kemp", {"emotion_accuracy": 0.36, "perplexity_per_example": 48.0},
-              provenance=_provenance("paper"))
-    _fake_run(before, "wo-ece", "wo-ece", {"emotion_accuracy": 0.37, "perplexity_per_example": 47.5},
-              provenance=_provenance("paper"))
-    _fake_run(after, "kemp", "kemp", {"emotion_accuracy": 0.40, "perplexity_per_example": 40.0},
-              provenance=_provenance("sense"))
-    _fake_run(after, "wo-ece", "wo-ece", {"emotion_accuracy": 0.38, "perplexity_per_example": 41.0},
-              provenance=_provenance("sense"))
+    old, new = _provenance("paper", rules="conceptnet"), _provenance("sense", rules="sense")
+    _fake_run(
+        before,
+        "kemp",
+        "kemp",
+        {"emotion_accuracy": 0.36, "perplexity_per_example": 48.0},
+        provenance=old,
+    )
+    _fake_run(
+        before,
+        "wo-ece",
+        "wo-ece",
+        {"emotion_accuracy": 0.37, "perplexity_per_example": 47.5},
+        provenance=old,
+    )
+    _fake_run(
+        after,
+        "kemp",
+        "kemp",
+        {"emotion_accuracy": 0.40, "perplexity_per_example": 40.0},
+        provenance=new,
+    )
+    _fake_run(
+        after,
+        "wo-ece",
+        "wo-ece",
+        {"emotion_accuracy": 0.38, "perplexity_per_example": 41.0},
+        provenance=new,
+    )
     for work, kemp, ablated in ((before, 60.0, 59.0), (after, 50.0, 52.0)):
         for name, ppl in (("kemp", kemp), ("wo-ece", ablated)):
             with open(work / "runs" / name / "metrics.jsonl", "a") as handle:
-                handle.write(json.dumps({"kind": "valid", "step": 2000, "ppl_per_example": ppl}) + "\n")
-    args = SimpleNamespace(work=after, presets=["kemp", "wo-ece"], decodes=["greedy"], compare=[before])
+                handle.write(
+                    json.dumps({"kind": "valid", "step": 2000, "ppl_per_example": ppl}) + "\n"
+                )
+    args = SimpleNamespace(
+        work=after, presets=["kemp", "wo-ece"], decodes=["greedy"], compare=[before]
+    )
     out = tmp_path / "RESULTS.md"
     results_table.write_results(args, SimpleNamespace(data={}), out)
     text = out.read_text()
-    assert "| K1 | this one | 40.00 / 40.00 | 38.00 / 41.00 | +2.00 | -1.00 | 50.00 vs 52.00 at step 2,000 |" in text
-    assert f"| K2 | `{before}` | 36.00 / 48.00 | 37.00 / 47.50 | -1.00 | +0.50 | 60.00 vs 59.00 at step 2,000 |" in text
-    assert "retrieval preset `sense`" in text and "retrieval preset `paper`" in text
-    assert "K2 differs from K1 in: retrieval preset 'sense' -> 'paper'" in text
+    assert (
+        "| K1 | this one | 40.00 / 40.00 | 38.00 / 41.00 | +2.00 | -1.00 "
+        "| 50.00 vs 52.00 at step 2,000 |" in text
+    )
+    assert (
+        f"| K2 | `{before}` | 36.00 / 48.00 | 37.00 / 47.50 | -1.00 | +0.50 "
+        "| 60.00 vs 59.00 at step 2,000 |" in text
+    )
+    assert "WordNet rules `sense`, retrieval preset `sense`" in text
+    assert "WordNet rules `conceptnet`, retrieval preset `paper`" in text
+    assert (
+        "K2 differs from K1 in: index options wordnet {'preset': 'sense'} -> "
+        "{'preset': 'conceptnet'}, retrieval preset 'sense' -> 'paper'"
+    ) in text
 
 
 def test_vocabulary_figures_are_computed_from_the_graph_file(tmp_path: Path) -> None:
@@ -436,7 +600,7 @@ def test_vocabulary_figures_are_computed_from_the_graph_file(tmp_path: Path) -> 
     reference.parent.mkdir()
     lines = []
     for ref in ("hello world", "hello stranger", "world"):  # the 2nd maps to "hello <unk>"
-        lines += ["Emotion: sad", "Context: ['hi']", "Concept: []", f"Pred: hi", f"Ref: {ref}"]
+        lines += ["Emotion: sad", "Context: ['hi']", "Concept: []", "Pred: hi", f"Ref: {ref}"]
     reference.write_text("\n".join(lines) + "\n")
     figures = results_table._vocabulary_figures(graphs, tmp_path)
     assert figures["tokens"] == 4 and figures["unk"] == 0.25
@@ -444,8 +608,9 @@ def test_vocabulary_figures_are_computed_from_the_graph_file(tmp_path: Path) -> 
 
 
 @pytest.mark.slow
-def test_the_whole_pipeline_on_real_data_with_tiny_caps(tmp_path: Path, shared_data: Path,
-                                                        nltk_data: Path) -> None:
+def test_the_whole_pipeline_on_real_data_with_tiny_caps(
+    tmp_path: Path, shared_data: Path, nltk_data: Path
+) -> None:
     """`scripts/reproduce.py` end to end (index, enrich, score, train, evaluate, RESULTS) with
     caps of a few steps: every row labelled reduced, both perplexities, a rerun skips every stage,
     and a longer cap continues the same run with --resume (minutes on a CPU)."""
@@ -453,19 +618,41 @@ def test_the_whole_pipeline_on_real_data_with_tiny_caps(tmp_path: Path, shared_d
     import subprocess
 
     work, results = tmp_path / "work", tmp_path / "RESULTS.md"
-    base = [sys.executable, str(SCRIPTS / "reproduce.py"), "--data", str(shared_data),
-            "--work", str(work), "--results", str(results), "--threads", "1", "--limit", "8",
-            "--valid-examples", "32", "--variants", "--presets", "kemp", "transformer"]
+    base = [
+        sys.executable,
+        str(SCRIPTS / "reproduce.py"),
+        "--data",
+        str(shared_data),
+        "--work",
+        str(work),
+        "--results",
+        str(results),
+        "--threads",
+        "1",
+        "--limit",
+        "8",
+        "--valid-examples",
+        "32",
+        "--variants",
+        "--presets",
+        "kemp",
+        "transformer",
+    ]
 
     def reproduce_with(*steps: str) -> str:
-        done = subprocess.run([*base, "--steps", *steps], capture_output=True, text=True, check=False)
+        done = subprocess.run(
+            [*base, "--steps", *steps], capture_output=True, text=True, check=False
+        )
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
         return done.stdout
 
     reproduce_with("kemp=3", "transformer=3")
     text = results.read_text()
-    rows = [line for line in text.splitlines() if line.startswith("| KEMP (ours)")
-            or line.startswith("| Transformer (ours)")]
+    rows = [
+        line
+        for line in text.splitlines()
+        if line.startswith("| KEMP (ours)") or line.startswith("| Transformer (ours)")
+    ]
     assert len(rows) == 4 and all("[reduced schedule]" in row for row in rows)
     # test examples, accuracy (none for the Transformer), both perplexities
     assert all(re.search(r"\| 8 \| (n/a|[0-9.]+) \| [0-9.]+ \| [0-9.]+ \|", row) for row in rows)

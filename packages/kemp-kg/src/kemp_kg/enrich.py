@@ -474,7 +474,9 @@ def assemble(
 
 def index_provenance(index: Any) -> dict[str, object]:
     """The parts of an index manifest a graph file records: its absolute path, source and
-    lexicon checksums, and :func:`kemp_kg.schema.index_checksum` of them (``checksum``)."""
+    lexicon checksums, :func:`kemp_kg.schema.index_checksum` of them (``checksum``), and the
+    build options that change its content (``options``: the WordNet rules), so that runs on
+    graphs from differently built indexes can be told apart."""
     manifest = dict(index.manifest)
     return {
         "path": os.path.abspath(index.path),
@@ -483,6 +485,7 @@ def index_provenance(index: Any) -> dict[str, object]:
         "tool_version": manifest.get("tool_version"),
         "source": manifest.get("source"),
         "lexicon": manifest.get("lexicon"),
+        "options": manifest.get("options"),
     }
 
 
