@@ -604,6 +604,7 @@ def test_vocabulary_figures_are_computed_from_the_graph_file(tmp_path: Path) -> 
     reference.write_text("\n".join(lines) + "\n")
     figures = results_table._vocabulary_figures(graphs, tmp_path)
     assert figures["tokens"] == 4 and figures["unk"] == 0.25
+    assert figures["scope"] == "train"  # no "scope" recorded: the train-split vocabulary
     assert figures["official"] == 3 and abs(figures["same"] - 2 / 3) < 1e-9
 
 
