@@ -113,7 +113,7 @@ def knowledge_differences(before: dict[str, Any], after: dict[str, Any]) -> list
         if key == "retrieval" and isinstance(a[key], dict) and isinstance(b[key], dict):
             keys = sorted(set(a[key]) | set(b[key]))
             changed += [
-                f"retrieval {k} {a[key].get(k)!r} -> {b[key].get(k)!r}"
+                f"retrieval {k} {_brief(a[key].get(k))} -> {_brief(b[key].get(k))}"
                 for k in keys
                 if a[key].get(k) != b[key].get(k)
             ]
@@ -131,6 +131,13 @@ def knowledge_differences(before: dict[str, Any], after: dict[str, Any]) -> list
         elif a[key] != b[key]:
             changed.append(f"{key} {a[key]!r} -> {b[key]!r}")
     return changed
+
+
+def _brief(value: Any) -> str:
+    """A setting's value for one line: long lists as their length."""
+    if isinstance(value, (list, tuple)) and len(value) > 6:
+        return f"[{len(value)} items]"
+    return repr(value)
 
 
 def describe_knowledge(provenance: dict[str, Any]) -> str:
