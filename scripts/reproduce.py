@@ -11,7 +11,8 @@ Stages (each is the project's own CLI, run as a subprocess and logged):
 4. ``kemp-model train --preset P`` for the published presets kemp, wo-ece, wo-edd, transformer
    (the paper's schedule: at most 26,000 steps, validation every 2,000, early stopping after
    three validations without improvement counted from step 13,000, best checkpoint kept), the
-   optional CPU presets (``--presets ... kemp-small transformer-small``), then the variants
+   optional CPU presets (``--presets ... kemp-small transformer-small``; these two with GloVe
+   6B 50d, the published ones without pre-trained vectors), then the variants
    (:data:`VARIANTS`: a preset with one setting changed) -> WORK/runs/NAME
 5. ``kemp-model evaluate WORK/runs/NAME --split test --decode D`` for D in greedy, diverse
    (the best checkpoint when the run kept one, else the last)
@@ -53,18 +54,23 @@ PRESETS = ("kemp", "wo-ece", "wo-edd", "transformer")
 #: Cheaper models for CPU users (about 6x fewer parameters); extra rows, only when asked for.
 CPU_PRESETS = ("kemp-small", "transformer-small")
 DECODES = ("greedy", "diverse")
+#: Presets trained with GloVe 6B 50d by default: the -small ones, whose 50-wide word table is
+#: its width. The published presets train without pre-trained vectors: at equal steps their
+#: random 300-wide table beat 50d GloVe placed in it (README "Training"; no 300d offline).
+GLOVE_PRESETS = ("kemp-small", "transformer-small")
 # Variants: a preset with one setting changed (run folder name -> preset, changes keyed
-# "SECTION.FIELD" of config.json, or "embeddings": None for no pre-trained vectors). They show
-# what a setting costs; the table lists them apart, naming the setting.
+# "SECTION.FIELD" of config.json; "embeddings": True/False for GloVe 50d or none). They show
+# what a setting costs, each an A/B against the preset at equal steps; the table lists them
+# apart, naming the setting.
 VARIANTS: dict[str, tuple[str, dict[str, object]]] = {
     # our earlier default: the emotion NLL ~tokens-per-batch times heavier than the official code
     "kemp-batchsum": ("kemp", {"loss.reduction": "sum"}),
-    # GloVe 50d in the first 50 columns of the 300-wide table instead of an orthonormal map
-    "kemp-prefix": ("kemp", {"embeddings.placement": "prefix"}),
-    # no pre-trained vectors: a randomly initialised 300-wide table (the paper's width)
-    "kemp-noglove": ("kemp", {"embeddings": None}),
+    # GloVe 50d placed in the 300-wide table by a fixed orthonormal map
+    "kemp-glove": ("kemp", {"embeddings": True}),
+    # GloVe 50d in the first 50 columns of the 300-wide table
+    "kemp-prefix": ("kemp", {"embeddings": True, "embeddings.placement": "prefix"}),
 }
-DEFAULT_VARIANTS = ("kemp-noglove",)
+DEFAULT_VARIANTS = ("kemp-glove",)
 VARIANT_FLAGS = {
     "loss.reduction": "--loss-reduction",
     "model.embedding_dim": "--embedding-dim",
@@ -243,7 +249,7 @@ def stale_run(run: Path, preset: str, changes: dict[str, object] | None = None) 
     recorded = {**recorded, "model": model, "loss": {**legacy_loss, **(recorded.get("loss") or {})}}
     want = get_preset(preset)
     changes = dict(changes or {})
-    pretrained = changes.pop("embeddings", True)  # None: trained without pre-trained vectors
+    pretrained = bool(changes.pop("embeddings", preset in GLOVE_PRESETS))
     placement = changes.pop("embeddings.placement", "orthonormal")
     expected: dict[str, dict[str, object]] = {
         "model": to_dict(want.model), "train": to_dict(want.train), "loss": to_dict(want.loss),
@@ -264,8 +270,10 @@ def stale_run(run: Path, preset: str, changes: dict[str, object] | None = None) 
         if (recorded.get(section) or {}).get(key) != value
     ]
     vectors = recorded.get("embeddings")
-    if pretrained is None and vectors:
+    if not pretrained and vectors:
         changed.append("pre-trained vectors -> none")
+    elif pretrained and not vectors:
+        changed.append("no pre-trained vectors -> GloVe 50d")
     elif isinstance(vectors, dict) and vectors.get("placement") not in (None, placement):
         changed.append(f"embeddings.placement {vectors['placement']!r} -> {placement!r}")
     return f"{run} was trained with " + ", ".join(changed) if changed else None
@@ -417,7 +425,7 @@ def build_stages(args: argparse.Namespace, steps: dict[str, int]) -> list[Stage]
             str(run),
             *common,
         ]
-        if changes.get("embeddings", embeddings) is not None:
+        if changes.get("embeddings", preset in GLOVE_PRESETS):
             command += ["--embeddings", str(embeddings)]
         for field, value in changes.items():
             if field != "embeddings":

@@ -49,8 +49,8 @@ def test_finished_stage_is_skipped_and_unfinished_one_resumes(tmp_path: Path) ->
 def test_steps_flag_is_checked() -> None:
     assert reproduce.parse_steps(["wo-ece=8000"]) == {"wo-ece": 8000}
     # a variant's own cap, and the CPU presets
-    assert reproduce.parse_steps(["kemp-noglove=50", "kemp-small=9"]) == {
-        "kemp-noglove": 50,
+    assert reproduce.parse_steps(["kemp-glove=50", "kemp-small=9"]) == {
+        "kemp-glove": 50,
         "kemp-small": 9,
     }
     for bad in ("kemp=lots", "kemp=0", "nope=5"):
@@ -203,7 +203,9 @@ def test_stale_run_names_the_fields_that_changed(tmp_path: Path) -> None:
 
 
 def _fake_run(work: Path, name: str, preset: str, metrics: dict, loss: dict | None = None,
-              provenance: dict | None = None, **model_changes: object) -> None:  # fmt: skip
+              provenance: dict | None = None, embeddings: dict | None = None,
+              **model_changes: object) -> None:  # fmt: skip
+    """A finished run folder; without EMBEDDINGS trained without vectors (published presets)."""
     from kemp_model.config import get_preset, to_dict
 
     run = work / "runs" / name
@@ -214,7 +216,7 @@ def _fake_run(work: Path, name: str, preset: str, metrics: dict, loss: dict | No
         "model": {**to_dict(p.model), **model_changes},
         "train": to_dict(p.train),
         "loss": {**to_dict(p.loss), **(loss or {})},
-        "embeddings": {"path": "glove.6B.50d.npy", "dim": 50},
+        "embeddings": embeddings,
         "provenance": provenance or {},
     }
     (run / "config.json").write_text(json.dumps(config))
@@ -273,28 +275,32 @@ def test_variants_train_with_their_setting_and_are_stale_without_it(tmp_path: Pa
     assert why is not None and "loss.reduction 'sum' -> 'official'" in why
 
 
-def test_a_variant_without_pretrained_vectors_leaves_them_out(tmp_path: Path) -> None:
-    args = SimpleNamespace(
-        work=tmp_path,
-        data=tmp_path,
-        presets=[],
-        variants=["kemp-noglove"],
-        decodes=["greedy"],
-        device="cpu",
-        threads=0,
-        limit=0,
+def test_published_presets_train_without_vectors_and_the_glove_variants_with_them(
+    tmp_path: Path,
+) -> None:
+    args = _train_args(
+        tmp_path, presets=["kemp", "kemp-small"], variants=["kemp-glove", "kemp-prefix"]
     )
-    stage = next(s for s in reproduce.build_stages(args, {}) if s.name == "train-kemp-noglove")
-    assert "--embeddings" not in stage.command
-    _fake_run(tmp_path, "kemp-noglove", "kemp", {})
-    config_file = tmp_path / "runs" / "kemp-noglove" / "config.json"
+    stages = {s.name: s for s in reproduce.build_stages(args, {})}
+    assert "--embeddings" not in stages["train-kemp"].command
+    assert "--embeddings" in stages["train-kemp-small"].command  # its 50-wide table: GloVe's
+    glove, prefix = stages["train-kemp-glove"].command, stages["train-kemp-prefix"].command
+    assert "--embeddings" in glove and "--embedding-placement" not in glove
+    assert prefix[prefix.index("--embedding-placement") + 1] == "prefix"
+    vectors = {"path": "glove.6B.50d.npy", "dim": 50, "table_dim": 300}
+    _fake_run(tmp_path, "kemp-glove", "kemp", {})  # trained without vectors
+    assert "no pre-trained vectors -> GloVe 50d" in stages["train-kemp-glove"].stale()
+    config_file = tmp_path / "runs" / "kemp-glove" / "config.json"
     config = json.loads(config_file.read_text())
     config_file.write_text(
-        json.dumps({**config, "embeddings": {"path": "glove.6B.50d.npy", "dim": 50}})
+        json.dumps({**config, "embeddings": {**vectors, "placement": "orthonormal"}})
     )
-    assert "pre-trained vectors -> none" in stage.stale()
-    config_file.write_text(json.dumps({**config, "embeddings": None}))
-    assert stage.stale() is None
+    assert stages["train-kemp-glove"].stale() is None
+    assert "pre-trained vectors -> none" in reproduce.stale_run(config_file.parent, "kemp")
+    _fake_run(
+        tmp_path, "kemp-prefix", "kemp", {}, embeddings={**vectors, "placement": "orthonormal"}
+    )
+    assert "placement 'orthonormal' -> 'prefix'" in stages["train-kemp-prefix"].stale()
 
 
 def test_an_interrupted_stage_keeps_its_time_and_resumes(tmp_path: Path) -> None:
@@ -413,10 +419,10 @@ def test_training_always_names_its_schedule_and_resumes_with_only_resumable_flag
     full = {s.name: s for s in reproduce.build_stages(_train_args(tmp_path), {})}["train-kemp"]
     assert full.command[full.command.index("--max-steps") + 1] == "26000"  # the preset's own
     # a variant's own cap beats its preset's
-    args = _train_args(tmp_path, variants=["kemp-noglove"])
-    stages = {s.name: s for s in reproduce.build_stages(args, {"kemp": 20, "kemp-noglove": 7})}
-    noglove = stages["train-kemp-noglove"].command
-    assert noglove[noglove.index("--max-steps") + 1] == "7"
+    args = _train_args(tmp_path, variants=["kemp-glove"])
+    stages = {s.name: s for s in reproduce.build_stages(args, {"kemp": 20, "kemp-glove": 7})}
+    glove = stages["train-kemp-glove"].command
+    assert glove[glove.index("--max-steps") + 1] == "7"
 
 
 def _echo_stage(tmp_path: Path, run: Path, max_steps: int) -> reproduce.Stage:
