@@ -25,8 +25,11 @@ setup:
 demo out="work/demo": setup
     {{bin}}/python scripts/demo.py --out {{out}}
 
-# The whole test suite that CI runs (slow tests excluded; `just test-slow` runs them).
+# What CI runs: lint and format check, then the whole test suite (slow tests excluded;
+# `just test-slow` runs them).
 test: setup
+    {{bin}}/ruff check .
+    {{bin}}/ruff format --check .
     {{bin}}/python -m pytest -q -m "not slow" tests
 
 # Lint and format check (ruff, pinned in requirements-dev.txt; settings in pyproject.toml).

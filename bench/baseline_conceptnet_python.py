@@ -78,9 +78,14 @@ def run(dump: Path, lexicon: Path, limit: int | None) -> dict[str, object]:
                 edges[key] = (weight, eta.get(head, 0.0), eta.get(tail, 0.0))
     seconds = time.perf_counter() - started
     cpu_seconds = time.process_time() - cpu_started
-    return {"rows": rows, "rows_kept": kept, "edges": len(edges), "seconds": round(seconds, 3),
-            "us_per_row": round(1e6 * seconds / max(rows, 1), 3),
-            "cpu_us_per_row": round(1e6 * cpu_seconds / max(rows, 1), 3)}
+    return {
+        "rows": rows,
+        "rows_kept": kept,
+        "edges": len(edges),
+        "seconds": round(seconds, 3),
+        "us_per_row": round(1e6 * seconds / max(rows, 1), 3),
+        "cpu_us_per_row": round(1e6 * cpu_seconds / max(rows, 1), 3),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -43,19 +43,22 @@ def main(argv: list[str] | None = None) -> int:
     import nltk
     from nltk.corpus import stopwords as stopword_corpus
     from nltk.stem import WordNetLemmatizer
+    from nltk.tokenize import NLTKWordTokenizer
 
     from kemp_kg import schema
     from kemp_kg.dialogues import expand_examples, read_dialogues
     from kemp_kg.presets import paper
-    from nltk.tokenize import NLTKWordTokenizer
-
     from kemp_kg.text import _SENTENCE_RE, QUERY_POS, normalise
 
     nltk_words = NLTKWordTokenizer()
 
     def tokenize(text: str) -> list[str]:  # nltk.word_tokenize with kemp's sentence rule
-        return [tok for sentence in _SENTENCE_RE.split(normalise(text).strip()) if sentence
-                for tok in nltk_words.tokenize(sentence)]
+        return [
+            tok
+            for sentence in _SENTENCE_RE.split(normalise(text).strip())
+            if sentence
+            for tok in nltk_words.tokenize(sentence)
+        ]
 
     config = paper()
     clock = time.perf_counter()
@@ -93,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
                     for tok in tokenize(turn.text):
                         counts[tok] = counts.get(tok, 0) + 1
         vocab = list(schema.SPECIAL_TOKENS) + sorted(
-            (t for t in counts if t not in schema.SPECIAL_TOKENS), key=lambda t: (-counts[t], t))
+            (t for t in counts if t not in schema.SPECIAL_TOKENS), key=lambda t: (-counts[t], t)
+        )
     word2index = {w: i for i, w in enumerate(vocab)}
     excluded = set(config.excluded_relations)
 
@@ -118,14 +122,21 @@ def main(argv: list[str] | None = None) -> int:
                     best: dict[str, tuple[str, str, float, float]] = {}
                     for key in {token, lemma}:
                         for concept, relation, weight, inten in concept_dict.get(key, ()):
-                            if (relation in excluded or weight <= config.min_confidence
-                                    or inten < config.min_concept_intensity
-                                    or concept in stop or concept not in word2index
-                                    or concept in (token, lemma)):
+                            if (
+                                relation in excluded
+                                or weight <= config.min_confidence
+                                or inten < config.min_concept_intensity
+                                or concept in stop
+                                or concept not in word2index
+                                or concept in (token, lemma)
+                            ):
                                 continue
                             old = best.get(concept)
-                            if old is None or weight > old[2] or (
-                                    weight == old[2] and relation < old[1]):
+                            if (
+                                old is None
+                                or weight > old[2]
+                                or (weight == old[2] and relation < old[1])
+                            ):
                                 best[concept] = (concept, relation, weight, inten)
                     ranked = sorted(best.values(), key=lambda c: (-c[3], -c[2], c[0]))
                     for concept, relation, weight, inten in ranked[: config.top_k_per_token]:

@@ -18,8 +18,17 @@ import torch
 from kemp_kg import schema
 from kemp_model.data import Batch
 
-LIST_FIELDS = ("context_ids", "context_roles", "context_intensity", "concept_ids", "concept_anchor",
-               "concept_relation", "concept_weight", "concept_intensity", "target_ids")  # fmt: skip
+LIST_FIELDS = (
+    "context_ids",
+    "context_roles",
+    "context_intensity",
+    "concept_ids",
+    "concept_anchor",
+    "concept_relation",
+    "concept_weight",
+    "concept_intensity",
+    "target_ids",
+)
 
 
 def export_json(graphs: Path, out: Path, split: str = "train") -> Path:
@@ -43,6 +52,7 @@ def _pad(rows: list[list], value) -> list[list]:
 
 def collate(examples: list[dict]) -> Batch:
     """Per-example Python collate into the same :class:`Batch` the model takes."""
+
     def column(name, value, dtype):
         return torch.tensor(_pad([list(e[name]) for e in examples], value), dtype=dtype)
 
@@ -50,8 +60,9 @@ def collate(examples: list[dict]) -> Batch:
     context_ids = column("context_ids", schema.PAD_ID, torch.long)
     concept_ids = column("concept_ids", schema.PAD_ID, torch.long)
     context_mask = torch.tensor(_pad([[True] * len(e["context_ids"]) for e in examples], False))
-    concept_mask = torch.tensor(_pad([[True] * len(e["concept_ids"]) for e in examples], False),
-                                dtype=torch.bool).reshape(len(examples), -1)  # fmt: skip
+    concept_mask = torch.tensor(
+        _pad([[True] * len(e["concept_ids"]) for e in examples], False), dtype=torch.bool
+    ).reshape(len(examples), -1)
     return Batch(
         context_ids=context_ids,
         context_roles=column("context_roles", int(schema.Role.KNOWLEDGE), torch.long),
@@ -61,7 +72,9 @@ def collate(examples: list[dict]) -> Batch:
         concept_anchor=column("concept_anchor", 0, torch.long).reshape(len(examples), -1),
         concept_relation=column("concept_relation", 0, torch.long).reshape(len(examples), -1),
         concept_weight=column("concept_weight", 0.0, torch.float32).reshape(len(examples), -1),
-        concept_intensity=column("concept_intensity", 0.0, torch.float32).reshape(len(examples), -1),
+        concept_intensity=column("concept_intensity", 0.0, torch.float32).reshape(
+            len(examples), -1
+        ),
         concept_mask=concept_mask,
         target=torch.tensor(_pad(targets, schema.PAD_ID), dtype=torch.long),
         emotion=torch.tensor([e["emotion"] for e in examples], dtype=torch.long),

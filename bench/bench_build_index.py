@@ -40,7 +40,9 @@ import time
 from pathlib import Path
 
 # generated inputs live outside git: $KEMP_SCRATCH, else work/scratch in the repo (ignored)
-SCRATCH = Path(os.environ.get("KEMP_SCRATCH", Path(__file__).resolve().parents[1] / "work" / "scratch"))
+SCRATCH = Path(
+    os.environ.get("KEMP_SCRATCH", Path(__file__).resolve().parents[1] / "work" / "scratch")
+)
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -63,8 +65,12 @@ def timed(command: list[str], env: dict[str, str] | None = None) -> dict[str, ob
         report = Path(handle.name)
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
-    run = subprocess.run(["/usr/bin/time", "-v", "-o", str(report), *command],
-                         capture_output=True, text=True, env=env)
+    run = subprocess.run(
+        ["/usr/bin/time", "-v", "-o", str(report), *command],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     wall = time.perf_counter() - started
     text = report.read_text()
     report.unlink(missing_ok=True)
@@ -78,8 +84,9 @@ def timed(command: list[str], env: dict[str, str] | None = None) -> dict[str, ob
         "wall_s": round(wall, 3),
         "peak_rss_mib": round(int(rss.group(1)) / 1024, 1) if rss else None,
         "cpu_percent": int(cpu.group(1)) if cpu else None,
-        "cpu_s": (round(float(user.group(1)) + float(system.group(1)), 2)
-                  if user and system else None),
+        "cpu_s": (
+            round(float(user.group(1)) + float(system.group(1)), 2) if user and system else None
+        ),
         "load_avg_1min_before": round(load_before, 2),
         "stdout": run.stdout,
     }
@@ -109,23 +116,49 @@ def bench_dump(args: argparse.Namespace) -> tuple[str, dict[str, object]]:
     index_dir = args.scratch / "bench-index"
     env = {**os.environ, "NLTK_DATA": os.environ.get("NLTK_DATA", str(SHARED / "nltk_data"))}
 
-    bare_cmd = [sys.executable, "-c",
-                "import sys, duckdb; from kemp_kg.conceptnet import bare_scan_sql; "
-                "con = duckdb.connect(); con.execute('SET enable_progress_bar = false'); "
-                "print(con.execute(bare_scan_sql(sys.argv[1].endswith('.gz')), "
-                "{'path': sys.argv[1]}).fetchone()[0])", str(dump)]
-    build_cmd = [str(BIN / "kemp-kg"), "build-index", str(dump), "--lexicon", str(args.lexicon),
-                 "--index", str(index_dir), "--force"]
-    hash_cmd = [sys.executable, "-c",
-                "import hashlib, sys; "
-                "print(hashlib.file_digest(open(sys.argv[1], 'rb'), 'sha256').hexdigest())",
-                str(dump)]
-    digest_cmd = [sys.executable, "-c",
-                  "import sys; from kemp_kg.digest import file_digest; "
-                  "from kemp_kg.index import SOURCE_DIGEST; "
-                  "print(file_digest(sys.argv[1], SOURCE_DIGEST))", str(dump)]
-    base_cmd = [sys.executable, str(HERE / "baseline_conceptnet_python.py"), str(dump),
-                "--lexicon", str(args.lexicon), "--limit", str(args.baseline_rows)]
+    bare_cmd = [
+        sys.executable,
+        "-c",
+        "import sys, duckdb; from kemp_kg.conceptnet import bare_scan_sql; "
+        "con = duckdb.connect(); con.execute('SET enable_progress_bar = false'); "
+        "print(con.execute(bare_scan_sql(sys.argv[1].endswith('.gz')), "
+        "{'path': sys.argv[1]}).fetchone()[0])",
+        str(dump),
+    ]
+    build_cmd = [
+        str(BIN / "kemp-kg"),
+        "build-index",
+        str(dump),
+        "--lexicon",
+        str(args.lexicon),
+        "--index",
+        str(index_dir),
+        "--force",
+    ]
+    hash_cmd = [
+        sys.executable,
+        "-c",
+        "import hashlib, sys; "
+        "print(hashlib.file_digest(open(sys.argv[1], 'rb'), 'sha256').hexdigest())",
+        str(dump),
+    ]
+    digest_cmd = [
+        sys.executable,
+        "-c",
+        "import sys; from kemp_kg.digest import file_digest; "
+        "from kemp_kg.index import SOURCE_DIGEST; "
+        "print(file_digest(sys.argv[1], SOURCE_DIGEST))",
+        str(dump),
+    ]
+    base_cmd = [
+        sys.executable,
+        str(HERE / "baseline_conceptnet_python.py"),
+        str(dump),
+        "--lexicon",
+        str(args.lexicon),
+        "--limit",
+        str(args.baseline_rows),
+    ]
 
     bare_runs, build_runs, hash_runs, digest_runs = [], [], [], []
     for i in range(args.repeats):
@@ -152,34 +185,60 @@ def bench_dump(args: argparse.Namespace) -> tuple[str, dict[str, object]]:
     for run in (*bare_runs, *build_runs, *hash_runs, *digest_runs, baseline):
         run.pop("stdout", None)
     result = {
-        "dump": {"path": str(dump), "rows": rows_scanned, "bytes": size, "format": suffix,
-                 "generated": generation},
-        "commands": {"bare_scan": shell(bare_cmd), "build_index": shell(build_cmd),
-                     "sha256_alone": shell(hash_cmd), "source_digest_alone": shell(digest_cmd),
-                     "baseline": shell(base_cmd)},
-        "bare_scan": {"best": bare_best, "runs": bare_runs,
-                      "gb_per_s": round(size / 1e9 / float(bare_best["wall_s"]), 3)},
+        "dump": {
+            "path": str(dump),
+            "rows": rows_scanned,
+            "bytes": size,
+            "format": suffix,
+            "generated": generation,
+        },
+        "commands": {
+            "bare_scan": shell(bare_cmd),
+            "build_index": shell(build_cmd),
+            "sha256_alone": shell(hash_cmd),
+            "source_digest_alone": shell(digest_cmd),
+            "baseline": shell(base_cmd),
+        },
+        "bare_scan": {
+            "best": bare_best,
+            "runs": bare_runs,
+            "gb_per_s": round(size / 1e9 / float(bare_best["wall_s"]), 3),
+        },
         "sha256_alone": {"best": hash_best, "runs": hash_runs},
-        "source_digest_alone": {"algorithm": SOURCE_DIGEST, "best": digest_best,
-                                "runs": digest_runs},
-        "build_index": {"best": build_best, "runs": build_runs,
-                        "counts": manifest["counts"], "skipped": manifest["skipped"]},
-        "baseline": {"measured": baseline_out, "process": baseline,
-                     "extrapolated_s": round(baseline_est, 1),
-                     "extrapolated_cpu_s": round(baseline_cpu_est, 1),
-                     "note": f"measured on the first {baseline_out['rows']:,} lines, "
-                             "extrapolated per row to the whole file"},
+        "source_digest_alone": {
+            "algorithm": SOURCE_DIGEST,
+            "best": digest_best,
+            "runs": digest_runs,
+        },
+        "build_index": {
+            "best": build_best,
+            "runs": build_runs,
+            "counts": manifest["counts"],
+            "skipped": manifest["skipped"],
+        },
+        "baseline": {
+            "measured": baseline_out,
+            "process": baseline,
+            "extrapolated_s": round(baseline_est, 1),
+            "extrapolated_cpu_s": round(baseline_cpu_est, 1),
+            "note": f"measured on the first {baseline_out['rows']:,} lines, "
+            "extrapolated per row to the whole file",
+        },
         "ratios": {
-            "build_over_bare_scan": round(float(build_best["wall_s"]) /
-                                          float(bare_best["wall_s"]), 2),
-            "build_over_bare_scan_cpu_s": round(float(build_best["cpu_s"]) /
-                                                float(bare_best["cpu_s"]), 2),
+            "build_over_bare_scan": round(
+                float(build_best["wall_s"]) / float(bare_best["wall_s"]), 2
+            ),
+            "build_over_bare_scan_cpu_s": round(
+                float(build_best["cpu_s"]) / float(bare_best["cpu_s"]), 2
+            ),
             "baseline_over_build": round(baseline_est / float(build_best["wall_s"]), 1),
             "baseline_over_build_cpu_s": round(baseline_cpu_est / float(build_best["cpu_s"]), 1),
         },
-        "targets": {"build_within_2x_of_bare_scan": True if args.rows < 10_000_000 else None,
-                    "at_least_20x_faster_than_baseline": True if args.rows < 10_000_000 else None,
-                    "under_5_min_and_4_gib": True if args.rows >= 10_000_000 else None},
+        "targets": {
+            "build_within_2x_of_bare_scan": True if args.rows < 10_000_000 else None,
+            "at_least_20x_faster_than_baseline": True if args.rows < 10_000_000 else None,
+            "under_5_min_and_4_gib": True if args.rows >= 10_000_000 else None,
+        },
     }
     ratios = result["ratios"]
     if args.rows < 10_000_000:
@@ -198,8 +257,16 @@ def bench_dump(args: argparse.Namespace) -> tuple[str, dict[str, object]]:
 def bench_wordnet(args: argparse.Namespace) -> tuple[str, dict[str, object]]:
     index_dir = args.scratch / "bench-index-wordnet"
     env = {**os.environ, "NLTK_DATA": os.environ.get("NLTK_DATA", str(SHARED / "nltk_data"))}
-    cmd = [str(BIN / "kemp-kg"), "build-index", "wordnet", "--lexicon", str(args.lexicon),
-           "--index", str(index_dir), "--force"]
+    cmd = [
+        str(BIN / "kemp-kg"),
+        "build-index",
+        "wordnet",
+        "--lexicon",
+        str(args.lexicon),
+        "--index",
+        str(index_dir),
+        "--force",
+    ]
     runs = []
     for i in range(args.repeats):
         print(f"[{i + 1}/{args.repeats}] build-index wordnet...", flush=True)
@@ -209,9 +276,13 @@ def bench_wordnet(args: argparse.Namespace) -> tuple[str, dict[str, object]]:
     manifest = json.loads((index_dir / "manifest.json").read_text())
     shutil.rmtree(index_dir, ignore_errors=True)
     top = best(runs)
-    return "wordnet", {"command": shell(cmd), "best": top, "runs": runs,
-                       "counts": manifest["counts"],
-                       "targets": {"under_60_s": float(top["wall_s"]) < 60}}
+    return "wordnet", {
+        "command": shell(cmd),
+        "best": top,
+        "runs": runs,
+        "counts": manifest["counts"],
+        "targets": {"under_60_s": float(top["wall_s"]) < 60},
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -235,15 +306,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.wordnet or args.wordnet_only:
         entries.append(bench_wordnet(args))
     results = json.loads(args.out.read_text()) if args.out.exists() else {}
-    machine = {"cpus": os.cpu_count(), "platform": platform.platform(),
-               "python": platform.python_version(),
-               "note": "shared machine: other jobs ran at the same time (see load_avg fields)"}
+    machine = {
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "note": "shared machine: other jobs ran at the same time (see load_avg fields)",
+    }
     for key, value in entries:
         value["measured_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         value["machine"] = machine
         results[key] = value
-        print(json.dumps({key: {k: value[k] for k in value if k in ("ratios", "targets", "best")}},
-                         indent=1), flush=True)
+        print(
+            json.dumps(
+                {key: {k: value[k] for k in value if k in ("ratios", "targets", "best")}}, indent=1
+            ),
+            flush=True,
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_name(args.out.name + ".tmp")
     tmp.write_text(repo_relative(json.dumps(results, indent=2)) + "\n")

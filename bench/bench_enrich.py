@@ -37,7 +37,9 @@ from pathlib import Path
 from _paths import repo_relative  # bench/ is sys.path[0] when run as a script
 
 # generated inputs live outside git: $KEMP_SCRATCH, else work/scratch in the repo (ignored)
-SCRATCH = Path(os.environ.get("KEMP_SCRATCH", Path(__file__).resolve().parents[1] / "work" / "scratch"))
+SCRATCH = Path(
+    os.environ.get("KEMP_SCRATCH", Path(__file__).resolve().parents[1] / "work" / "scratch")
+)
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -69,8 +71,12 @@ def timed(command: list[str], env: dict[str, str]) -> dict[str, object]:
         report = Path(handle.name)
     load = os.getloadavg()[0]
     started = time.perf_counter()
-    run = subprocess.run(["/usr/bin/time", "-v", "-o", str(report), *command],
-                         capture_output=True, text=True, env=env)
+    run = subprocess.run(
+        ["/usr/bin/time", "-v", "-o", str(report), *command],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     wall = time.perf_counter() - started
     text = report.read_text()
     report.unlink(missing_ok=True)
@@ -112,35 +118,79 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"cpus": len(os.sched_getaffinity(0)), "python": platform.python_version()},
     }
 
-    build = timed([str(BIN / "kemp-kg"), "build-index", "wordnet", "--lexicon", str(lexicon),
-                   "--index", str(index)], env)
+    build = timed(
+        [
+            str(BIN / "kemp-kg"),
+            "build-index",
+            "wordnet",
+            "--lexicon",
+            str(lexicon),
+            "--index",
+            str(index),
+        ],
+        env,
+    )
     results["build_index_wordnet"] = {k: v for k, v in build.items() if k != "stdout"}
 
-    enrich = timed([str(BIN / "kemp-kg"), "enrich", str(ed), "--index", str(index), "--out",
-                    str(out), "--preset", args.preset], env)
+    enrich = timed(
+        [
+            str(BIN / "kemp-kg"),
+            "enrich",
+            str(ed),
+            "--index",
+            str(index),
+            "--out",
+            str(out),
+            "--preset",
+            args.preset,
+        ],
+        env,
+    )
     results["enrich"] = {k: v for k, v in enrich.items() if k != "stdout"}
     results["enrich"]["summary"] = enrich["stdout"]
     results["enrich"]["target_s"] = 60
     print(enrich["stdout"])
-    print(f"enrich: {enrich['wall_s']} s wall, {enrich['cpu_s']} s CPU, peak RSS "
-          f"{enrich['peak_rss_mb']} MB (load avg before {enrich['load_avg_1m_before']})")
+    print(
+        f"enrich: {enrich['wall_s']} s wall, {enrich['cpu_s']} s CPU, peak RSS "
+        f"{enrich['peak_rss_mb']} MB (load avg before {enrich['load_avg_1m_before']})"
+    )
 
-    opened = subprocess.run([sys.executable, "-c", OPEN_SNIPPET, str(out)], capture_output=True,
-                            text=True, env=env, check=True)
+    opened = subprocess.run(
+        [sys.executable, "-c", OPEN_SNIPPET, str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
     reader = json.loads(opened.stdout)
     reader["file_mb"] = round(out.stat().st_size / 2**20, 1)
     reader["rss_increase_mb"] = round(reader.pop("rss_increase_bytes") / 2**20, 2)
     reader["open_ms"] = round(reader.pop("open_s") * 1000, 2)
     reader["targets"] = {"open_ms": 50, "rss_increase_mb": 50}
     results["open_graphs"] = reader
-    print(f"open_graphs: {reader['open_ms']} ms, RSS +{reader['rss_increase_mb']} MB for a "
-          f"{reader['file_mb']} MB file of {reader['rows']} rows")
+    print(
+        f"open_graphs: {reader['open_ms']} ms, RSS +{reader['rss_increase_mb']} MB for a "
+        f"{reader['file_mb']} MB file of {reader['rows']} rows"
+    )
 
     if not args.skip_baseline:
         baseline_json = args.scratch / "baseline.json"  # in scratch: the command is recorded
-        base = timed([sys.executable, str(HERE / "baseline_enrich_python.py"), str(ed),
-                      "--index", str(index), "--sample", str(args.baseline_sample),
-                      "--vocab-from", str(out), "--json", str(baseline_json)], env)
+        base = timed(
+            [
+                sys.executable,
+                str(HERE / "baseline_enrich_python.py"),
+                str(ed),
+                "--index",
+                str(index),
+                "--sample",
+                str(args.baseline_sample),
+                "--vocab-from",
+                str(out),
+                "--json",
+                str(baseline_json),
+            ],
+            env,
+        )
         figures = json.loads(baseline_json.read_text())
         baseline_json.unlink(missing_ok=True)
         ours = _our_concepts(out, set(figures["concepts"]))
@@ -150,17 +200,19 @@ def main(argv: list[str] | None = None) -> int:
             **{k: v for k, v in figures.items() if k != "concepts"},
             "concepts_identical": agree,
             "note": "per-example time on a seeded sample, extrapolated to all examples, "
-                    "plus its one-off loads",
+            "plus its one-off loads",
         }
         ratio = figures["extrapolated_s"] / enrich["wall_s"]
         results["ratio_baseline_over_enrich_wall"] = round(ratio, 2)
         cpu_ratio = figures["extrapolated_cpu_s"] / enrich["cpu_s"]
         results["ratio_baseline_over_enrich_cpu"] = round(cpu_ratio, 2)
-        print(f"baseline: {figures['per_example_s'] * 1000:.2f} ms/example on "
-              f"{figures['sample']} examples -> {figures['extrapolated_s']:.0f} s extrapolated; "
-              f"enrich is {ratio:.1f}x faster (wall); CPU {figures['extrapolated_cpu_s']:.0f} s vs "
-              f"{enrich['cpu_s']} s = {cpu_ratio:.1f}x; concepts identical on "
-              f"{agree}/{figures['sample']}")
+        print(
+            f"baseline: {figures['per_example_s'] * 1000:.2f} ms/example on "
+            f"{figures['sample']} examples -> {figures['extrapolated_s']:.0f} s extrapolated; "
+            f"enrich is {ratio:.1f}x faster (wall); CPU {figures['extrapolated_cpu_s']:.0f} s vs "
+            f"{enrich['cpu_s']} s = {cpu_ratio:.1f}x; concepts identical on "
+            f"{agree}/{figures['sample']}"
+        )
 
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(repo_relative(json.dumps(results, indent=1)) + "\n")
@@ -175,8 +227,9 @@ def _our_concepts(path: Path, ids: set[str]) -> dict[str, list[str]]:
     graphs = schema.open_graphs(path)
     vocab = graphs.vocab
     out = {}
-    for example_id, concepts in zip(graphs.table["example_id"].to_pylist(),
-                                    graphs.table["concept_ids"].to_pylist()):
+    for example_id, concepts in zip(
+        graphs.table["example_id"].to_pylist(), graphs.table["concept_ids"].to_pylist()
+    ):
         if example_id in ids:
             out[example_id] = [vocab[c] for c in concepts]
     return out

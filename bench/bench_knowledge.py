@@ -59,11 +59,28 @@ ARMS: dict[str, tuple[str, str]] = {
 }
 
 _SYNSET_LINKS = (
-    "hypernyms", "hyponyms", "instance_hypernyms", "instance_hyponyms", "part_holonyms",
-    "member_holonyms", "substance_holonyms", "part_meronyms", "member_meronyms",
-    "substance_meronyms", "similar_tos", "verb_groups", "also_sees", "attributes",
-    "entailments", "causes", "topic_domains", "region_domains", "usage_domains",
-    "in_topic_domains", "in_region_domains", "in_usage_domains",
+    "hypernyms",
+    "hyponyms",
+    "instance_hypernyms",
+    "instance_hyponyms",
+    "part_holonyms",
+    "member_holonyms",
+    "substance_holonyms",
+    "part_meronyms",
+    "member_meronyms",
+    "substance_meronyms",
+    "similar_tos",
+    "verb_groups",
+    "also_sees",
+    "attributes",
+    "entailments",
+    "causes",
+    "topic_domains",
+    "region_domains",
+    "usage_domains",
+    "in_topic_domains",
+    "in_region_domains",
+    "in_usage_domains",
 )
 _LEMMA_LINKS = ("antonyms", "derivationally_related_forms", "pertainyms")
 
@@ -98,9 +115,12 @@ class SenseFinder:
         found: dict[str, tuple[int, int]] = {}
         for pos in "nvar":
             for rank, synset in enumerate(self.wn.synsets(word, pos), start=1):
-                own = [lemma for lemma in synset.lemmas()
-                       if self.wn.morphy(word, pos) == lemma.name().lower()
-                       or lemma.name().lower() == word]
+                own = [
+                    lemma
+                    for lemma in synset.lemmas()
+                    if self.wn.morphy(word, pos) == lemma.name().lower()
+                    or lemma.name().lower() == word
+                ]
                 count = 0
                 for lemma in own:
                     key = (lemma.name().lower(), synset.pos(), synset.offset())
@@ -141,8 +161,13 @@ class Glove:
         return float(x @ y / (np.linalg.norm(x) * np.linalg.norm(y) + 1e-12))
 
 
-def analyse(graph_path: Path, finder: SenseFinder, glove: Glove | None,
-            wrong: set[tuple[str, str]], lexicon: dict[str, float]) -> dict[str, object]:
+def analyse(
+    graph_path: Path,
+    finder: SenseFinder,
+    glove: Glove | None,
+    wrong: set[tuple[str, str]],
+    lexicon: dict[str, float],
+) -> dict[str, object]:
     """The figures of the module docstring for the test split of one graph file."""
     sys.path.insert(0, str(REPO / "packages" / "kemp-kg" / "src"))
     from kemp_kg import schema
@@ -165,9 +190,12 @@ def analyse(graph_path: Path, finder: SenseFinder, glove: Glove | None,
     cosines: list[float] = []
     per_example: list[int] = []
     for ctx, anchors, cids, rels, inten in zip(
-        sub["context_ids"].to_pylist(), sub["concept_anchor"].to_pylist(),
-        sub["concept_ids"].to_pylist(), sub["concept_relation"].to_pylist(),
-        sub["concept_intensity"].to_pylist(), strict=True,
+        sub["context_ids"].to_pylist(),
+        sub["concept_anchor"].to_pylist(),
+        sub["concept_ids"].to_pylist(),
+        sub["concept_relation"].to_pylist(),
+        sub["concept_intensity"].to_pylist(),
+        strict=True,
     ):
         per_example.append(len(cids))
         for a, c, r, x in zip(anchors, cids, rels, inten, strict=True):
@@ -201,9 +229,13 @@ def analyse(graph_path: Path, finder: SenseFinder, glove: Glove | None,
             if not word.isalpha() or word in stop:
                 continue
             content += 1
-            if x == 0.0 and word not in lexicon and any(
-                    base_form(word, p) in lexicon for p in "nvar"):
+            if (
+                x == 0.0
+                and word not in lexicon
+                and any(base_form(word, p) in lexicon for p in "nvar")
+            ):
                 zero_fixable += 1
+
     def share(n: int) -> float:
         return round(n / slots, 4) if slots else 0.0
 
@@ -212,8 +244,7 @@ def analyse(graph_path: Path, finder: SenseFinder, glove: Glove | None,
         "test_examples": len(per_example),
         "concept_slots": slots,
         "concepts_per_example_mean": round(float(np.mean(per_example)), 3),
-        "examples_without_concepts_share": round(
-            float(np.mean(np.asarray(per_example) == 0)), 4),
+        "examples_without_concepts_share": round(float(np.mean(np.asarray(per_example) == 0)), 4),
         "sense_rank_share": {k: share(v) for k, v in sorted(ranks.items())},
         "semcor_zero_sense_share": share(semcor_zero),
         "relation_share": {k: share(v) for k, v in relations.most_common()},
@@ -228,8 +259,9 @@ def analyse(graph_path: Path, finder: SenseFinder, glove: Glove | None,
         "glove_pairs_covered": round(len(cosines) / slots, 4) if slots else 0.0,
         "distinct_pairs": len(pairs),
         "top_pairs": [[w, c, n] for (w, c), n in pairs.most_common(25)],
-        "context_intensity_zero_but_lemma_in_lexicon_share": round(
-            zero_fixable / content, 4) if content else 0.0,
+        "context_intensity_zero_but_lemma_in_lexicon_share": round(zero_fixable / content, 4)
+        if content
+        else 0.0,
     }
 
 
@@ -237,8 +269,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scratch", type=Path, default=SCRATCH / "bench_knowledge")
     parser.add_argument("--arms", default=",".join(ARMS))
-    parser.add_argument("--reuse", action="store_true",
-                        help="reuse graph files already in --scratch (no timings then)")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="reuse graph files already in --scratch (no timings then)",
+    )
     args = parser.parse_args(argv)
     arms = [a for a in args.arms.split(",") if a]
     env = dict(os.environ)
@@ -252,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": {"cpus": len(os.sched_getaffinity(0)), "python": platform.python_version()},
         "command": "NLTK_DATA=../shared/nltk_data .venv/bin/python bench/bench_knowledge.py "
-                   f"--arms {','.join(arms)}",
+        f"--arms {','.join(arms)}",
         "arms": {},
     }
     sys.path.insert(0, str(REPO / "packages" / "kemp-kg" / "src"))
@@ -272,13 +307,37 @@ def main(argv: list[str] | None = None) -> int:
         out = args.scratch / f"ed-{arm}.arrow"
         if not (args.reuse and out.is_file()):
             if rules not in built:
-                build = timed([str(BIN / "kemp-kg"), "build-index", "wordnet", "--lexicon",
-                               str(lexicon_path), "--index", str(index), "--wordnet-rules",
-                               rules, "--force"], env)
+                build = timed(
+                    [
+                        str(BIN / "kemp-kg"),
+                        "build-index",
+                        "wordnet",
+                        "--lexicon",
+                        str(lexicon_path),
+                        "--index",
+                        str(index),
+                        "--wordnet-rules",
+                        rules,
+                        "--force",
+                    ],
+                    env,
+                )
                 entry["build_index"] = {k: v for k, v in build.items() if k != "stdout"}
                 built[rules] = index
-            run = timed([str(BIN / "kemp-kg"), "enrich", str(ed), "--index", str(index),
-                         "--out", str(out), "--preset", preset], env)
+            run = timed(
+                [
+                    str(BIN / "kemp-kg"),
+                    "enrich",
+                    str(ed),
+                    "--index",
+                    str(index),
+                    "--out",
+                    str(out),
+                    "--preset",
+                    preset,
+                ],
+                env,
+            )
             entry["enrich"] = {k: v for k, v in run.items() if k != "stdout"}
         entry["test_split"] = analyse(out, finder, glove, wrong, lexicon)
         results["arms"][arm] = entry

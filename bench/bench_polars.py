@@ -52,8 +52,11 @@ def timed(fn: Callable[[], object], repeats: int) -> tuple[object, dict[str, obj
         result = fn()
         walls.append(time.perf_counter() - wall)
         cpus.append(time.process_time() - cpu)
-    return result, {"best_wall_s": round(min(walls), 4), "best_cpu_s": round(min(cpus), 4),
-                    "runs_wall_s": [round(w, 4) for w in walls]}
+    return result, {
+        "best_wall_s": round(min(walls), 4),
+        "best_cpu_s": round(min(cpus), 4),
+        "runs_wall_s": [round(w, 4) for w in walls],
+    }
 
 
 def ingest_ours(path: Path) -> list[tuple[str, str, str]]:
@@ -121,41 +124,61 @@ def main(argv: list[str] | None = None) -> int:
     # ours drops turns it reports (a conversation ending with the speaker); compare the rest
     kept = set(rows_ours)
     assert kept <= set(rows_polars), "polars ingest lost rows"
-    stages["ingest"] = {"ours": ours, "polars": theirs, "rows": len(rows_ours),
-                        "rows_polars": len(rows_polars)}
+    stages["ingest"] = {
+        "ours": ours,
+        "polars": theirs,
+        "rows": len(rows_ours),
+        "rows_polars": len(rows_polars),
+    }
 
     texts = [text for _, _, text in rows_ours]
     (ids_o, uniq_o), ours = timed(lambda: dedup_ours(texts), args.repeats)
     (ids_p, uniq_p), theirs = timed(lambda: dedup_polars(texts), args.repeats)
     assert ids_o == ids_p and uniq_o == uniq_p, "dedup results differ"
-    stages["dedup"] = {"ours": ours, "polars": theirs, "texts": len(texts),
-                       "unique": len(uniq_o)}
+    stages["dedup"] = {"ours": ours, "polars": theirs, "texts": len(texts), "unique": len(uniq_o)}
 
     occurrences = np.bincount(np.asarray(ids_o, dtype=np.int64), minlength=len(uniq_o))
     tokens = pa.array([t.lower().split() for t in uniq_o], type=pa.list_(pa.string()))
     counts_o, ours = timed(lambda: vocab_ours(tokens, occurrences), args.repeats)
     counts_p, theirs = timed(lambda: vocab_polars(tokens, occurrences), args.repeats)
     assert counts_o == counts_p, "vocabulary counts differ"
-    stages["vocab"] = {"ours": ours, "polars": theirs, "tokens": len(tokens.values),
-                       "distinct": len(counts_o)}
+    stages["vocab"] = {
+        "ours": ours,
+        "polars": theirs,
+        "tokens": len(tokens.values),
+        "distinct": len(counts_o),
+    }
 
     for stage in stages.values():
         stage["polars_over_ours_wall"] = round(
-            stage["polars"]["best_wall_s"] / stage["ours"]["best_wall_s"], 2)
+            stage["polars"]["best_wall_s"] / stage["ours"]["best_wall_s"], 2
+        )
         stage["polars_over_ours_cpu"] = round(
-            stage["polars"]["best_cpu_s"] / max(stage["ours"]["best_cpu_s"], 1e-9), 2)
+            stage["polars"]["best_cpu_s"] / max(stage["ours"]["best_cpu_s"], 1e-9), 2
+        )
     result = {
         "input": str(args.input),
         "command": " ".join([sys.executable, *sys.argv]),
         "polars_version": pl.__version__,
         "stages": stages,
         "measured_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                    "python": platform.python_version(), "load_avg_1min_before": round(load, 2)},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "load_avg_1min_before": round(load, 2),
+        },
         "note": "in-process, best of the repeats; > 1 means polars is slower",
     }
-    print(json.dumps({k: {r: v[r] for r in ("polars_over_ours_wall", "polars_over_ours_cpu")}
-                      for k, v in stages.items()}, indent=1))
+    print(
+        json.dumps(
+            {
+                k: {r: v[r] for r in ("polars_over_ours_wall", "polars_over_ours_cpu")}
+                for k, v in stages.items()
+            },
+            indent=1,
+        )
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_name(args.out.name + ".tmp")
     tmp.write_text(repo_relative(json.dumps(result, indent=2)) + "\n")

@@ -41,8 +41,15 @@ ARMS: dict[str, tuple[str, list[str]]] = {
 
 
 def _finished(run: Path, steps: int) -> bool:
-    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()
-               if line.strip()] if (run / "metrics.jsonl").is_file() else []  # fmt: skip
+    records = (
+        [
+            json.loads(line)
+            for line in (run / "metrics.jsonl").read_text().splitlines()
+            if line.strip()
+        ]
+        if (run / "metrics.jsonl").is_file()
+        else []
+    )
     return any(r.get("kind") == "valid" and r.get("step") == steps for r in records)
 
 
@@ -52,24 +59,53 @@ def train_arm(name: str, args: argparse.Namespace) -> dict:
     bin_dir = Path(sys.executable).parent
     started = time.perf_counter()
     if not _finished(run, args.steps):
-        command = [str(bin_dir / "kemp-model"), "train", "--graphs", str(args.graphs), "--preset", preset,
-                   "--out", str(run), "--max-steps", str(args.steps), "--eval-every", str(args.eval_every),
-                   "--eval-examples", str(args.eval_examples), "--patience", "0",
-                   "--early-stopping-from", "0", "--threads", str(args.threads), "--seed", "0",
-                   "--no-progress", *[f.replace("{vectors}", str(args.vectors)) for f in extra]]  # fmt: skip
+        command = [
+            str(bin_dir / "kemp-model"),
+            "train",
+            "--graphs",
+            str(args.graphs),
+            "--preset",
+            preset,
+            "--out",
+            str(run),
+            "--max-steps",
+            str(args.steps),
+            "--eval-every",
+            str(args.eval_every),
+            "--eval-examples",
+            str(args.eval_examples),
+            "--patience",
+            "0",
+            "--early-stopping-from",
+            "0",
+            "--threads",
+            str(args.threads),
+            "--seed",
+            "0",
+            "--no-progress",
+            *[f.replace("{vectors}", str(args.vectors)) for f in extra],
+        ]
         if (run / "last.state.safetensors").is_file():  # vectors are only read by a new run
             command += ["--resume"]
         args.work.mkdir(parents=True, exist_ok=True)
         with open(args.work / f"{name}.log", "a") as log:
             subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=True)
-    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    records = [
+        json.loads(line)
+        for line in (run / "metrics.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
     config = json.loads((run / "config.json").read_text())
     valid = [r for r in records if r.get("kind") == "valid"]
     return {
-        "preset": preset, "flags": extra, "valid": valid, "embeddings": config.get("embeddings"),
+        "preset": preset,
+        "flags": extra,
+        "valid": valid,
+        "embeddings": config.get("embeddings"),
         "steps": max((r["step"] for r in records), default=0),
-        "wall_s_this_call": time.perf_counter() - started, "config_train": config.get("train"),
-    }  # fmt: skip
+        "wall_s_this_call": time.perf_counter() - started,
+        "config_train": config.get("train"),
+    }
 
 
 def table(results: dict[str, dict], steps: int) -> str:
@@ -82,10 +118,14 @@ def table(results: dict[str, dict], steps: int) -> str:
         if last is None:
             lines.append(f"| {name} | {arm['preset']} | [unfinished: step {arm['steps']}] | | | |")
             continue
-        best = min((r for r in arm["valid"] if r["step"] <= steps), key=lambda r: r["ppl_per_example"])
+        best = min(
+            (r for r in arm["valid"] if r["step"] <= steps), key=lambda r: r["ppl_per_example"]
+        )
         acc = f"{100 * last['emotion_accuracy']:.1f}%" if "emotion_accuracy" in last else "-"
-        lines.append(f"| {name} | {arm['preset']} | {last['ppl_per_example']:.2f} | {last['ppl_pooled']:.2f} | "
-                     f"{acc} | {best['ppl_per_example']:.2f} ({best['step']}) |")  # fmt: skip
+        lines.append(
+            f"| {name} | {arm['preset']} | {last['ppl_per_example']:.2f} | {last['ppl_pooled']:.2f} | "
+            f"{acc} | {best['ppl_per_example']:.2f} ({best['step']}) |"
+        )
     return "\n".join(lines)
 
 
@@ -107,11 +147,17 @@ def main() -> None:
     text = table(results, args.steps)
     payload = {
         "command": " ".join(["python", "bench/bench_presets_ab.py", *sys.argv[1:]]),
-        "graphs": repo_relative(str(args.graphs)), "steps": args.steps, "eval_every": args.eval_every,
-        "eval_examples": args.eval_examples, "threads": args.threads, "cpus": os.cpu_count(),
+        "graphs": repo_relative(str(args.graphs)),
+        "steps": args.steps,
+        "eval_every": args.eval_every,
+        "eval_examples": args.eval_examples,
+        "threads": args.threads,
+        "cpus": os.cpu_count(),
         "label": f"reduced schedule: {args.steps:,} of the paper's 26,000 steps",
-        "arms": results, "table": text, "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }  # fmt: skip
+        "arms": results,
+        "table": text,
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(payload, indent=2) + "\n")
     print(text)

@@ -58,8 +58,9 @@ def _setup(args):
         torch.manual_seed(args.seed)
         model = KEMP(preset.model, len(vocab))
         tc = preset.train
-        optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, betas=tc.adam_betas,
-                                     eps=tc.adam_eps, fused=fused)  # fmt: skip
+        optimizer = torch.optim.Adam(
+            model.parameters(), lr=1e-4, betas=tc.adam_betas, eps=tc.adam_eps, fused=fused
+        )
         return model, optimizer
 
     return preset, Loss(preset.loss, len(vocab)), batches, build, len(vocab)
@@ -92,7 +93,9 @@ def step_naive(model, optimizer, objective, batch) -> None:
     true[gold == schema.PAD_ID] = 0
     loss = F.kl_div(flat, true, reduction="sum")
     if model.config.emotion_classifier:
-        loss = loss + cfg.emotion_weight * F.cross_entropy(state.emotion_logits, batch.emotion, reduction="sum")
+        loss = loss + cfg.emotion_weight * F.cross_entropy(
+            state.emotion_logits, batch.emotion, reduction="sum"
+        )
     if model.config.attention_loss:
         tokens = target != schema.PAD_ID
         att = emotional_attention_loss(weights, tokens, state.intensity, state.memory_mask).mean()
@@ -145,13 +148,32 @@ def arm_alone(args, name: str) -> dict:
 
 def run_alone(name: str, args) -> dict:
     """Arm ``name`` in a fresh process under /usr/bin/time -v: its speed and peak RSS."""
-    command = [sys.executable, __file__, "--arm", name, "--graphs", str(args.graphs),
-               "--preset", args.preset, "--steps", str(args.steps), "--warmup", str(args.warmup),
-               "--threads", str(args.threads), "--seed", str(args.seed)]  # fmt: skip
-    done = subprocess.run(["/usr/bin/time", "-v", *command], capture_output=True, text=True, check=True)
+    command = [
+        sys.executable,
+        __file__,
+        "--arm",
+        name,
+        "--graphs",
+        str(args.graphs),
+        "--preset",
+        args.preset,
+        "--steps",
+        str(args.steps),
+        "--warmup",
+        str(args.warmup),
+        "--threads",
+        str(args.threads),
+        "--seed",
+        str(args.seed),
+    ]
+    done = subprocess.run(
+        ["/usr/bin/time", "-v", *command], capture_output=True, text=True, check=True
+    )
     rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)
-    return {**json.loads(done.stdout.strip().splitlines()[-1]),
-            "peak_rss_mb": int(rss.group(1)) / 1024 if rss else None}
+    return {
+        **json.loads(done.stdout.strip().splitlines()[-1]),
+        "peak_rss_mb": int(rss.group(1)) / 1024 if rss else None,
+    }
 
 
 def main() -> None:
@@ -172,7 +194,10 @@ def main() -> None:
             args.graphs = SCRATCH / "bench_step" / "synthetic.arrow"
             if not args.graphs.is_file():
                 args.graphs.parent.mkdir(parents=True, exist_ok=True)
-                subprocess.run([sys.executable, str(HERE / "synthetic_graphs.py"), str(args.graphs)], check=True)
+                subprocess.run(
+                    [sys.executable, str(HERE / "synthetic_graphs.py"), str(args.graphs)],
+                    check=True,
+                )
     if args.arm:
         print(json.dumps(arm_alone(args, args.arm)))
         return
@@ -181,22 +206,36 @@ def main() -> None:
     result = {
         "command": " ".join(["python", "bench/bench_step.py", *sys.argv[1:]]),
         "graphs": repo_relative(str(args.graphs)),
-        "preset": args.preset, "batch": PAPER_BATCH, "steps": args.steps, "warmup": args.warmup,
-        "threads": args.threads, "machine": platform.processor() or platform.machine(),
-        "cpus": os.cpu_count(), "load_average": os.getloadavg(),
-        "paired": paired, "alone": alone,
+        "preset": args.preset,
+        "batch": PAPER_BATCH,
+        "steps": args.steps,
+        "warmup": args.warmup,
+        "threads": args.threads,
+        "machine": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "load_average": os.getloadavg(),
+        "paired": paired,
+        "alone": alone,
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }  # fmt: skip
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     ours, naive = paired["ours"], paired["naive"]
-    print(f"preset {args.preset} ({paired['parameters']['total']:,} parameters, V={paired['vocab_size']:,}), "
-          f"batch {PAPER_BATCH}, {args.threads} thread(s), load {os.getloadavg()[0]:.1f}")
-    print(f"ours : {ours['examples_per_s']:7.1f} ex/s, {ours['cpu_s_per_step']:.3f} CPU-s/step, "
-          f"26k steps ~{ours['paper_schedule_hours']:.1f} h, peak {alone['ours']['peak_rss_mb']:.0f} MB")
-    print(f"naive: {naive['examples_per_s']:7.1f} ex/s, {naive['cpu_s_per_step']:.3f} CPU-s/step, "
-          f"26k steps ~{naive['paper_schedule_hours']:.1f} h, peak {alone['naive']['peak_rss_mb']:.0f} MB")
-    print(f"speed-up vs naive: {paired['speedup_vs_naive']:.2f}x wall, {paired['cpu_speedup_vs_naive']:.2f}x CPU")
+    print(
+        f"preset {args.preset} ({paired['parameters']['total']:,} parameters, V={paired['vocab_size']:,}), "
+        f"batch {PAPER_BATCH}, {args.threads} thread(s), load {os.getloadavg()[0]:.1f}"
+    )
+    print(
+        f"ours : {ours['examples_per_s']:7.1f} ex/s, {ours['cpu_s_per_step']:.3f} CPU-s/step, "
+        f"26k steps ~{ours['paper_schedule_hours']:.1f} h, peak {alone['ours']['peak_rss_mb']:.0f} MB"
+    )
+    print(
+        f"naive: {naive['examples_per_s']:7.1f} ex/s, {naive['cpu_s_per_step']:.3f} CPU-s/step, "
+        f"26k steps ~{naive['paper_schedule_hours']:.1f} h, peak {alone['naive']['peak_rss_mb']:.0f} MB"
+    )
+    print(
+        f"speed-up vs naive: {paired['speedup_vs_naive']:.2f}x wall, {paired['cpu_speedup_vs_naive']:.2f}x CPU"
+    )
     print(f"wrote {repo_relative(str(args.out))}")
 
 

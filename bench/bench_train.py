@@ -36,7 +36,10 @@ from pathlib import Path
 from _paths import repo_relative  # bench/ is sys.path[0] when run as a script
 
 HERE = Path(__file__).resolve().parent
-SCRATCH = Path(os.environ.get("KEMP_SCRATCH", Path(__file__).resolve().parents[1] / "work" / "scratch")) / "bench_train"
+SCRATCH = (
+    Path(os.environ.get("KEMP_SCRATCH", Path(__file__).resolve().parents[1] / "work" / "scratch"))
+    / "bench_train"
+)
 REAL_ED = SCRATCH.parent / "enrich" / "ed.arrow"
 
 
@@ -48,9 +51,8 @@ def _model_and_optimizer(preset: str, vocab_size: int, seed: int):
     import torch
 
     from kemp_model.config import get_preset
-    from kemp_model.model import KEMP
-
     from kemp_model.loss import Loss
+    from kemp_model.model import KEMP
 
     torch.manual_seed(seed)
     preset_obj = get_preset(preset)
@@ -86,9 +88,12 @@ def _train(model, optimizer, batches, warmup: int, steps: int, batch_size: int) 
         if index + 1 == warmup + steps:
             break
     elapsed = time.perf_counter() - started
-    return {"train_examples_per_s": steps * batch_size / elapsed, "train_step_ms": 1000 * elapsed / steps,
-            "target_padding_share": 1 - tokens / padded,
-            "vertex_padding_share": 1 - vertices / vertex_slots}  # fmt: skip
+    return {
+        "train_examples_per_s": steps * batch_size / elapsed,
+        "train_step_ms": 1000 * elapsed / steps,
+        "target_padding_share": 1 - tokens / padded,
+        "vertex_padding_share": 1 - vertices / vertex_slots,
+    }
 
 
 def _subset(rows: int, args):
@@ -122,13 +127,26 @@ def arm_ours(args) -> dict:
     # by length, the naive loop takes them in random order, so the difference is the padding.
     subset = _subset(len(dataset), args)
     window = args.warmup + args.steps
-    grouped = BatchSampler(dataset.sizes()[subset], batch_size=args.batch_size, seed=0,
-                           bucket_batches=window)  # fmt: skip
+    grouped = BatchSampler(
+        dataset.sizes()[subset], batch_size=args.batch_size, seed=0, bucket_batches=window
+    )
     model, optimizer = _model_and_optimizer(args.preset, len(vocab), args.seed)
-    stats = _train(model, optimizer, (dataset.collate(subset[b]) for b in grouped), args.warmup,
-                   args.steps, args.batch_size)  # fmt: skip
-    return {"first_batch_s": first_batch_s, "loader_examples_per_s": loader, **stats,
-            "rows": len(dataset), "vocab": len(vocab), "peak_rss_mb": peak_rss_mb()}  # fmt: skip
+    stats = _train(
+        model,
+        optimizer,
+        (dataset.collate(subset[b]) for b in grouped),
+        args.warmup,
+        args.steps,
+        args.batch_size,
+    )
+    return {
+        "first_batch_s": first_batch_s,
+        "loader_examples_per_s": loader,
+        **stats,
+        "rows": len(dataset),
+        "vocab": len(vocab),
+        "peak_rss_mb": peak_rss_mb(),
+    }
 
 
 def arm_naive(args) -> dict:
@@ -153,17 +171,24 @@ def arm_naive(args) -> dict:
             if i + 1 == n:
                 break
         loader = max(loader, n * args.batch_size / (time.perf_counter() - t1))
-    from kemp_model.checkpoint import vocab_checksum  # noqa: F401  (same import cost as ours)
     from kemp_kg import schema
+    from kemp_model.checkpoint import vocab_checksum  # noqa: F401  (same import cost as ours)
 
     vocab_size = len(schema.open_graphs(args.graphs).vocab)
     model, optimizer = _model_and_optimizer(args.preset, vocab_size, args.seed)
     subset = _subset(len(corpus), args)
-    random_order = (naive.collate([corpus[i] for i in subset[k : k + args.batch_size]])
-                    for k in range(0, len(subset), args.batch_size))  # fmt: skip
+    random_order = (
+        naive.collate([corpus[i] for i in subset[k : k + args.batch_size]])
+        for k in range(0, len(subset), args.batch_size)
+    )
     stats = _train(model, optimizer, random_order, args.warmup, args.steps, args.batch_size)
-    return {"first_batch_s": first_batch_s, "loader_examples_per_s": loader, **stats,
-            "json_bytes": json_path.stat().st_size, "peak_rss_mb": peak_rss_mb()}
+    return {
+        "first_batch_s": first_batch_s,
+        "loader_examples_per_s": loader,
+        **stats,
+        "json_bytes": json_path.stat().st_size,
+        "peak_rss_mb": peak_rss_mb(),
+    }
 
 
 def arm_paired(args) -> dict:
@@ -173,20 +198,32 @@ def arm_paired(args) -> dict:
 
     torch.set_num_threads(args.threads)
     import baseline_train_naive as naive
+
     from kemp_model.data import BatchSampler, load_split
 
     dataset, vocab, _ = load_split(args.graphs, "train")
     corpus = naive.load_json(SCRATCH / (Path(args.graphs).stem + ".train.json"))
     subset = _subset(len(dataset), args)
-    grouped = [subset[b] for b in BatchSampler(dataset.sizes()[subset], batch_size=args.batch_size,
-                                               seed=0, bucket_batches=args.warmup + args.steps)]
+    grouped = [
+        subset[b]
+        for b in BatchSampler(
+            dataset.sizes()[subset],
+            batch_size=args.batch_size,
+            seed=0,
+            bucket_batches=args.warmup + args.steps,
+        )
+    ]
     random_rows = [subset[k : k + args.batch_size] for k in range(0, len(subset), args.batch_size)]
     arms = {
-        "ours": (_model_and_optimizer(args.preset, len(vocab), args.seed),
-                 lambda i: dataset.collate(grouped[i])),
-        "naive": (_model_and_optimizer(args.preset, len(vocab), args.seed),
-                  lambda i: naive.collate([corpus[j] for j in random_rows[i]])),
-    }  # fmt: skip
+        "ours": (
+            _model_and_optimizer(args.preset, len(vocab), args.seed),
+            lambda i: dataset.collate(grouped[i]),
+        ),
+        "naive": (
+            _model_and_optimizer(args.preset, len(vocab), args.seed),
+            lambda i: naive.collate([corpus[j] for j in random_rows[i]]),
+        ),
+    }
     spent = {name: 0.0 for name in arms}
     for i in range(args.warmup + args.steps):
         for name, ((model, optimizer), make_batch) in arms.items():
@@ -197,7 +234,10 @@ def arm_paired(args) -> dict:
             optimizer.zero_grad(set_to_none=True)
             if i >= args.warmup:
                 spent[name] += time.perf_counter() - start
-    speed = {f"{name}_train_examples_per_s": args.steps * args.batch_size / t for name, t in spent.items()}
+    speed = {
+        f"{name}_train_examples_per_s": args.steps * args.batch_size / t
+        for name, t in spent.items()
+    }
     return {**speed, "train_speedup_vs_naive": spent["naive"] / spent["ours"]}
 
 
@@ -215,22 +255,45 @@ def arm_cold(args) -> dict:
     t1 = time.perf_counter()
     dataset.graphs.verify()
     verify_s = time.perf_counter() - t1
-    return {"imports_s": imported, "first_batch_after_imports_s": first - imported, "total_s": first,
-            "verify_s": verify_s, "peak_rss_mb": peak_rss_mb()}  # fmt: skip
+    return {
+        "imports_s": imported,
+        "first_batch_after_imports_s": first - imported,
+        "total_s": first,
+        "verify_s": verify_s,
+        "peak_rss_mb": peak_rss_mb(),
+    }
 
 
 def run_arm(name: str, args) -> dict:
-    cmd = [sys.executable, __file__, "--arm", name, "--graphs", str(args.graphs), "--steps",
-           str(args.steps), "--warmup", str(args.warmup), "--batch-size", str(args.batch_size),
-           "--threads", str(args.threads), "--preset", args.preset, "--loader-batches",
-           str(args.loader_batches)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        __file__,
+        "--arm",
+        name,
+        "--graphs",
+        str(args.graphs),
+        "--steps",
+        str(args.steps),
+        "--warmup",
+        str(args.warmup),
+        "--batch-size",
+        str(args.batch_size),
+        "--threads",
+        str(args.threads),
+        "--preset",
+        args.preset,
+        "--loader-batches",
+        str(args.loader_batches),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--graphs", type=Path)
     parser.add_argument("--preset", default="kemp-small")
     parser.add_argument("--steps", type=int, default=60)
@@ -286,38 +349,53 @@ def main() -> None:
         "machine": f"{platform.machine()} {os.cpu_count()} cpus, load average {os.getloadavg()[0]:.1f}",
         "arms": results,
         "train_speedup_vs_naive": results["paired"]["train_speedup_vs_naive"],
-        "train_speedup_vs_naive_separate_runs": ours["train_examples_per_s"] / naive["train_examples_per_s"],
+        "train_speedup_vs_naive_separate_runs": ours["train_examples_per_s"]
+        / naive["train_examples_per_s"],
         "loader_speedup_vs_naive": ours["loader_examples_per_s"] / naive["loader_examples_per_s"],
         "first_batch_speedup_vs_naive": naive["first_batch_s"] / ours["first_batch_s"],
-        "loader_over_step_consumption": ours["loader_examples_per_s"] / ours["train_examples_per_s"],
-        "full_schedule_hours_26k_steps": 26_000 * args.batch_size / ours["train_examples_per_s"] / 3600,
+        "loader_over_step_consumption": ours["loader_examples_per_s"]
+        / ours["train_examples_per_s"],
+        "full_schedule_hours_26k_steps": 26_000
+        * args.batch_size
+        / ours["train_examples_per_s"]
+        / 3600,
     }
     out = HERE / "results" / "train.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(repo_relative(json.dumps(summary, indent=2)) + "\n")
-    print(f"graphs: {args.graphs} ({source}); preset {args.preset}, batch {args.batch_size}, "
-          f"{args.threads} thread(s), {summary['machine']}")  # fmt: skip
+    print(
+        f"graphs: {args.graphs} ({source}); preset {args.preset}, batch {args.batch_size}, "
+        f"{args.threads} thread(s), {summary['machine']}"
+    )
     print(f"{'':28}{'ours':>12}{'naive':>12}{'ratio':>8}")
-    rows = [("train examples/s", "train_examples_per_s", True),
-            ("loader examples/s", "loader_examples_per_s", True),
-            ("time to first batch (s)", "first_batch_s", False),
-            ("vertex padding share", "vertex_padding_share", False),
-            ("target padding share", "target_padding_share", False),
-            ("peak RSS (MB)", "peak_rss_mb", False)]  # fmt: skip
+    rows = [
+        ("train examples/s", "train_examples_per_s", True),
+        ("loader examples/s", "loader_examples_per_s", True),
+        ("time to first batch (s)", "first_batch_s", False),
+        ("vertex padding share", "vertex_padding_share", False),
+        ("target padding share", "target_padding_share", False),
+        ("peak RSS (MB)", "peak_rss_mb", False),
+    ]
     for label, key, higher in rows:
         a, b = ours[key], naive[key]
         ratio = a / b if higher else b / max(a, 1e-12)
         print(f"{label:28}{a:12.3f}{b:12.3f}{ratio:7.1f}x")
     paired = results["paired"]
-    print(f"paired (one process, alternating steps, same rows): ours "
-          f"{paired['ours_train_examples_per_s']:.1f} vs naive {paired['naive_train_examples_per_s']:.1f} "
-          f"examples/s = {paired['train_speedup_vs_naive']:.2f}x")
+    print(
+        f"paired (one process, alternating steps, same rows): ours "
+        f"{paired['ours_train_examples_per_s']:.1f} vs naive {paired['naive_train_examples_per_s']:.1f} "
+        f"examples/s = {paired['train_speedup_vs_naive']:.2f}x"
+    )
     cold = results["cold"]
-    print(f"cold start: imports {cold['imports_s']:.2f} s + open and first batch "
-          f"{cold['first_batch_after_imports_s']:.3f} s; + full file check (train/evaluate run it "
-          f"once before the first batch) {cold['verify_s']:.3f} s")
-    print(f"loader / step consumption: {summary['loader_over_step_consumption']:.0f}x; "
-          f"26k-step schedule at this speed: {summary['full_schedule_hours_26k_steps']:.2f} h")
+    print(
+        f"cold start: imports {cold['imports_s']:.2f} s + open and first batch "
+        f"{cold['first_batch_after_imports_s']:.3f} s; + full file check (train/evaluate run it "
+        f"once before the first batch) {cold['verify_s']:.3f} s"
+    )
+    print(
+        f"loader / step consumption: {summary['loader_over_step_consumption']:.0f}x; "
+        f"26k-step schedule at this speed: {summary['full_schedule_hours_26k_steps']:.2f} h"
+    )
     print(f"wrote {out}")
 
 

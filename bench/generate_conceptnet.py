@@ -36,45 +36,122 @@ import numpy as np
 
 #: (relation, share of all rows) - approximate ConceptNet 5.7 shares.
 RELATIONS: tuple[tuple[str, float], ...] = (
-    ("ExternalURL", 0.25), ("Synonym", 0.14), ("RelatedTo", 0.13), ("FormOf", 0.11),
-    ("DerivedFrom", 0.09), ("HasContext", 0.04), ("EtymologicallyRelatedTo", 0.03),
-    ("IsA", 0.05), ("SimilarTo", 0.01), ("AtLocation", 0.01), ("UsedFor", 0.01),
-    ("HasSubevent", 0.007), ("HasPrerequisite", 0.007), ("CapableOf", 0.006),
-    ("Antonym", 0.006), ("Causes", 0.005), ("PartOf", 0.004), ("MotivatedByGoal", 0.003),
-    ("HasProperty", 0.003), ("ReceivesAction", 0.002), ("Desires", 0.002), ("HasA", 0.002),
-    ("DistinctFrom", 0.002), ("CausesDesire", 0.001), ("MannerOf", 0.001),
-    ("EtymologicallyDerivedFrom", 0.001), ("HasFirstSubevent", 0.001), ("HasLastSubevent", 0.001),
-    ("NotDesires", 0.001), ("DefinedAs", 0.0005), ("MadeOf", 0.0005), ("InstanceOf", 0.0005),
-    ("LocatedNear", 0.0005), ("SymbolOf", 0.0003), ("CreatedBy", 0.0003), ("Entails", 0.0003),
-    ("NotCapableOf", 0.0002), ("NotHasProperty", 0.0002), ("NotUsedFor", 0.0001),
-    ("ObstructedBy", 0.0001), ("dbpedia/genre", 0.0005), ("dbpedia/capital", 0.0003),
-    ("dbpedia/occupation", 0.0003), ("dbpedia/language", 0.0002),
-)  # fmt: skip
+    ("ExternalURL", 0.25),
+    ("Synonym", 0.14),
+    ("RelatedTo", 0.13),
+    ("FormOf", 0.11),
+    ("DerivedFrom", 0.09),
+    ("HasContext", 0.04),
+    ("EtymologicallyRelatedTo", 0.03),
+    ("IsA", 0.05),
+    ("SimilarTo", 0.01),
+    ("AtLocation", 0.01),
+    ("UsedFor", 0.01),
+    ("HasSubevent", 0.007),
+    ("HasPrerequisite", 0.007),
+    ("CapableOf", 0.006),
+    ("Antonym", 0.006),
+    ("Causes", 0.005),
+    ("PartOf", 0.004),
+    ("MotivatedByGoal", 0.003),
+    ("HasProperty", 0.003),
+    ("ReceivesAction", 0.002),
+    ("Desires", 0.002),
+    ("HasA", 0.002),
+    ("DistinctFrom", 0.002),
+    ("CausesDesire", 0.001),
+    ("MannerOf", 0.001),
+    ("EtymologicallyDerivedFrom", 0.001),
+    ("HasFirstSubevent", 0.001),
+    ("HasLastSubevent", 0.001),
+    ("NotDesires", 0.001),
+    ("DefinedAs", 0.0005),
+    ("MadeOf", 0.0005),
+    ("InstanceOf", 0.0005),
+    ("LocatedNear", 0.0005),
+    ("SymbolOf", 0.0003),
+    ("CreatedBy", 0.0003),
+    ("Entails", 0.0003),
+    ("NotCapableOf", 0.0002),
+    ("NotHasProperty", 0.0002),
+    ("NotUsedFor", 0.0001),
+    ("ObstructedBy", 0.0001),
+    ("dbpedia/genre", 0.0005),
+    ("dbpedia/capital", 0.0003),
+    ("dbpedia/occupation", 0.0003),
+    ("dbpedia/language", 0.0002),
+)
 
 OTHER_LANGUAGES: tuple[str, ...] = (
-    "fr", "de", "ja", "zh", "es", "it", "ru", "pt", "nl", "fi", "pl", "sv", "la", "ms", "tr",
-    "cs", "hu", "ca", "eo", "ar", "ko", "el", "da", "no", "ro", "gl", "is", "grc", "ga", "fa",
-)  # fmt: skip
+    "fr",
+    "de",
+    "ja",
+    "zh",
+    "es",
+    "it",
+    "ru",
+    "pt",
+    "nl",
+    "fi",
+    "pl",
+    "sv",
+    "la",
+    "ms",
+    "tr",
+    "cs",
+    "hu",
+    "ca",
+    "eo",
+    "ar",
+    "ko",
+    "el",
+    "da",
+    "no",
+    "ro",
+    "gl",
+    "is",
+    "grc",
+    "ga",
+    "fa",
+)
 
 DATASETS: tuple[tuple[str, str, str, bool], ...] = (
     # dataset, license, sources JSON, has surface text
-    ("/d/conceptnet/4/en", "cc:by/4.0",
-     '[{"activity": "/s/activity/omcs/omcs1_possibly_free_text", '
-     '"contributor": "/s/contributor/omcs/user%d"}]', True),
-    ("/d/wiktionary/en", "cc:by-sa/4.0",
-     '[{"contributor": "/s/resource/wiktionary/en", "process": "/s/process/wikiparsec/2"}]', False),
+    (
+        "/d/conceptnet/4/en",
+        "cc:by/4.0",
+        '[{"activity": "/s/activity/omcs/omcs1_possibly_free_text", '
+        '"contributor": "/s/contributor/omcs/user%d"}]',
+        True,
+    ),
+    (
+        "/d/wiktionary/en",
+        "cc:by-sa/4.0",
+        '[{"contributor": "/s/resource/wiktionary/en", "process": "/s/process/wikiparsec/2"}]',
+        False,
+    ),
     ("/d/wordnet/3.1", "cc:by/4.0", '[{"contributor": "/s/resource/wordnet/rdf/3.1"}]', True),
-    ("/d/verbosity", "cc:by/4.0",
-     '[{"contributor": "/s/resource/verbosity", "process": "/s/process/split_words"}]', True),
+    (
+        "/d/verbosity",
+        "cc:by/4.0",
+        '[{"contributor": "/s/resource/verbosity", "process": "/s/process/split_words"}]',
+        True,
+    ),
     ("/d/dbpedia/en", "cc:by-sa/4.0", '[{"contributor": "/s/resource/dbpedia/2015/en"}]', False),
     ("/d/jmdict", "cc:by-sa/4.0", '[{"contributor": "/s/resource/jmdict/1.07"}]', False),
     ("/d/opencyc", "cc:by/4.0", '[{"contributor": "/s/resource/opencyc/2012"}]', False),
-    ("/d/conceptnet/4/ja", "cc:by/4.0",
-     '[{"activity": "/s/activity/nadya.jp", "contributor": "/s/contributor/nadya.jp/%d"}]', True),
-)  # fmt: skip
+    (
+        "/d/conceptnet/4/ja",
+        "cc:by/4.0",
+        '[{"activity": "/s/activity/nadya.jp", "contributor": "/s/contributor/nadya.jp/%d"}]',
+        True,
+    ),
+)
 
-SYLLABLES = ("ka ri to na mo su lo pe an er in ta ve di co ul be sa mi ro zu el on ar is "
-             "ne ba fu ho ki le ma ni pa qu ra si tu wa ye zo").split()
+SYLLABLES = (
+    "ka ri to na mo su lo pe an er in ta ve di co ul be sa mi ro zu el on ar is "
+    "ne ba fu ho ki le ma ni pa qu ra si tu wa ye zo"
+).split()
 
 
 def vocabulary(rng: np.random.Generator, size: int) -> list[str]:
@@ -84,8 +161,9 @@ def vocabulary(rng: np.random.Generator, size: int) -> list[str]:
         n = size - len(words)
         lengths = rng.integers(2, 6, n).tolist()
         picks = rng.integers(0, len(SYLLABLES), (n, 5)).tolist()
-        words.update("".join([SYLLABLES[j] for j in row[:length]])
-                     for length, row in zip(lengths, picks))
+        words.update(
+            "".join([SYLLABLES[j] for j in row[:length]]) for length, row in zip(lengths, picks)
+        )
     out = sorted(words)[:size]
     rng.shuffle(out)
     phrase = rng.random(len(out)).tolist()
@@ -101,13 +179,23 @@ def popular_indices(rng: np.random.Generator, n: int, vocab_size: int) -> np.nda
 
 
 POS_SUFFIXES = ("", "", "", "/n", "/v", "/a", "/n/wn/food", "/v/wn/motion", "/n/wikt/en_1", "/r")
-SURFACE = {"IsA": "[[{0}]] is a type of [[{1}]]", "UsedFor": "[[{0}]] is used for [[{1}]]",
-           "AtLocation": "*Something you find at [[{1}]] is [[{0}]]",
-           "RelatedTo": "[[{0}]] is related to [[{1}]]", "HasA": "[[{0}]] has [[{1}]]"}
+SURFACE = {
+    "IsA": "[[{0}]] is a type of [[{1}]]",
+    "UsedFor": "[[{0}]] is used for [[{1}]]",
+    "AtLocation": "*Something you find at [[{1}]] is [[{0}]]",
+    "RelatedTo": "[[{0}]] is related to [[{1}]]",
+    "HasA": "[[{0}]] has [[{1}]]",
+}
 
 
-def generate(path: Path, rows: int, seed: int = 0, chunk: int = 200_000,
-             english_share: float = 0.10, words: list[str] | None = None) -> dict[str, object]:
+def generate(
+    path: Path,
+    rows: int,
+    seed: int = 0,
+    chunk: int = 200_000,
+    english_share: float = 0.10,
+    words: list[str] | None = None,
+) -> dict[str, object]:
     """Write the dump; returns a summary (rows, bytes, English-English rows, seconds).
 
     ``words``: real English words (e.g. the NRC-VAD lexicon's, read at run time, never stored)
@@ -119,11 +207,13 @@ def generate(path: Path, rows: int, seed: int = 0, chunk: int = 200_000,
     if words:
         real = [w.replace(" ", "_") for w in words][:300_000]
         rng.shuffle(real)
-        english = real + english[len(real):]
+        english = real + english[len(real) :]
         # interleave so real words sit among the most popular ranks
-        english[: 2 * len(real)] = [x for pair in zip(english[: len(real)],
-                                                       english[len(real): 2 * len(real)])
-                                    for x in pair]
+        english[: 2 * len(real)] = [
+            x
+            for pair in zip(english[: len(real)], english[len(real) : 2 * len(real)])
+            for x in pair
+        ]
     others = {lang: vocabulary(rng, 40_000) for lang in OTHER_LANGUAGES}
     rel_names = [r for r, _ in RELATIONS]
     rel_p = np.array([p for _, p in RELATIONS])
@@ -170,8 +260,13 @@ def generate(path: Path, rows: int, seed: int = 0, chunk: int = 200_000,
             wkind = rng.random(n)
             votes = rng.integers(2, 20, n)
             frac = np.round(rng.uniform(0.1, 1.0, n), 3)
-            weight = np.where(wkind < 0.72, 1.0, np.where(wkind < 0.84, 2.0, np.where(
-                wkind < 0.92, np.round(np.sqrt(votes), 3), frac)))
+            weight = np.where(
+                wkind < 0.72,
+                1.0,
+                np.where(
+                    wkind < 0.84, 2.0, np.where(wkind < 0.92, np.round(np.sqrt(votes), 3), frac)
+                ),
+            )
             contributor = rng.integers(0, 5000, n)
             # plain Python lists: indexing numpy arrays element by element is several times slower
             rel, kind, lang, a, b = (x.tolist() for x in (rel, kind, lang, a, b))
@@ -208,9 +303,11 @@ def generate(path: Path, rows: int, seed: int = 0, chunk: int = 200_000,
                 if surface and r in SURFACE:
                     left = s.split("/")[3].replace("_", " ")
                     right = e.split("/")[3].replace("_", " ") if e.startswith("/c/") else e
-                    extra = (f', "surfaceEnd": {json.dumps(right)}, "surfaceStart": '
-                             f'{json.dumps(left)}, "surfaceText": '
-                             f'{json.dumps(SURFACE[r].format(left, right))}')
+                    extra = (
+                        f', "surfaceEnd": {json.dumps(right)}, "surfaceStart": '
+                        f'{json.dumps(left)}, "surfaceText": '
+                        f"{json.dumps(SURFACE[r].format(left, right))}"
+                    )
                 append(
                     f"/a/[/r/{r}/,{s}/,{e}/]\t/r/{r}\t{s}\t{e}\t"
                     f'{{"dataset": "{dataset}", "license": "{license_}", "sources": {sources}'
@@ -225,9 +322,14 @@ def generate(path: Path, rows: int, seed: int = 0, chunk: int = 200_000,
     if proc is not None and proc.returncode != 0:
         raise RuntimeError(f"gzip exited with {proc.returncode}")
     os.replace(tmp, path)
-    return {"path": str(path), "rows": rows, "english_english_rows": english_rows,
-            "bytes": path.stat().st_size, "seconds": round(time.perf_counter() - started, 1),
-            "seed": seed}
+    return {
+        "path": str(path),
+        "rows": rows,
+        "english_english_rows": english_rows,
+        "bytes": path.stat().st_size,
+        "seconds": round(time.perf_counter() - started, 1),
+        "seed": seed,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -235,9 +337,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("path", type=Path, help="output file (.csv or .csv.gz)")
     parser.add_argument("--rows", type=int, default=5_900_000)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--words", type=Path, default=None,
-                        help="a lexicon file (NRC-VAD layout) whose words become popular English "
-                        "terms (read at run time, not stored)")
+    parser.add_argument(
+        "--words",
+        type=Path,
+        default=None,
+        help="a lexicon file (NRC-VAD layout) whose words become popular English "
+        "terms (read at run time, not stored)",
+    )
     args = parser.parse_args(argv)
     if args.rows < 1:
         parser.error(f"--rows must be >= 1, got {args.rows}")

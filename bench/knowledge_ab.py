@@ -32,8 +32,11 @@ RESULTS = HERE / "results" / "knowledge_ab.json"
 
 def last_validation(run: Path) -> dict[str, object]:
     """The last validation record of a run's metrics.jsonl."""
-    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()
-               if line.strip()]
+    records = [
+        json.loads(line)
+        for line in (run / "metrics.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
     valid = [r for r in records if r.get("kind") == "valid"]
     if not valid:
         raise SystemExit(f"{run}: no validation in metrics.jsonl")
@@ -48,8 +51,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-examples", type=int, default=1000)
     parser.add_argument("--presets", default="kemp,wo-ece")
     parser.add_argument("--arms", default="before,after")
-    parser.add_argument("--results", type=Path, default=RESULTS,
-                        help="JSON to write (two processes, one per arm, need two files)")
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=RESULTS,
+        help="JSON to write (two processes, one per arm, need two files)",
+    )
     args = parser.parse_args(argv)
     env = dict(os.environ)
     env.setdefault("NLTK_DATA", str(SHARED / "nltk_data"))
@@ -57,8 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, object] = {
         "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "command": f"NLTK_DATA=../shared/nltk_data .venv/bin/python bench/knowledge_ab.py "
-                   f"--steps {args.steps} --eval-examples {args.eval_examples} "
-                   f"--arms {args.arms}",
+        f"--steps {args.steps} --eval-examples {args.eval_examples} "
+        f"--arms {args.arms}",
         "schedule": f"REDUCED: {args.steps} steps (the paper: 26,000), batch 16, seed 0",
         "runs": {},
     }
@@ -66,12 +73,37 @@ def main(argv: list[str] | None = None) -> int:
         graphs = args.graphs / f"ed-{arm}.arrow"
         for preset in args.presets.split(","):
             out = args.runs / f"{preset}-{arm}"
-            run = timed([str(BIN / "kemp-model"), "train", "--graphs", str(graphs), "--preset",
-                         preset, "--out", str(out), "--embeddings", str(vectors), "--max-steps",
-                         str(args.steps), "--eval-every", str(args.steps // 2),
-                         "--eval-examples", str(args.eval_examples), "--patience", "0",
-                         "--early-stopping-from", "0", "--threads", "1", "--seed", "0",
-                         "--force", "--no-progress"], env)
+            run = timed(
+                [
+                    str(BIN / "kemp-model"),
+                    "train",
+                    "--graphs",
+                    str(graphs),
+                    "--preset",
+                    preset,
+                    "--out",
+                    str(out),
+                    "--embeddings",
+                    str(vectors),
+                    "--max-steps",
+                    str(args.steps),
+                    "--eval-every",
+                    str(args.steps // 2),
+                    "--eval-examples",
+                    str(args.eval_examples),
+                    "--patience",
+                    "0",
+                    "--early-stopping-from",
+                    "0",
+                    "--threads",
+                    "1",
+                    "--seed",
+                    "0",
+                    "--force",
+                    "--no-progress",
+                ],
+                env,
+            )
             record = {k: v for k, v in run.items() if k != "stdout"}
             record["last_validation"] = last_validation(out)
             results["runs"][f"{preset}/{arm}"] = record

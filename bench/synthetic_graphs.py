@@ -40,7 +40,9 @@ def _table(split: str, rows: int, vocab_size: int, rng: np.random.Generator) -> 
     roles[starts] = int(schema.Role.CLS)
     position = np.arange(int(words.sum())) - np.repeat(starts, words)
     roles[(position > np.repeat(words, words) // 2)] = int(schema.Role.LISTENER)
-    anchors = (rng.random(int(concepts.sum())) * np.repeat(words - 1, concepts)).astype(np.int32) + 1
+    anchors = (rng.random(int(concepts.sum())) * np.repeat(words - 1, concepts)).astype(
+        np.int32
+    ) + 1
     total_c = int(concepts.sum())
     table = {
         "example_id": pa.array([f"{split}-{i}" for i in range(rows)]),
@@ -51,10 +53,14 @@ def _table(split: str, rows: int, vocab_size: int, rng: np.random.Generator) -> 
         "target": pa.array(["synthetic"] * rows),
         "context_ids": _list(words, ctx, pa.int32()),
         "context_roles": _list(words, roles, pa.int8()),
-        "context_intensity": _list(words, rng.random(int(words.sum())).astype(np.float32), pa.float32()),
+        "context_intensity": _list(
+            words, rng.random(int(words.sum())).astype(np.float32), pa.float32()
+        ),
         "concept_ids": _list(concepts, zipf(total_c).astype(np.int32), pa.int32()),
         "concept_anchor": _list(concepts, anchors, pa.int32()),
-        "concept_relation": _list(concepts, rng.integers(0, len(schema.RELATIONS), total_c).astype(np.int8), pa.int8()),
+        "concept_relation": _list(
+            concepts, rng.integers(0, len(schema.RELATIONS), total_c).astype(np.int8), pa.int8()
+        ),
         "concept_weight": _list(concepts, rng.random(total_c).astype(np.float32), pa.float32()),
         "concept_intensity": _list(concepts, rng.random(total_c).astype(np.float32), pa.float32()),
         "target_ids": _list(targets, zipf(int(targets.sum())).astype(np.int32), pa.int32()),
@@ -65,14 +71,21 @@ def _table(split: str, rows: int, vocab_size: int, rng: np.random.Generator) -> 
 def write(path: Path, *, vocab_size: int = 19_622, scale: float = 1.0, seed: int = 0) -> Path:
     """Write the synthetic file (``scale`` multiplies the row counts)."""
     rng = np.random.default_rng(seed)
-    vocab = (*schema.SPECIAL_TOKENS, *(f"w{i}" for i in range(vocab_size - len(schema.SPECIAL_TOKENS))))
+    vocab = (
+        *schema.SPECIAL_TOKENS,
+        *(f"w{i}" for i in range(vocab_size - len(schema.SPECIAL_TOKENS))),
+    )
     tables = [_table(split, max(int(n * scale), 1), vocab_size, rng) for split, n in SPLITS.items()]
     batches = [t.slice(i, 4096) for t in tables for i in range(0, t.num_rows, 4096)]
-    return schema.write_graphs(path, batches, vocab=vocab, provenance={"synthetic": True, "seed": seed})
+    return schema.write_graphs(
+        path, batches, vocab=vocab, provenance={"synthetic": True, "seed": seed}
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("path", type=Path)
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=0)

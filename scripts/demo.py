@@ -64,19 +64,48 @@ def main(argv: list[str] | None = None) -> int:
     index, graphs, run_dir = out / "index", out / "graphs.arrow", out / "run"
 
     run([kg, "sample", "--to", str(out), "--force"])
-    run([kg, "build-index", str(out / "knowledge.tsv"), "--lexicon", str(out / "lexicon.tsv"),
-         "--index", str(index), "--force"])  # fmt: skip
+    run(
+        [
+            kg,
+            "build-index",
+            str(out / "knowledge.tsv"),
+            "--lexicon",
+            str(out / "lexicon.tsv"),
+            "--index",
+            str(index),
+            "--force",
+        ]
+    )
     run([kg, "query", "happy", "--index", str(index), "--top", "8"])
     run([kg, "enrich", str(out / "dialogues.jsonl"), "--index", str(index), "--out", str(graphs)])
     run([kg, "inspect", str(graphs), "--example", "0"])
     # one validation at the end: with 40 training conversations the validation perplexity only
     # rises after the first steps, and early stopping would keep a model that learned nothing
-    run([model, "train", "--graphs", str(graphs), "--preset", "tiny", "--max-steps",
-         str(args.steps), "--eval-every", str(args.steps), "--out", str(run_dir), "--force",
-         "--threads", "1", "--no-progress"])  # fmt: skip
+    run(
+        [
+            model,
+            "train",
+            "--graphs",
+            str(graphs),
+            "--preset",
+            "tiny",
+            "--max-steps",
+            str(args.steps),
+            "--eval-every",
+            str(args.steps),
+            "--out",
+            str(run_dir),
+            "--force",
+            "--threads",
+            "1",
+            "--no-progress",
+        ]
+    )
     run([model, "generate", str(run_dir), "--split", "test", "--limit", "3"])
-    chat = run([model, "chat", str(run_dir)],
-               stdin="".join(f"{message}\n/reset\n" for message, _ in CHAT_MESSAGES))
+    chat = run(
+        [model, "chat", str(run_dir)],
+        stdin="".join(f"{message}\n/reset\n" for message, _ in CHAT_MESSAGES),
+    )
 
     from kemp_kg import schema
 
@@ -89,12 +118,12 @@ What you just saw
   1. sample, build-index, query: a small knowledge graph and emotion lexicon written for kemp
      became a knowledge index; `query happy` lists what it would inject for "happy".
   2. enrich, inspect: every listener turn of the sample's conversations became one example
-     ({examples.get('train', '?')} train, {examples.get('valid', '?')} valid, \
-{examples.get('test', '?')} test): its history, the concepts found for
+     ({examples.get("train", "?")} train, {examples.get("valid", "?")} valid, \
+{examples.get("test", "?")} test): its history, the concepts found for
      its words, and the graph joining them.
   3. train: the `tiny` preset ({size:,} parameters), {args.steps} steps, seconds on a CPU.
   4. generate, on test conversations it never saw: mostly babble, and that is expected; a
-     model this small, trained this briefly on {examples.get('train', '?')} examples, cannot \
+     model this small, trained this briefly on {examples.get("train", "?")} examples, cannot \
 write new replies (the
      huge validation perplexity says the same).
   5. chat, with messages like the training conversations: it named the emotion right for

@@ -174,8 +174,10 @@ def run_stage(stage: Stage, state: State, log_dir: Path, env: dict[str, str]) ->
         key = "wall_seconds_before" if state.started(stage) else "wall_seconds"
         previous = float(recorded.get(key, 0.0))
     fields: dict[str, object] = {
-        "status": "started", "command": shlex.join(stage.command), "machine": machine(),
-    }  # fmt: skip
+        "status": "started",
+        "command": shlex.join(stage.command),
+        "machine": machine(),
+    }
     if why is not None:
         print(f"[redo] {stage.name}: {why}", flush=True)
         previous = 0.0
@@ -252,8 +254,10 @@ def stale_run(run: Path, preset: str, changes: dict[str, object] | None = None) 
     pretrained = bool(changes.pop("embeddings", preset in GLOVE_PRESETS))
     placement = changes.pop("embeddings.placement", "orthonormal")
     expected: dict[str, dict[str, object]] = {
-        "model": to_dict(want.model), "train": to_dict(want.train), "loss": to_dict(want.loss),
-    }  # fmt: skip
+        "model": to_dict(want.model),
+        "train": to_dict(want.train),
+        "loss": to_dict(want.loss),
+    }
     for key, value in changes.items():
         section, _, field = key.partition(".")
         expected.setdefault(section, {})[field] = value

@@ -352,11 +352,14 @@ def write_results(args: Any, state: Any, out: Path) -> None:
             )
     official = load_evaluation(work / "official.metrics.json")
     if official is not None:
-        rows.append(_metric_row(
-            "official KEMP predictions (qtli/KEMP result/KEMP.txt)", "as released",
-            {**official, "emotion_accuracy": None, "ppl_paper": None, "ppl_pooled": None},
-            ["-", "-", "-", "-"],
-        ))  # fmt: skip
+        rows.append(
+            _metric_row(
+                "official KEMP predictions (qtli/KEMP result/KEMP.txt)",
+                "as released",
+                {**official, "emotion_accuracy": None, "ppl_paper": None, "ppl_pooled": None},
+                ["-", "-", "-", "-"],
+            )
+        )
     for name, (paper, extra) in CITED.items():
         rows.append(_metric_row(name, "as published", {**paper, "examples": 5255}, extra))
 
@@ -447,8 +450,11 @@ def _run_detail(label: str, info: RunInfo) -> str:
 
 def _differences(work: Path, runs: dict[str, RunInfo | None], data: Path | None) -> list[str]:
     """Where the setting differs from the paper; the vocabulary figures computed here."""
-    sources = {knowledge_identity(i.provenance)["source"] for i in runs.values()
-               if i is not None and i.provenance}  # fmt: skip
+    sources = {
+        knowledge_identity(i.provenance)["source"]
+        for i in runs.values()
+        if i is not None and i.provenance
+    }
     lines = ["## Where our setting differs from the paper", ""]
     if "wordnet" in sources:
         lines += [

@@ -24,18 +24,33 @@ BIN = Path(sys.executable).parent
 
 
 @pytest.fixture(scope="module")
-def real_run(tmp_path_factory: pytest.TempPathFactory, shared_data: Path, nltk_data: Path,
-             nrc_vad: Path) -> tuple[Path, Path, Path]:
+def real_run(
+    tmp_path_factory: pytest.TempPathFactory, shared_data: Path, nltk_data: Path, nrc_vad: Path
+) -> tuple[Path, Path, Path]:
     work = tmp_path_factory.mktemp("real")
     index = work / "index"
     build_index("wordnet", nrc_vad, index)
     # The valid split as the training data (its own vocabulary): real text, real graphs.
-    graphs = enrich(shared_data / "ed" / "valid.csv", index, work / "valid.arrow", config=paper(),
-                    split="train").path
-    overrides = {"max_steps": 300, "eval_every": 100, "eval_examples": 512, "log_every": 20,
-                 "valid_split": "train", "patience": 0}
-    train(TrainJob(graphs=(graphs,), out=work / "run", preset="tiny",
-                   train_overrides=tuple(overrides.items()), progress=False))
+    graphs = enrich(
+        shared_data / "ed" / "valid.csv", index, work / "valid.arrow", config=paper(), split="train"
+    ).path
+    overrides = {
+        "max_steps": 300,
+        "eval_every": 100,
+        "eval_examples": 512,
+        "log_every": 20,
+        "valid_split": "train",
+        "patience": 0,
+    }
+    train(
+        TrainJob(
+            graphs=(graphs,),
+            out=work / "run",
+            preset="tiny",
+            train_overrides=tuple(overrides.items()),
+            progress=False,
+        )
+    )
     return index, graphs, work / "run"
 
 
@@ -51,7 +66,9 @@ def test_evaluate_generate_and_chat_work_on_its_checkpoint(real_run, tmp_path: P
     index, graphs, run = real_run
     done = subprocess.run(
         [str(BIN / "kemp-model"), "evaluate", str(run), "--split", "train", "--limit", "64"],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     metrics = json.loads((run / "eval" / "train-greedy.metrics.json").read_text())
@@ -60,15 +77,29 @@ def test_evaluate_generate_and_chat_work_on_its_checkpoint(real_run, tmp_path: P
     assert blocks == 64
     out = tmp_path / "preds.jsonl"
     done = subprocess.run(
-        [str(BIN / "kemp-model"), "generate", str(run), "--split", "train", "--limit", "4",
-         "--out", str(out)], capture_output=True, text=True, timeout=300,
+        [
+            str(BIN / "kemp-model"),
+            "generate",
+            str(run),
+            "--split",
+            "train",
+            "--limit",
+            "4",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert len(out.read_text().splitlines()) == 4
     done = subprocess.run(
         [str(BIN / "kemp-model"), "chat", str(run), "--index", str(index)],
         input="I failed my driving test today and I feel terrible.\n/quit\n",
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "Traceback" not in done.stderr

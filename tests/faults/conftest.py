@@ -22,17 +22,32 @@ def golden(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         (inputs / "knowledge.tsv").read_text() + "kempfault\tRelatedTo\tsentinel\t1.0\n"
     )
     for argv in (
-        ["build-index", str(inputs / "knowledge.tsv"), "--lexicon", str(inputs / "lexicon.tsv"),
-         "--index", str(root / "index")],
-        ["enrich", str(inputs / "dialogues.jsonl"), "--index", str(root / "index"), "--out",
-         str(root / "graphs.arrow")],
-    ):  # fmt: skip
+        [
+            "build-index",
+            str(inputs / "knowledge.tsv"),
+            "--lexicon",
+            str(inputs / "lexicon.tsv"),
+            "--index",
+            str(root / "index"),
+        ],
+        [
+            "enrich",
+            str(inputs / "dialogues.jsonl"),
+            "--index",
+            str(root / "index"),
+            "--out",
+            str(root / "graphs.arrow"),
+        ],
+    ):
         result = run("kemp_kg", argv, cwd=root)
         assert result.returncode == 0, result.stderr[-3000:]
     return {
-        "root": root, "inputs": inputs, "knowledge_v2": knowledge_v2,
-        "index": root / "index", "graphs": root / "graphs.arrow",
-    }  # fmt: skip
+        "root": root,
+        "inputs": inputs,
+        "knowledge_v2": knowledge_v2,
+        "index": root / "index",
+        "graphs": root / "graphs.arrow",
+    }
 
 
 @pytest.fixture(scope="session")

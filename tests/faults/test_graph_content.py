@@ -41,19 +41,31 @@ def _first_row_with_concepts(table: pa.Table) -> int:
 
 BAD_VALUES: dict[str, tuple[Callable[[pa.Table, int], pa.Table], str]] = {
     # name: (edit, expected part of the message)
-    "id-outside-vocab": (lambda t, v: _edit_values(t, "context_ids", lambda x: [x[0], v, *x[2:]]),
-                         "context_ids holds"),
-    "negative-target-id": (lambda t, v: _edit_values(t, "target_ids", lambda x: [-5, *x[1:]]),
-                           "target_ids holds -5"),
-    "emotion-99": (lambda t, v: t.set_column(3, "emotion", pa.array([99] * t.num_rows, pa.int8())),
-                   "emotion 99"),
-    "anchor-out-of-range": (lambda t, v: _edit_values(t, "concept_anchor", lambda x: [500, *x[1:]]),
-                            "concept_anchor 500"),
-    "concept-list-length": (lambda t, v: _edit_values(t, "concept_weight", lambda x: x[1:]),
-                            "concept_weight has"),
-    "nan-intensity": (lambda t, v: _edit_values(t, "concept_intensity",
-                                                lambda x: [float("nan"), *x[1:]]), "nan"),
-}  # fmt: skip
+    "id-outside-vocab": (
+        lambda t, v: _edit_values(t, "context_ids", lambda x: [x[0], v, *x[2:]]),
+        "context_ids holds",
+    ),
+    "negative-target-id": (
+        lambda t, v: _edit_values(t, "target_ids", lambda x: [-5, *x[1:]]),
+        "target_ids holds -5",
+    ),
+    "emotion-99": (
+        lambda t, v: t.set_column(3, "emotion", pa.array([99] * t.num_rows, pa.int8())),
+        "emotion 99",
+    ),
+    "anchor-out-of-range": (
+        lambda t, v: _edit_values(t, "concept_anchor", lambda x: [500, *x[1:]]),
+        "concept_anchor 500",
+    ),
+    "concept-list-length": (
+        lambda t, v: _edit_values(t, "concept_weight", lambda x: x[1:]),
+        "concept_weight has",
+    ),
+    "nan-intensity": (
+        lambda t, v: _edit_values(t, "concept_intensity", lambda x: [float("nan"), *x[1:]]),
+        "nan",
+    ),
+}
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +76,12 @@ def bad_files(tmp_path_factory: pytest.TempPathFactory, golden) -> dict[str, Pat
     table = good.table.slice(start)  # row 0 has concepts: the edits land in row 0
     out = {}
     for name, (edit, _) in BAD_VALUES.items():
-        out[name] = schema.write_graphs(folder / f"{name}.arrow", [edit(table, len(good.vocab))],
-                                        vocab=good.vocab, provenance=good.provenance)  # fmt: skip
+        out[name] = schema.write_graphs(
+            folder / f"{name}.arrow",
+            [edit(table, len(good.vocab))],
+            vocab=good.vocab,
+            provenance=good.provenance,
+        )
     return out
 
 
@@ -95,8 +111,18 @@ def test_bad_graph_values_are_one_line_through_evaluate(
     tmp_path: Path, golden_run, bad_files
 ) -> None:
     bad = bad_files["id-outside-vocab"]
-    argv = ["evaluate", str(golden_run), "--graphs", str(bad), "--split", "train", "--limit", "2",
-            "--out-dir", str(tmp_path / "eval")]  # fmt: skip
+    argv = [
+        "evaluate",
+        str(golden_run),
+        "--graphs",
+        str(bad),
+        "--split",
+        "train",
+        "--limit",
+        "2",
+        "--out-dir",
+        str(tmp_path / "eval"),
+    ]
     line = one_line_error(run("kemp_model", argv, cwd=tmp_path))
     assert str(bad) in line and "outside the vocabulary" in line, line
 

@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -75,7 +74,9 @@ def cut(data: bytes, where: str) -> bytes:
 
 
 @pytest.mark.parametrize("where", TRUNCATIONS)
-def test_truncated_graph_file_raises_graph_file_error(tmp_path: Path, good_bytes: bytes, where: str) -> None:
+def test_truncated_graph_file_raises_graph_file_error(
+    tmp_path: Path, good_bytes: bytes, where: str
+) -> None:
     path = tmp_path / "g.arrow"
     path.write_bytes(cut(good_bytes, where))
     with pytest.raises(schema.GraphFileError) as caught:
@@ -84,7 +85,9 @@ def test_truncated_graph_file_raises_graph_file_error(tmp_path: Path, good_bytes
     assert "\n" not in message and str(path) in message and "rerun" in message
 
 
-def test_garbage_and_foreign_files_raise_graph_file_error(tmp_path: Path, good_bytes: bytes) -> None:
+def test_garbage_and_foreign_files_raise_graph_file_error(
+    tmp_path: Path, good_bytes: bytes
+) -> None:
     cases = {
         "random.arrow": os.urandom(4096),
         "empty.arrow": b"",
@@ -191,7 +194,9 @@ def spawn_writer(path: Path, tag: str, batches: int) -> subprocess.Popen[str]:
     )
 
 
-def test_kill_9_while_writing_keeps_the_previous_file_and_the_rerun_completes(tmp_path: Path) -> None:
+def test_kill_9_while_writing_keeps_the_previous_file_and_the_rerun_completes(
+    tmp_path: Path,
+) -> None:
     final = graph_file(tmp_path / "out.arrow", n=50, tag="old")
     before = final.read_bytes()
     proc = spawn_writer(final, "new", batches=10_000)
@@ -205,7 +210,11 @@ def test_kill_9_while_writing_keeps_the_previous_file_and_the_rerun_completes(tm
     # Left behind: the killed writer's temp file (never under the final name) and its stale lock
     # file (the kernel released the flock with the process, so it blocks nobody).
     leftovers = [n for n in entries(tmp_path) if n not in ("out.arrow", ".out.arrow.lock")]
-    assert len(leftovers) == 1 and leftovers[0].startswith(".out.arrow.") and leftovers[0].endswith(".tmp")
+    assert (
+        len(leftovers) == 1
+        and leftovers[0].startswith(".out.arrow.")
+        and leftovers[0].endswith(".tmp")
+    )
     assert schema.open_graphs(tmp_path).paths == (final,)  # a folder read ignores the temp file
     rerun = spawn_writer(final, "new", batches=3)
     out, err = rerun.communicate(timeout=120)
@@ -247,7 +256,10 @@ def test_a_second_writer_fails_clearly_while_the_output_is_locked(tmp_path: Path
     final = graph_file(tmp_path / "out.arrow", n=10, tag="old")
     before = final.read_bytes()
     holder = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(final)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", HOLDER, str(final)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
@@ -278,7 +290,10 @@ def test_output_lock_is_reentrant_in_one_process_and_cleans_up(tmp_path: Path) -
 
 
 def _write_raw(path: Path, table: pa.Table, metadata: dict[bytes, bytes]) -> Path:
-    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema.with_metadata(metadata)) as writer:
+    with (
+        pa.OSFile(str(path), "wb") as sink,
+        pa.ipc.new_file(sink, table.schema.with_metadata(metadata)) as writer,
+    ):
         writer.write_table(table)
     return path
 
@@ -301,11 +316,20 @@ GOOD_META = {
         {schema.META_PROVENANCE: b'"just a string"'},
         {schema.META_VERSION: b"\xff\xff"},
     ],
-    ids=["vocab-truncated", "vocab-not-utf8", "vocab-object", "vocab-ints", "prov-truncated",
-         "prov-string", "version-not-utf8"],  # fmt: skip
+    ids=[
+        "vocab-truncated",
+        "vocab-not-utf8",
+        "vocab-object",
+        "vocab-ints",
+        "prov-truncated",
+        "prov-string",
+        "version-not-utf8",
+    ],
 )
 def test_corrupt_metadata_is_a_graph_file_error(tmp_path: Path, patch: dict[bytes, bytes]) -> None:
-    path = _write_raw(tmp_path / "g.arrow", rows(3).cast(schema.GRAPH_SCHEMA), {**GOOD_META, **patch})
+    path = _write_raw(
+        tmp_path / "g.arrow", rows(3).cast(schema.GRAPH_SCHEMA), {**GOOD_META, **patch}
+    )
     with pytest.raises(schema.GraphFileError) as caught:
         schema.open_graphs(path)
     assert "\n" not in str(caught.value) and str(path) in str(caught.value)
@@ -314,9 +338,10 @@ def test_corrupt_metadata_is_a_graph_file_error(tmp_path: Path, patch: dict[byte
 def test_wrong_column_type_is_a_graph_file_error(tmp_path: Path) -> None:
     table = rows(3).cast(schema.GRAPH_SCHEMA)
     table = table.set_column(
-        table.schema.get_field_index("context_ids"), "context_ids",
+        table.schema.get_field_index("context_ids"),
+        "context_ids",
         table.column("context_ids").cast(pa.list_(pa.int64())),
-    )  # fmt: skip
+    )
     path = _write_raw(tmp_path / "g.arrow", table, GOOD_META)
     with pytest.raises(schema.GraphFileError, match="context_ids"):
         schema.open_graphs(path)

@@ -23,17 +23,36 @@ from kemp_kg import schema
 
 
 def test_a_huge_conversation_is_bounded_and_the_cuts_are_counted(tmp_path: Path, golden) -> None:
-    turns = [{"role": ("speaker", "listener")[i % 2], "text": f"turn {i} my happy dog"}
-             for i in range(200)]  # fmt: skip
+    turns = [
+        {"role": ("speaker", "listener")[i % 2], "text": f"turn {i} my happy dog"}
+        for i in range(200)
+    ]
     turns[5]["text"] = "happy " * 2000
     lines = (golden["inputs"] / "dialogues.jsonl").read_text().splitlines()
-    lines.append(json.dumps({"id": "huge", "split": "train", "emotion": "joyful",
-                             "situation": "a long day", "turns": turns}))  # fmt: skip
+    lines.append(
+        json.dumps(
+            {
+                "id": "huge",
+                "split": "train",
+                "emotion": "joyful",
+                "situation": "a long day",
+                "turns": turns,
+            }
+        )
+    )
     dialogues = tmp_path / "d.jsonl"
     dialogues.write_text("\n".join(lines) + "\n")
     out = tmp_path / "g.arrow"
-    argv = ["enrich", str(dialogues), "--index", str(golden["index"]), "--out", str(out),
-            "--max-history-turns", "6"]  # fmt: skip
+    argv = [
+        "enrich",
+        str(dialogues),
+        "--index",
+        str(golden["index"]),
+        "--out",
+        str(out),
+        "--max-history-turns",
+        "6",
+    ]
     result = run("kemp_kg", argv, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     text = " ".join(result.stdout.split())
@@ -55,12 +74,17 @@ def _dump_line(relation: str, start: str, end: str) -> str:
 
 def test_dump_lines_without_a_relation_are_skipped_and_counted(tmp_path: Path) -> None:
     dump = tmp_path / "dump.csv"
-    dump.write_text("\n".join([
-        _dump_line("/r/IsA", "/c/en/dog/n", "/c/en/pet/n"),
-        _dump_line("", "/c/en/cat/n", "/c/en/pet/n"),
-        _dump_line("/r/", "/c/en/cow/n", "/c/en/animal/n"),
-        _dump_line("/r/RelatedTo", "/c/en/happy", "/c/en/joy"),
-    ]) + "\n")  # fmt: skip
+    dump.write_text(
+        "\n".join(
+            [
+                _dump_line("/r/IsA", "/c/en/dog/n", "/c/en/pet/n"),
+                _dump_line("", "/c/en/cat/n", "/c/en/pet/n"),
+                _dump_line("/r/", "/c/en/cow/n", "/c/en/animal/n"),
+                _dump_line("/r/RelatedTo", "/c/en/happy", "/c/en/joy"),
+            ]
+        )
+        + "\n"
+    )
     result = run(
         "kemp_kg", ["build-index", str(dump), "--index", str(tmp_path / "idx")], cwd=tmp_path
     )
@@ -85,8 +109,14 @@ def test_a_bom_does_not_eat_the_first_record_or_the_lexicon_header(tmp_path: Pat
     lexicon = tmp_path / "lexicon.tsv"
     lexicon.write_bytes(b"\xef\xbb\xbf" + (inputs / "lexicon.tsv").read_bytes())
     index = tmp_path / "index"
-    argv = ["build-index", str(inputs / "knowledge.tsv"), "--lexicon", str(lexicon), "--index",
-            str(index)]  # fmt: skip
+    argv = [
+        "build-index",
+        str(inputs / "knowledge.tsv"),
+        "--lexicon",
+        str(lexicon),
+        "--index",
+        str(index),
+    ]
     result = run("kemp_kg", argv, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     words = json.loads((golden["index"] / "manifest.json").read_text())["lexicon"]["words"]
@@ -94,8 +124,11 @@ def test_a_bom_does_not_eat_the_first_record_or_the_lexicon_header(tmp_path: Pat
     dialogues = tmp_path / "d.jsonl"
     dialogues.write_bytes(b"\xef\xbb\xbf" + (inputs / "dialogues.jsonl").read_bytes())
     out = tmp_path / "g.arrow"
-    result = run("kemp_kg", ["enrich", str(dialogues), "--index", str(index), "--out", str(out)],
-                 cwd=tmp_path)  # fmt: skip
+    result = run(
+        "kemp_kg",
+        ["enrich", str(dialogues), "--index", str(index), "--out", str(out)],
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert len(schema.open_graphs(out)) == len(schema.open_graphs(golden["graphs"]))
 
@@ -117,8 +150,13 @@ def test_duckdb_fatal_error_on_a_full_disk_is_one_line(tmp_path: Path, golden) -
         m.duckdb = type("D", (), {"connect": staticmethod(lambda *a, **k: _Con(_connect(*a, **k))),
                                    "__getattr__": lambda self, n: getattr(duckdb, n)})()
     """
-    argv = ["build-index", str(golden["inputs"] / "knowledge.tsv"), "--index", str(index_dir),
-            "--force"]  # fmt: skip
+    argv = [
+        "build-index",
+        str(golden["inputs"] / "knowledge.tsv"),
+        "--index",
+        str(index_dir),
+        "--force",
+    ]
     line = one_line_error(run("kemp_kg", argv, cwd=tmp_path, patch=patch))
     assert "No space left on device" in line and "previous index is kept" in line, line
     assert {p.name: p.read_bytes() for p in index_dir.iterdir()} == before
@@ -143,11 +181,22 @@ def test_an_index_without_its_tables_is_one_line(
 ) -> None:
     package, argv = {
         "query": ("kemp_kg", ["query", "happy", "--index", str(tableless_index)]),
-        "enrich": ("kemp_kg", ["enrich", str(golden["inputs"] / "dialogues.jsonl"), "--index",
-                               str(tableless_index), "--out", str(tmp_path / "g.arrow")]),
-        "chat": ("kemp_model", ["chat", str(golden_run), "--index", str(tableless_index),
-                                "--device", "cpu"]),
-    }[command]  # fmt: skip
+        "enrich": (
+            "kemp_kg",
+            [
+                "enrich",
+                str(golden["inputs"] / "dialogues.jsonl"),
+                "--index",
+                str(tableless_index),
+                "--out",
+                str(tmp_path / "g.arrow"),
+            ],
+        ),
+        "chat": (
+            "kemp_model",
+            ["chat", str(golden_run), "--index", str(tableless_index), "--device", "cpu"],
+        ),
+    }[command]
     line = one_line_error(run(package, argv, cwd=tmp_path))
     assert "lacks the table(s)" in line and "build-index" in line, line
     assert not (tmp_path / "g.arrow").exists()

@@ -59,25 +59,51 @@ def _clobber_cases(g: dict[str, Path], tmp: Path) -> dict[str, tuple[str, list[s
     index = tmp / "index"
     return {
         "enrich-out-is-the-dialogues": (
-            "kemp_kg", ["enrich", str(dialogues), "--index", str(index), "--out", str(dialogues)],
-            dialogues, "is also an input"),
+            "kemp_kg",
+            ["enrich", str(dialogues), "--index", str(index), "--out", str(dialogues)],
+            dialogues,
+            "is also an input",
+        ),
         "enrich-out-inside-the-index": (
-            "kemp_kg", ["enrich", str(dialogues), "--index", str(index), "--out",
-                        str(index / "index.duckdb")],
-            index / "index.duckdb", "inside the input folder"),
+            "kemp_kg",
+            ["enrich", str(dialogues), "--index", str(index), "--out", str(index / "index.duckdb")],
+            index / "index.duckdb",
+            "inside the input folder",
+        ),
         "generate-out-is-the-graphs": (
-            "kemp_model", ["generate", str(run_dir), "--graphs", str(graphs), "--out", str(graphs),
-                           "--limit", "1"],
-            graphs, "is also an input"),
+            "kemp_model",
+            [
+                "generate",
+                str(run_dir),
+                "--graphs",
+                str(graphs),
+                "--out",
+                str(graphs),
+                "--limit",
+                "1",
+            ],
+            graphs,
+            "is also an input",
+        ),
         "generate-out-is-a-run-file": (
-            "kemp_model", ["generate", str(run_dir), "--out", str(run_dir / "best.safetensors"),
-                           "--limit", "1"],
-            run_dir / "best.safetensors", "is also an input"),
+            "kemp_model",
+            ["generate", str(run_dir), "--out", str(run_dir / "best.safetensors"), "--limit", "1"],
+            run_dir / "best.safetensors",
+            "is also an input",
+        ),
         "score-json-is-the-predictions": (
-            "kemp_model", ["score", str(preds), "--json", str(preds)], preds, "is also an input"),
+            "kemp_model",
+            ["score", str(preds), "--json", str(preds)],
+            preds,
+            "is also an input",
+        ),
         "inspect-plot-is-the-graphs": (
-            "kemp_kg", ["inspect", str(graphs), "--plot", str(graphs)], graphs, "is also an input"),
-    }  # fmt: skip
+            "kemp_kg",
+            ["inspect", str(graphs), "--plot", str(graphs)],
+            graphs,
+            "is also an input",
+        ),
+    }
 
 
 CLOBBER_CASES = sorted(_clobber_cases({}, Path("/")))
@@ -155,8 +181,14 @@ def test_build_index_through_a_symlink_rebuilds_its_target_and_leaves_nothing(
 
 def test_second_enrich_into_one_output_fails_before_doing_the_work(tmp_path: Path, golden) -> None:
     out = tmp_path / "g.arrow"
-    argv = ["enrich", str(golden["inputs"] / "dialogues.jsonl"), "--index", str(golden["index"]),
-            "--out", str(out)]  # fmt: skip
+    argv = [
+        "enrich",
+        str(golden["inputs"] / "dialogues.jsonl"),
+        "--index",
+        str(golden["index"]),
+        "--out",
+        str(out),
+    ]
     hold = f"""
         import kemp_kg.enrich as m
         _orig = m.read_dialogues
@@ -179,11 +211,18 @@ def test_second_enrich_into_one_output_fails_before_doing_the_work(tmp_path: Pat
 # 2. Ctrl-C: exit 130, one line (what was kept, the command that finishes), no temp file
 
 
-def _interrupt(package: str, argv: list[str], hold: str, cwd: Path,
-               stdin: bool = False) -> subprocess.CompletedProcess[str]:  # fmt: skip
-    proc = subprocess.Popen(command(package, argv, hold), cwd=cwd, env=ENV, text=True,
-                            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+def _interrupt(
+    package: str, argv: list[str], hold: str, cwd: Path, stdin: bool = False
+) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.Popen(
+        command(package, argv, hold),
+        cwd=cwd,
+        env=ENV,
+        text=True,
+        stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     assert proc.stdout is not None
     for line in proc.stdout:
         if MARKER in line:
@@ -218,8 +257,14 @@ def test_ctrl_c_in_enrich_exits_130_keeps_the_old_graphs_and_says_how_to_finish(
     out = tmp_path / "g.arrow"
     shutil.copy(golden["graphs"], out)
     before = out.read_bytes()
-    argv = ["enrich", str(golden["inputs"] / "dialogues.jsonl"), "--index", str(golden["index"]),
-            "--out", str(out)]  # fmt: skip
+    argv = [
+        "enrich",
+        str(golden["inputs"] / "dialogues.jsonl"),
+        "--index",
+        str(golden["index"]),
+        "--out",
+        str(out),
+    ]
     line = _interrupt_line(_interrupt("kemp_kg", argv, HOLD_WRITE, tmp_path))
     assert f"{out} is as it was" in line and "kemp-kg enrich" in line and str(out) in line, line
     assert out.read_bytes() == before
@@ -270,8 +315,16 @@ def test_ctrl_c_in_train_exits_130_and_names_the_resume_command(tmp_path: Path, 
 
 
 def test_ctrl_c_in_evaluate_exits_130(tmp_path: Path, golden, golden_run) -> None:
-    argv = ["evaluate", str(golden_run), "--graphs", str(golden["graphs"]), "--out-dir",
-            str(tmp_path / "eval"), "--limit", "2"]  # fmt: skip
+    argv = [
+        "evaluate",
+        str(golden_run),
+        "--graphs",
+        str(golden["graphs"]),
+        "--out-dir",
+        str(tmp_path / "eval"),
+        "--limit",
+        "2",
+    ]
     hold = f"""
         import kemp_model.evaluate as m
         _orig = m.predict
@@ -307,31 +360,66 @@ def test_ctrl_c_in_chat_exits_130(tmp_path: Path, golden, golden_run) -> None:
 @pytest.mark.parametrize(
     ("argv", "needles"),
     [
-        (["enrich", "{dialogues}", "--index", "{index}", "--out", "{out}", "--split", "bogus"],
-         ["--split", "train, valid, test"]),
-        (["enrich", "{dialogues}", "--index", "{index}", "--out", "{out}", "--min-confidence",
-          "nan"], ["min_confidence", "finite"]),
+        (
+            ["enrich", "{dialogues}", "--index", "{index}", "--out", "{out}", "--split", "bogus"],
+            ["--split", "train, valid, test"],
+        ),
+        (
+            [
+                "enrich",
+                "{dialogues}",
+                "--index",
+                "{index}",
+                "--out",
+                "{out}",
+                "--min-confidence",
+                "nan",
+            ],
+            ["min_confidence", "finite"],
+        ),
         (["query", "happy", "--index", "{index}", "--top", "99999999999999999999"], ["--top"]),
-        (["build-index", "{knowledge}", "--index", "{out}", "--memory-limit", "lots"],
-         ["memory_limit 'lots'"]),
+        (
+            ["build-index", "{knowledge}", "--index", "{out}", "--memory-limit", "lots"],
+            ["memory_limit 'lots'"],
+        ),
         (["build-index", "{knowledge}", "--index", "{out}", "--threads", "-1"], ["--threads"]),
         (["build-index", "{knowledge}", "--index", "{out}", "--threads", "100000"], ["--threads"]),
     ],
-    ids=["split-bogus", "min-confidence-nan", "top-huge", "memory-limit-lots", "threads-negative",
-         "threads-100000"],
-)  # fmt: skip
+    ids=[
+        "split-bogus",
+        "min-confidence-nan",
+        "top-huge",
+        "memory-limit-lots",
+        "threads-negative",
+        "threads-100000",
+    ],
+)
 def test_bad_kemp_kg_options_are_usage_errors_before_any_work(
     tmp_path: Path, golden, argv, needles
 ) -> None:
-    values = {"dialogues": golden["inputs"] / "dialogues.jsonl", "index": golden["index"],
-              "out": tmp_path / "out", "knowledge": golden["inputs"] / "knowledge.tsv"}  # fmt: skip
+    values = {
+        "dialogues": golden["inputs"] / "dialogues.jsonl",
+        "index": golden["index"],
+        "out": tmp_path / "out",
+        "knowledge": golden["inputs"] / "knowledge.tsv",
+    }
     usage_error(run("kemp_kg", [a.format(**values) for a in argv], cwd=tmp_path), *needles)
     assert listing(tmp_path) == []  # no output, no temp folder, no lock
 
 
 def test_nan_length_penalty_is_a_usage_error(tmp_path: Path, golden, golden_run) -> None:
-    argv = ["generate", str(golden_run), "--graphs", str(golden["graphs"]), "--limit", "1",
-            "--decode", "beam", "--length-penalty", "nan"]  # fmt: skip
+    argv = [
+        "generate",
+        str(golden_run),
+        "--graphs",
+        str(golden["graphs"]),
+        "--limit",
+        "1",
+        "--decode",
+        "beam",
+        "--length-penalty",
+        "nan",
+    ]
     usage_error(run("kemp_model", argv, cwd=tmp_path), "length_penalty", "finite")
 
 
@@ -363,8 +451,9 @@ def test_a_run_killed_before_its_first_checkpoint_can_be_resumed_or_rerun(
     from test_pipeline_faults import kill_at_marker
 
     run_dir = tmp_path / "run"
-    kill_at_marker("kemp_model", TRAIN_ARGS(golden["graphs"], run_dir, steps=2), HOLD_FIRST_STEP,
-                   cwd=tmp_path)  # fmt: skip
+    kill_at_marker(
+        "kemp_model", TRAIN_ARGS(golden["graphs"], run_dir, steps=2), HOLD_FIRST_STEP, cwd=tmp_path
+    )
     assert (run_dir / "config.json").is_file() and not (run_dir / "last.state.safetensors").exists()
     argv = TRAIN_ARGS(golden["graphs"], run_dir, steps=2, resume=how == "resume")
     again = run("kemp_model", argv, cwd=tmp_path)
@@ -399,8 +488,9 @@ def test_disk_full_at_the_first_checkpoint_then_resume(tmp_path: Path, golden) -
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), filename)
         ck.save_file = _full
     """
-    line = one_line_error(run("kemp_model", TRAIN_ARGS(golden["graphs"], run_dir, steps=2),
-                              cwd=tmp_path, patch=patch))  # fmt: skip
+    line = one_line_error(
+        run("kemp_model", TRAIN_ARGS(golden["graphs"], run_dir, steps=2), cwd=tmp_path, patch=patch)
+    )
     assert "No space left on device" in line and "--resume" in line, line
     resumed = run(
         "kemp_model", TRAIN_ARGS(golden["graphs"], run_dir, steps=2, resume=True), cwd=tmp_path

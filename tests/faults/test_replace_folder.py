@@ -23,11 +23,15 @@ def test_replace_folder_creates_and_replaces(tmp_path: Path) -> None:
     schema.replace_folder(make(tmp_path / "index.tmp-1", "one"), final)
     assert (final / "marker").read_text() == "one"
     schema.replace_folder(make(tmp_path / "index.tmp-2", "two"), final)
-    assert (final / "marker").read_text() == "two" and (final / "sub" / "data").read_text() == "two" * 10
+    assert (final / "marker").read_text() == "two" and (
+        final / "sub" / "data"
+    ).read_text() == "two" * 10
     assert sorted(p.name for p in tmp_path.iterdir()) == ["index"]  # old copy and temp gone
 
 
-def test_the_final_folder_is_never_missing_during_the_swap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_final_folder_is_never_missing_during_the_swap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     if not schema._rename_exchange(make(tmp_path / "a", "a"), make(tmp_path / "b", "b")):
         pytest.skip("this kernel/filesystem has no renameat2(RENAME_EXCHANGE)")
     final = make(tmp_path / "index", "old")
@@ -50,7 +54,9 @@ def test_the_final_folder_is_never_missing_during_the_swap(tmp_path: Path, monke
     assert (final / "marker").read_text() == "new"
 
 
-def test_two_rename_fallback_still_ends_complete(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_two_rename_fallback_still_ends_complete(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(schema, "_rename_exchange", lambda a, b: False)  # e.g. macOS
     final = make(tmp_path / "index", "old")
     schema.replace_folder(make(tmp_path / "index.tmp-x", "new"), final)

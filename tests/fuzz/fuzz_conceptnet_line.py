@@ -115,7 +115,9 @@ def main() -> None:
         print(f"ok: {len(SEEDS) + int(sys.argv[2])} inputs")
         return
     if atheris is None:
-        sys.exit("atheris is not installed (pip install -r requirements-dev.txt), or use --random N")
+        sys.exit(
+            "atheris is not installed (pip install -r requirements-dev.txt), or use --random N"
+        )
     atheris.Setup(sys.argv, check_line)
     atheris.Fuzz()
 

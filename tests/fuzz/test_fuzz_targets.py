@@ -36,11 +36,13 @@ def test_atheris_run_is_coverage_guided_and_finds_nothing(tmp_path: Path) -> Non
 def test_the_checks_catch_a_broken_parser(tmp_path: Path) -> None:
     # A parser that forgets to drop blank terms must be caught by the property check.
     probe = (
-        "import sys; sys.argv = ['x']; sys.path.insert(0, %r)\n"
+        f"import sys; sys.argv = ['x']; sys.path.insert(0, {str(TARGET.parent)!r})\n"
         "import fuzz_conceptnet_line as f\n"
         "from kemp_kg import conceptnet\n"
         "conceptnet.parse_concept_uri = lambda uri: conceptnet.ConceptURI('en', '  ', None)\n"
         "f.check_line(b'x\\t/r/IsA\\t/c/en/_\\t/c/en/a\\t{}')\n"
-    ) % str(TARGET.parent)
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode != 0 and "AssertionError" in result.stderr

@@ -51,7 +51,9 @@ def test_parse_concept_uri_never_raises_and_returns_a_clean_term(uri: str) -> No
 @FAST
 @given(
     st.sampled_from(["en", "fr", "zh"]),
-    st.text(alphabet=string.ascii_lowercase + "_", min_size=1, max_size=12).filter(lambda t: t.strip("_")),
+    st.text(alphabet=string.ascii_lowercase + "_", min_size=1, max_size=12).filter(
+        lambda t: t.strip("_")
+    ),
     st.sampled_from(["", "/n", "/v", "/a", "/r", "/s", "/n/wn/food", "/x"]),
 )
 def test_parse_concept_uri_reads_well_formed_uris(lang: str, term: str, tail: str) -> None:
@@ -81,12 +83,17 @@ def valid_line(head: str, rel: str, tail: str, weight: float) -> bytes:
 
 
 VALID_LINES = st.builds(
-    valid_line, WORDS, st.sampled_from(["IsA", "RelatedTo", "Causes"]), WORDS,
+    valid_line,
+    WORDS,
+    st.sampled_from(["IsA", "RelatedTo", "Causes"]),
+    WORDS,
     st.floats(min_value=0.1, max_value=10, allow_nan=False),
-)  # fmt: skip
+)
 # Garbage: random bytes (no newline: one line each) that can never be an English-English row.
-GARBAGE_LINES = st.binary(min_size=0, max_size=60).map(lambda b: b.replace(b"\n", b" ").replace(b"\r", b" ")).filter(
-    lambda b: b"/c/en/" not in b
+GARBAGE_LINES = (
+    st.binary(min_size=0, max_size=60)
+    .map(lambda b: b.replace(b"\n", b" ").replace(b"\r", b" "))
+    .filter(lambda b: b"/c/en/" not in b)
 )
 
 
@@ -100,9 +107,9 @@ def _load(path: Path, scratch: Path) -> conceptnet.DumpLoad:
         load = conceptnet.load_dump(con, path, "edges", scratch=scratch)
         rows = con.execute("SELECT count(*) FROM edges").fetchone()[0]
         # Written rows are unique on (head, relation, tail) and hold no self-loop.
-        assert rows == load.counts["rows_kept"] - load.counts.get("self_loops_dropped", 0) - load.counts.get(
-            "duplicates_merged", 0
-        )
+        assert rows == load.counts["rows_kept"] - load.counts.get(
+            "self_loops_dropped", 0
+        ) - load.counts.get("duplicates_merged", 0)
         return load
     finally:
         con.close()
@@ -116,7 +123,11 @@ def _load(path: Path, scratch: Path) -> conceptnet.DumpLoad:
     compress=st.booleans(),
 )
 def test_load_dump_keeps_exactly_the_valid_rows_among_garbage(
-    tmp_path_factory: pytest.TempPathFactory, good: list[bytes], bad: list[bytes], order, compress: bool
+    tmp_path_factory: pytest.TempPathFactory,
+    good: list[bytes],
+    bad: list[bytes],
+    order,
+    compress: bool,
 ) -> None:
     folder = tmp_path_factory.mktemp("dump")
     lines = good + bad
@@ -133,7 +144,9 @@ def test_load_dump_keeps_exactly_the_valid_rows_among_garbage(
     assert load.counts["rows_kept"] == len(good)
     triples = {tuple(line.split(b"\t")[2:4]) + (line.split(b"\t")[1],) for line in good}
     distinct = {t for t in triples if t[0] != t[1]}
-    assert load.counts["rows_kept"] - load.counts["self_loops_dropped"] - load.counts["duplicates_merged"] == len(distinct)
+    assert load.counts["rows_kept"] - load.counts["self_loops_dropped"] - load.counts[
+        "duplicates_merged"
+    ] == len(distinct)
 
 
 @SLOW_IO
@@ -174,16 +187,27 @@ def ed_line(conv: int, idx: int, emotion: str, text: str) -> str:
     return f"hit:{conv}_conv:{conv},{idx},{emotion},a situation_comma_ here,{idx % 2},{text},,"
 
 
-ED_TEXT = st.text(alphabet=st.characters(blacklist_characters="\n\r,", blacklist_categories=("Cs",)), max_size=20)
+ED_TEXT = st.text(
+    alphabet=st.characters(blacklist_characters="\n\r,", blacklist_categories=("Cs",)), max_size=20
+)
 ED_LINES = st.builds(
-    ed_line, st.integers(0, 3), st.integers(-1, 5),
-    st.sampled_from(list(EMOTIONS[:4]) + ["", "not-an-emotion", " sad "]), ED_TEXT,
-)  # fmt: skip
+    ed_line,
+    st.integers(0, 3),
+    st.integers(-1, 5),
+    st.sampled_from(list(EMOTIONS[:4]) + ["", "not-an-emotion", " sad "]),
+    ED_TEXT,
+)
 
 
 def _mutate(line: str, how: int) -> bytes:
     raw = line.encode()
-    return [raw, raw.replace(b",", b"", 1), raw + b",extra,fields", raw[: len(raw) // 2], raw + b"\xff\xfe"][how]
+    return [
+        raw,
+        raw.replace(b",", b"", 1),
+        raw + b",extra,fields",
+        raw[: len(raw) // 2],
+        raw + b"\xff\xfe",
+    ][how]
 
 
 @FAST
@@ -215,25 +239,33 @@ def test_read_ed_csv_on_arbitrary_bytes(tmp_path_factory, data: bytes) -> None:
 
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=10),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=12,
 )
 TURNS = st.lists(
     st.fixed_dictionaries(
-        {"role": st.sampled_from(["speaker", "listener", "Listener ", "bot"]) | JSON_VALUES,
-         "text": st.text(max_size=15) | JSON_VALUES},  # fmt: skip
+        {
+            "role": st.sampled_from(["speaker", "listener", "Listener ", "bot"]) | JSON_VALUES,
+            "text": st.text(max_size=15) | JSON_VALUES,
+        },
     )
     | JSON_VALUES,
     max_size=5,
 )
-RECORDS = st.fixed_dictionaries(
-    {"id": st.text(max_size=5) | st.integers() | JSON_VALUES, "turns": TURNS | JSON_VALUES},
-    optional={
-        "split": st.sampled_from(["train", "dev", "valid", "test", "TRAIN", "other"]) | JSON_VALUES,
-        "emotion": st.sampled_from(list(EMOTIONS[:3]) + ["Sad", "nope"]) | JSON_VALUES,
-        "situation": st.text(max_size=10) | JSON_VALUES,
-    },
-) | JSON_VALUES
+RECORDS = (
+    st.fixed_dictionaries(
+        {"id": st.text(max_size=5) | st.integers() | JSON_VALUES, "turns": TURNS | JSON_VALUES},
+        optional={
+            "split": st.sampled_from(["train", "dev", "valid", "test", "TRAIN", "other"])
+            | JSON_VALUES,
+            "emotion": st.sampled_from(list(EMOTIONS[:3]) + ["Sad", "nope"]) | JSON_VALUES,
+            "situation": st.text(max_size=10) | JSON_VALUES,
+        },
+    )
+    | JSON_VALUES
+)
 
 
 @FAST
@@ -245,14 +277,18 @@ RECORDS = st.fixed_dictionaries(
 )
 def test_read_jsonl_never_crashes(tmp_path_factory, records, header, junk, strict: bool) -> None:
     path = tmp_path_factory.mktemp("jl") / "d.jsonl"
-    lines = ([json.dumps(header).encode()] if header else []) + [json.dumps(r).encode() for r in records]
+    lines = ([json.dumps(header).encode()] if header else []) + [
+        json.dumps(r).encode() for r in records
+    ]
     lines += [j.replace(b"\n", b"") for j in junk]
     path.write_bytes(b"\n".join(lines) + b"\n")
     try:
         got = dialogues.read_jsonl(path, split=None, strict=strict)
     except InputError as exc:
         assert "\n" not in str(exc)
-        assert strict or (header or {}).get("format") == "other/9" or any(b"format" in j for j in junk)
+        assert (
+            strict or (header or {}).get("format") == "other/9" or any(b"format" in j for j in junk)
+        )
         return
     check_conversations(got)
 
@@ -261,7 +297,12 @@ def test_read_jsonl_never_crashes(tmp_path_factory, records, header, junk, stric
 @given(
     document=st.one_of(
         st.lists(RECORDS, max_size=6),
-        st.fixed_dictionaries({"format": st.just("kemp-dialogues/1"), "dialogues": st.lists(RECORDS, max_size=6) | JSON_VALUES}),
+        st.fixed_dictionaries(
+            {
+                "format": st.just("kemp-dialogues/1"),
+                "dialogues": st.lists(RECORDS, max_size=6) | JSON_VALUES,
+            }
+        ),
         JSON_VALUES,
     ),
     strict=st.booleans(),

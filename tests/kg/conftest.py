@@ -23,8 +23,9 @@ def sample_lexicon() -> Path:
 
 
 @pytest.fixture(scope="session")
-def sample_index(tmp_path_factory: pytest.TempPathFactory, sample_knowledge: Path,
-                 sample_lexicon: Path) -> Path:
+def sample_index(
+    tmp_path_factory: pytest.TempPathFactory, sample_knowledge: Path, sample_lexicon: Path
+) -> Path:
     """An index folder built once per session from the samples (treat it as read-only)."""
     from kemp_kg.index import build_index
 

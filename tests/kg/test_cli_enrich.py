@@ -16,8 +16,9 @@ from kemp_kg import schema
 def kemp_kg(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     exe = Path(sys.executable).with_name("kemp-kg")
     env = {"COLUMNS": "200", "PATH": "/usr/bin:/bin", "NLTK_DATA": os.environ["NLTK_DATA"]}
-    return subprocess.run([str(exe), *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=180, env=env)
+    return subprocess.run(
+        [str(exe), *args], cwd=cwd, capture_output=True, text=True, timeout=180, env=env
+    )
 
 
 @pytest.fixture(scope="module")
@@ -27,12 +28,23 @@ def demo(tmp_path_factory: pytest.TempPathFactory, nltk_data: Path) -> Path:
     run = kemp_kg("sample", "--to", "s", cwd=folder)
     assert run.returncode == 0, run.stderr
     assert sorted(p.name for p in (folder / "s").iterdir()) == [
-        "dialogues.jsonl", "knowledge.tsv", "lexicon.tsv"]
-    run = kemp_kg("build-index", "s/knowledge.tsv", "--lexicon", "s/lexicon.tsv", "--index",
-                  "s/index", cwd=folder)
+        "dialogues.jsonl",
+        "knowledge.tsv",
+        "lexicon.tsv",
+    ]
+    run = kemp_kg(
+        "build-index",
+        "s/knowledge.tsv",
+        "--lexicon",
+        "s/lexicon.tsv",
+        "--index",
+        "s/index",
+        cwd=folder,
+    )
     assert run.returncode == 0, run.stderr
-    run = kemp_kg("enrich", "s/dialogues.jsonl", "--index", "s/index", "--out", "g.arrow",
-                  cwd=folder)
+    run = kemp_kg(
+        "enrich", "s/dialogues.jsonl", "--index", "s/index", "--out", "g.arrow", cwd=folder
+    )
     assert run.returncode == 0, run.stderr
     assert "examples train" in run.stdout and "80" in run.stdout
     return folder
@@ -46,9 +58,25 @@ def test_enrich_default_output_opens_with_all_splits(demo: Path) -> None:
 
 
 def test_threshold_flags_land_in_provenance(demo: Path) -> None:
-    run = kemp_kg("enrich", "s/dialogues.jsonl", "--index", "s/index", "--out", "o.arrow",
-                  "--preset", "official", "--top-k-per-token", "2", "--min-intensity", "0.5",
-                  "--exclude-relations", "Antonym,IsA", "--min-count", "2", cwd=demo)
+    run = kemp_kg(
+        "enrich",
+        "s/dialogues.jsonl",
+        "--index",
+        "s/index",
+        "--out",
+        "o.arrow",
+        "--preset",
+        "official",
+        "--top-k-per-token",
+        "2",
+        "--min-intensity",
+        "0.5",
+        "--exclude-relations",
+        "Antonym,IsA",
+        "--min-count",
+        "2",
+        cwd=demo,
+    )
     assert run.returncode == 0, run.stderr
     graphs = schema.open_graphs(demo / "o.arrow")
     thresholds = graphs.provenance["thresholds"]
@@ -72,14 +100,18 @@ def test_inspect_prints_history_concepts_edges_and_plots(demo: Path) -> None:
 
 def test_bad_input_skips_by_default_and_strict_exits_2(demo: Path) -> None:
     lines = (demo / "s" / "dialogues.jsonl").read_text().splitlines()
-    bad = lines[:5] + ['{"id": "x", "split": "train", "emotion": "hangry", "turns": []}',
-                       "{broken"] + lines[5:]
+    bad = (
+        lines[:5]
+        + ['{"id": "x", "split": "train", "emotion": "hangry", "turns": []}', "{broken"]
+        + lines[5:]
+    )
     (demo / "bad.jsonl").write_text("\n".join(bad) + "\n")
     run = kemp_kg("enrich", "bad.jsonl", "--index", "s/index", "--out", "b.arrow", cwd=demo)
     assert run.returncode == 0, run.stderr
     assert "skipped: malformed_record" in run.stdout and "skipped: unknown_emotion" in run.stdout
-    strict = kemp_kg("enrich", "bad.jsonl", "--index", "s/index", "--out", "c.arrow", "--strict",
-                     cwd=demo)
+    strict = kemp_kg(
+        "enrich", "bad.jsonl", "--index", "s/index", "--out", "c.arrow", "--strict", cwd=demo
+    )
     assert strict.returncode == 2
     assert strict.stderr.strip().count("\n") == 0 and "bad.jsonl:6" in strict.stderr
     assert not (demo / "c.arrow").exists()
@@ -91,11 +123,13 @@ def test_user_errors_are_one_line_with_exit_codes(demo: Path) -> None:
     assert no_index.stderr.strip().count("\n") == 0
     no_file = kemp_kg("enrich", "nothing.jsonl", "--index", "s/index", cwd=demo)
     assert no_file.returncode == 2 and "nothing.jsonl" in no_file.stderr
-    bad_preset = kemp_kg("enrich", "s/dialogues.jsonl", "--index", "s/index", "--preset", "x",
-                         cwd=demo)
+    bad_preset = kemp_kg(
+        "enrich", "s/dialogues.jsonl", "--index", "s/index", "--preset", "x", cwd=demo
+    )
     assert bad_preset.returncode == 2 and "unknown preset" in bad_preset.stderr
-    bad_shard = kemp_kg("enrich", "s/dialogues.jsonl", "--index", "s/index", "--shard", "3/2",
-                        cwd=demo)
+    bad_shard = kemp_kg(
+        "enrich", "s/dialogues.jsonl", "--index", "s/index", "--shard", "3/2", cwd=demo
+    )
     assert bad_shard.returncode == 2 and "shard" in bad_shard.stderr
     again = kemp_kg("sample", "--to", "s", cwd=demo)
     assert again.returncode == 1 and "--force" in again.stderr

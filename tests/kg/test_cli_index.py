@@ -10,20 +10,40 @@ from pathlib import Path
 
 def kemp_kg(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     exe = Path(sys.executable).with_name("kemp-kg")
-    return subprocess.run([str(exe), *args], cwd=cwd, capture_output=True, text=True, timeout=120,
-                          env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"})
+    return subprocess.run(
+        [str(exe), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
+    )
 
 
 def test_build_then_query(tmp_path: Path, sample_knowledge: Path, sample_lexicon: Path) -> None:
-    run = kemp_kg("build-index", str(sample_knowledge), "--lexicon", str(sample_lexicon),
-                  "--index", "idx", cwd=tmp_path)
+    run = kemp_kg(
+        "build-index",
+        str(sample_knowledge),
+        "--lexicon",
+        str(sample_lexicon),
+        "--index",
+        "idx",
+        cwd=tmp_path,
+    )
     assert run.returncode == 0, run.stderr
     assert "edges" in run.stdout and "374" in run.stdout
     manifest = json.loads((tmp_path / "idx" / "manifest.json").read_text())
     assert manifest["counts"]["edges"] == 374
 
-    again = kemp_kg("build-index", str(sample_knowledge), "--lexicon", str(sample_lexicon),
-                    "--index", "idx", cwd=tmp_path)
+    again = kemp_kg(
+        "build-index",
+        str(sample_knowledge),
+        "--lexicon",
+        str(sample_lexicon),
+        "--index",
+        "idx",
+        cwd=tmp_path,
+    )
     assert again.returncode == 0 and "nothing to do" in again.stdout
 
     query = kemp_kg("query", "happy", "--index", "idx", "--top", "4", cwd=tmp_path)
@@ -41,8 +61,15 @@ def test_one_line_errors_and_exit_codes(tmp_path: Path, sample_knowledge: Path) 
 
     bad_lexicon = tmp_path / "lex.txt"
     bad_lexicon.write_text("Word\tValence\tArousal\tDominance\nhappy\t0.9\n")
-    run = kemp_kg("build-index", str(sample_knowledge), "--lexicon", str(bad_lexicon),
-                  "--index", "idx", cwd=tmp_path)
+    run = kemp_kg(
+        "build-index",
+        str(sample_knowledge),
+        "--lexicon",
+        str(bad_lexicon),
+        "--index",
+        "idx",
+        cwd=tmp_path,
+    )
     assert run.returncode == 2
     lines = [line for line in run.stderr.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and "lex.txt: line 2:" in lines[0]
@@ -50,11 +77,13 @@ def test_one_line_errors_and_exit_codes(tmp_path: Path, sample_knowledge: Path) 
     assert not (tmp_path / "idx").exists()
 
 
-def test_real_conceptnet_fixture_through_the_cli(tmp_path: Path, shared_data: Path,
-                                                 nrc_vad: Path) -> None:
+def test_real_conceptnet_fixture_through_the_cli(
+    tmp_path: Path, shared_data: Path, nrc_vad: Path
+) -> None:
     dump = shared_data / "conceptnet" / "conceptnet5_testdata_assertions.csv"
-    run = kemp_kg("build-index", str(dump), "--lexicon", str(nrc_vad), "--index", "idx",
-                  cwd=tmp_path)
+    run = kemp_kg(
+        "build-index", str(dump), "--lexicon", str(nrc_vad), "--index", "idx", cwd=tmp_path
+    )
     assert run.returncode == 0, run.stderr
     manifest = json.loads((tmp_path / "idx" / "manifest.json").read_text())
     assert manifest["counts"]["english_rows"] == 96
@@ -65,9 +94,14 @@ def test_real_conceptnet_fixture_through_the_cli(tmp_path: Path, shared_data: Pa
 
 def test_wordnet_without_nltk_data_is_a_one_line_error(tmp_path: Path) -> None:
     exe = Path(sys.executable).with_name("kemp-kg")
-    run = subprocess.run([str(exe), "build-index", "wordnet", "--index", "idx"], cwd=tmp_path,
-                         capture_output=True, text=True, timeout=120,
-                         env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "COLUMNS": "300"})
+    run = subprocess.run(
+        [str(exe), "build-index", "wordnet", "--index", "idx"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "COLUMNS": "300"},
+    )
     assert run.returncode == 2, run.stderr
     errors = [line for line in run.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "NLTK_DATA" in errors[0] and "WordNet 3.0 not found" in errors[0]

@@ -24,7 +24,6 @@ from kemp_kg.conceptnet import (
 from kemp_kg.errors import InputError
 from kemp_kg.index import build_index, open_index
 
-
 # ------------------------------------------------------------------------------------------------
 # The real fixture (764 rows of the official dump format, 96 English-English)
 
@@ -41,7 +40,7 @@ def expected_edges(path: Path) -> tuple[int, dict[tuple[str, str, str], float]]:
         english += 1
         head = start.split("/")[3].replace("_", " ")
         tail = end.split("/")[3].replace("_", " ")
-        relation = "dbpedia" if rel.startswith("/r/dbpedia/") else rel[len("/r/"):]
+        relation = "dbpedia" if rel.startswith("/r/dbpedia/") else rel[len("/r/") :]
         if head == tail:
             continue
         weight = json.loads(meta)["weight"]
@@ -49,8 +48,9 @@ def expected_edges(path: Path) -> tuple[int, dict[tuple[str, str, str], float]]:
     return english, edges
 
 
-def test_real_fixture_keeps_exactly_the_english_english_edges(shared_data: Path, nrc_vad: Path,
-                                                              tmp_path: Path) -> None:
+def test_real_fixture_keeps_exactly_the_english_english_edges(
+    shared_data: Path, nrc_vad: Path, tmp_path: Path
+) -> None:
     dump = shared_data / "conceptnet" / "conceptnet5_testdata_assertions.csv"
     english, expected = expected_edges(dump)
     assert english == 96  # SOURCES.md
@@ -63,8 +63,11 @@ def test_real_fixture_keeps_exactly_the_english_english_edges(shared_data: Path,
     con = open_index(tmp_path / "idx").connect()
     try:
         rows = con.execute("SELECT head, relation, tail, weight FROM edges").fetchall()
-        poses = set(con.execute("SELECT DISTINCT head_pos FROM edges UNION "
-                                "SELECT DISTINCT tail_pos FROM edges").fetchall())
+        poses = set(
+            con.execute(
+                "SELECT DISTINCT head_pos FROM edges UNION SELECT DISTINCT tail_pos FROM edges"
+            ).fetchall()
+        )
         datasets = {d for (d,) in con.execute("SELECT DISTINCT dataset FROM edges").fetchall()}
     finally:
         con.close()
@@ -80,7 +83,8 @@ def test_real_fixture_keeps_exactly_the_english_english_edges(shared_data: Path,
 
 segment = st.text(
     alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="/\t\n\r"),
-    min_size=1, max_size=12,
+    min_size=1,
+    max_size=12,
 )
 # Characters whose lowercase is one character and context-free (Python's full case mapping and
 # DuckDB's simple one agree on them; see parse_concept_uri's docstring).
@@ -88,8 +92,12 @@ simple_segment = segment.filter(lambda t: all(len(c.lower()) == 1 and c not in "
 language = st.sampled_from(["en", "fr", "de", "ja", "zh", "es", "xx"])
 
 
-@given(language, segment, st.one_of(st.none(), st.sampled_from(sorted(POS_TAGS))),
-       st.lists(segment, max_size=3))
+@given(
+    language,
+    segment,
+    st.one_of(st.none(), st.sampled_from(sorted(POS_TAGS))),
+    st.lists(segment, max_size=3),
+)
 def test_parse_concept_uri_roundtrip(lang: str, term: str, pos, rest: list[str]) -> None:
     parts = ["", "c", lang, term] + ([pos] if pos else []) + (rest if pos else [])
     uri = "/".join(parts)
@@ -118,12 +126,20 @@ _con = duckdb.connect()
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(language, simple_segment, st.one_of(st.none(), segment),
-                          st.lists(segment, max_size=2)),
-                min_size=1, max_size=20))
+@given(
+    st.lists(
+        st.tuples(
+            language, simple_segment, st.one_of(st.none(), segment), st.lists(segment, max_size=2)
+        ),
+        min_size=1,
+        max_size=20,
+    )
+)
 def test_sql_parser_agrees_with_python(rows) -> None:
-    uris = ["/".join(["", "c", lang, term] + ([pos] if pos is not None else []) + rest)
-            for lang, term, pos, rest in rows]
+    uris = [
+        "/".join(["", "c", lang, term] + ([pos] if pos is not None else []) + rest)
+        for lang, term, pos, rest in rows
+    ]
     got = _con.execute(
         f"SELECT {concept_term_sql('u')}, {concept_pos_sql('u')} FROM unnest(?) AS t(u)", [uris]
     ).fetchall()
@@ -153,27 +169,32 @@ def line(rel: str, start: str, end: str, weight: float = 1.0, meta: str | None =
 GOOD = [
     line("/r/IsA", "/c/en/dog/n", "/c/en/animal/n", 2.0),
     line("/r/RelatedTo", "/c/en/happy", "/c/en/joy", 1.5),
-    line("/r/IsA", "/c/fr/chien/n", "/c/fr/animal/n"),      # not English
-    line("/r/RelatedTo", "/c/en/happy", "/c/fr/heureux"),   # cross-language: dropped
-    line("/r/Synonym", "/c/fr/heureux", "/c/en/happy"),     # cross-language the other way
+    line("/r/IsA", "/c/fr/chien/n", "/c/fr/animal/n"),  # not English
+    line("/r/RelatedTo", "/c/en/happy", "/c/fr/heureux"),  # cross-language: dropped
+    line("/r/Synonym", "/c/fr/heureux", "/c/en/happy"),  # cross-language the other way
 ]
 
 
 def test_malformed_lines_are_skipped_and_counted(tmp_path: Path) -> None:
-    data = b"".join(GOOD) + b"".join([
-        b"/a/x\t/r/IsA\t/c/en/cat/n\n",                                       # 3 columns
-        b"/a/x\t/r/IsA\t/c/en/cat/n\t/c/en/pet\t{}\textra\n",                 # 6 columns
-        line("/r/IsA", "/c/en/cat/n", "/c/en/pet/n", meta="{not json"),       # bad JSON
-        line("/r/IsA", "/c/en/cat/n", "/c/en/pet/n", meta='{"dataset": "/d/x"}'),  # no weight
-        b"/a/x\t/r/IsA\t/c/en/caf\xe9\t/c/en/place\t{\"weight\": 1.0}\n",      # latin-1 byte
-        line("/r/IsA", "/c/en/", "/c/en/pet/n"),                              # empty term
-        line("/r/IsA", "/c/en/bird/n", "/c/en/animal/n", 3.0),
-    ])
+    data = b"".join(GOOD) + b"".join(
+        [
+            b"/a/x\t/r/IsA\t/c/en/cat/n\n",  # 3 columns
+            b"/a/x\t/r/IsA\t/c/en/cat/n\t/c/en/pet\t{}\textra\n",  # 6 columns
+            line("/r/IsA", "/c/en/cat/n", "/c/en/pet/n", meta="{not json"),  # bad JSON
+            line("/r/IsA", "/c/en/cat/n", "/c/en/pet/n", meta='{"dataset": "/d/x"}'),  # no weight
+            b'/a/x\t/r/IsA\t/c/en/caf\xe9\t/c/en/place\t{"weight": 1.0}\n',  # latin-1 byte
+            line("/r/IsA", "/c/en/", "/c/en/pet/n"),  # empty term
+            line("/r/IsA", "/c/en/bird/n", "/c/en/animal/n", 3.0),
+        ]
+    )
     dump = tmp_path / "dump.csv"
     dump.write_bytes(data)
     manifest = build_index(dump, None, tmp_path / "idx")
     assert manifest["skipped"] == {
-        "bad JSON": 1, "bad concept URI": 1, "missing weight": 1, "non-UTF-8": 1,
+        "bad JSON": 1,
+        "bad concept URI": 1,
+        "missing weight": 1,
+        "non-UTF-8": 1,
         "wrong column count": 2,
     }
     assert manifest["counts"]["lines_read"] == 12
@@ -182,7 +203,8 @@ def test_malformed_lines_are_skipped_and_counted(tmp_path: Path) -> None:
     con = open_index(tmp_path / "idx").connect()
     try:
         assert sorted(con.execute("SELECT head, relation, tail, weight FROM edges").fetchall()) == [
-            ("bird", "IsA", "animal", 3.0), ("dog", "IsA", "animal", 2.0),
+            ("bird", "IsA", "animal", 3.0),
+            ("dog", "IsA", "animal", 2.0),
             ("happy", "RelatedTo", "joy", 1.5),
         ]
     finally:
@@ -213,7 +235,12 @@ def test_gzip_and_truncated_gzip(tmp_path: Path) -> None:
     assert manifest["counts"]["lines_read"] == manifest["counts"]["edges"] + 1
     # the recovered prefix is not left behind
     assert sorted(p.name for p in (tmp_path / "b").iterdir()) == [
-        "concepts.parquet", "edges.parquet", "index.duckdb", "lexicon.parquet", "manifest.json"]
+        "concepts.parquet",
+        "edges.parquet",
+        "index.duckdb",
+        "lexicon.parquet",
+        "manifest.json",
+    ]
 
 
 def test_unreadable_dumps_are_one_line_errors_naming_the_file(tmp_path: Path) -> None:
@@ -248,7 +275,8 @@ def test_out_of_memory_is_a_one_line_error_and_leaves_nothing(tmp_path: Path) ->
     rows = [line("/r/RelatedTo", f"/c/en/w{i}", f"/c/en/v{i}", 1.0) for i in range(20000)]
     (tmp_path / "d.csv").write_bytes(b"".join(rows))
     with pytest.raises(KempError, match="ran out of memory") as info:
-        build_index(tmp_path / "d.csv", None, tmp_path / "idx",
-                    options=BuildOptions(memory_limit="1MB"))
+        build_index(
+            tmp_path / "d.csv", None, tmp_path / "idx", options=BuildOptions(memory_limit="1MB")
+        )
     assert "\n" not in str(info.value) and "--memory-limit" in str(info.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.csv"]

@@ -29,11 +29,21 @@ def write_jsonl(path: Path, records: list[object], header: bool = True) -> Path:
 
 
 def test_jsonl_reads_records_and_expands_listener_turns(tmp_path: Path) -> None:
-    path = write_jsonl(tmp_path / "d.jsonl", [
-        {"id": "a", "split": "train", "emotion": "joyful", "situation": "job",
-         "turns": turns("I got the job!", "Congratulations!", "Thanks.", "When do you start?")},
-        {"id": "b", "split": "dev", "turns": turns("My cat is ill.", "Oh no.")},
-    ])
+    path = write_jsonl(
+        tmp_path / "d.jsonl",
+        [
+            {
+                "id": "a",
+                "split": "train",
+                "emotion": "joyful",
+                "situation": "job",
+                "turns": turns(
+                    "I got the job!", "Congratulations!", "Thanks.", "When do you start?"
+                ),
+            },
+            {"id": "b", "split": "dev", "turns": turns("My cat is ill.", "Oh no.")},
+        ],
+    )
     conversations, report = read_dialogues(path)
     assert [c.conv_id for c in conversations] == ["a", "b"]
     assert conversations[1].split == "valid" and conversations[1].emotion is None
@@ -41,22 +51,38 @@ def test_jsonl_reads_records_and_expands_listener_turns(tmp_path: Path) -> None:
     examples = expand_examples(conversations)
     assert [e.example_id for e in examples] == ["a:1", "a:3", "b:1"]
     assert [t.text for t in examples[1].history] == [
-        "I got the job!", "Congratulations!", "Thanks."]
+        "I got the job!",
+        "Congratulations!",
+        "Thanks.",
+    ]
     assert examples[1].target.text == "When do you start?"
     assert report.conversations == 2 and not report.skipped
 
 
 def test_json_document_and_split_override(tmp_path: Path) -> None:
     path = tmp_path / "d.json"
-    path.write_text(json.dumps({"format": DIALOGUES_FORMAT, "dialogues": [
-        {"id": 7, "turns": turns("Hello there.", "Hi!")}]}), encoding="utf-8")
+    path.write_text(
+        json.dumps(
+            {
+                "format": DIALOGUES_FORMAT,
+                "dialogues": [{"id": 7, "turns": turns("Hello there.", "Hi!")}],
+            }
+        ),
+        encoding="utf-8",
+    )
     conversations, _ = read_dialogues(path, split="test")
     assert conversations[0].conv_id == "7" and conversations[0].split == "test"
 
 
 def test_shared_ed_conversations_layout_is_accepted(tmp_path: Path) -> None:
-    record = {"conv_id": "hit:1_conv:2", "split": "train", "emotion": "afraid", "situation": "s",
-              "utterances": ["It is dark.", "Are you scared?"], "roles": ["speaker", "listener"]}
+    record = {
+        "conv_id": "hit:1_conv:2",
+        "split": "train",
+        "emotion": "afraid",
+        "situation": "s",
+        "utterances": ["It is dark.", "Are you scared?"],
+        "roles": ["speaker", "listener"],
+    }
     conversations, _ = read_dialogues(write_jsonl(tmp_path / "e.jsonl", [record], header=False))
     assert conversations[0].turns[1].text == "Are you scared?"
 
@@ -69,19 +95,24 @@ def test_other_format_header_is_refused(tmp_path: Path) -> None:
 
 
 def bad_file(tmp_path: Path) -> Path:
-    path = write_jsonl(tmp_path / "bad.jsonl", [
-        {"id": "ok", "split": "train", "turns": turns("Fine day.", "Yes it is.")},
-        {"id": "emo", "split": "train", "emotion": "hangry", "turns": turns("a", "b")},
-        {"id": "empty", "split": "train", "turns": turns("a", "   ")},
-        "{not json",
-        {"id": "trail", "split": "train", "turns": turns("a", "b", "c")},
-        {"id": "alone", "split": "train", "turns": turns("only the speaker")},
-        {"id": "role", "split": "train", "turns": [{"role": "narrator", "text": "x"}]},
-        {"turns": []},
-    ])
+    path = write_jsonl(
+        tmp_path / "bad.jsonl",
+        [
+            {"id": "ok", "split": "train", "turns": turns("Fine day.", "Yes it is.")},
+            {"id": "emo", "split": "train", "emotion": "hangry", "turns": turns("a", "b")},
+            {"id": "empty", "split": "train", "turns": turns("a", "   ")},
+            "{not json",
+            {"id": "trail", "split": "train", "turns": turns("a", "b", "c")},
+            {"id": "alone", "split": "train", "turns": turns("only the speaker")},
+            {"id": "role", "split": "train", "turns": [{"role": "narrator", "text": "x"}]},
+            {"turns": []},
+        ],
+    )
     with open(path, "ab") as handle:
-        handle.write(b'{"id": "latin", "split": "train", '
-                     b'"turns": [{"role": "speaker", "text": "caf\xe9"}]}\n')
+        handle.write(
+            b'{"id": "latin", "split": "train", '
+            b'"turns": [{"role": "speaker", "text": "caf\xe9"}]}\n'
+        )
     return path
 
 
@@ -89,10 +120,16 @@ def test_bad_input_is_skipped_counted_and_located(tmp_path: Path) -> None:
     conversations, report = read_dialogues(bad_file(tmp_path))
     assert [c.conv_id for c in conversations] == ["ok", "trail"]
     assert len(conversations[1].turns) == 2  # the trailing speaker turn is dropped
-    assert report.skipped == Counter({
-        "unknown_emotion": 1, "empty_turn": 1, "malformed_record": 2, "no_listener_turn": 1,
-        "bad_role": 1, "non_utf8": 1,
-    })
+    assert report.skipped == Counter(
+        {
+            "unknown_emotion": 1,
+            "empty_turn": 1,
+            "malformed_record": 2,
+            "no_listener_turn": 1,
+            "bad_role": 1,
+            "non_utf8": 1,
+        }
+    )
     assert report.notices == Counter({"trailing_speaker_turn": 1})
     joined = "\n".join(report.messages)
     assert "bad.jsonl:3" in joined and "hangry" in joined  # line 1 is the header
@@ -108,11 +145,14 @@ def test_strict_stops_at_the_first_bad_record_with_one_line(tmp_path: Path) -> N
 
 
 def test_duplicate_ids_and_missing_split(tmp_path: Path) -> None:
-    path = write_jsonl(tmp_path / "d.jsonl", [
-        {"id": "a", "split": "train", "turns": turns("x", "y")},
-        {"id": "a", "split": "train", "turns": turns("x", "y")},
-        {"id": "b", "turns": turns("x", "y")},
-    ])
+    path = write_jsonl(
+        tmp_path / "d.jsonl",
+        [
+            {"id": "a", "split": "train", "turns": turns("x", "y")},
+            {"id": "a", "split": "train", "turns": turns("x", "y")},
+            {"id": "b", "turns": turns("x", "y")},
+        ],
+    )
     conversations, report = read_dialogues(path)
     assert [c.conv_id for c in conversations] == ["a"]
     assert report.skipped == Counter({"duplicate_id": 1, "unknown_split": 1})
@@ -137,7 +177,9 @@ def test_ed_csv_line_by_line_with_comma_and_bare_quotes(tmp_path: Path) -> None:
     assert first.split == "valid" and first.emotion == "proud"
     assert first.situation == 'My son won, "again"'
     assert [(t.role, t.text) for t in first.turns] == [
-        ("speaker", 'He won the "big" race, again!'), ("listener", "That is great!")]
+        ("speaker", 'He won the "big" race, again!'),
+        ("listener", "That is great!"),
+    ]
     assert conversations[1].turns[1].text == "Oh no, where?"
     assert report.notices["trailing_speaker_turn"] == 1
 
@@ -146,11 +188,14 @@ def test_ed_csv_bad_lines(tmp_path: Path) -> None:
     path = tmp_path / "train.csv"
     path.write_bytes(
         ED_HEADER.encode()
-        + b"c1,1,grumpy,x,,hello,,\n" + b"c1,2,grumpy,x,,hi,,\n"
-        + b"c2,1,sad,x,,caf\xe9,,\n" + b"c2,2,sad,x,,ok,,\n"
+        + b"c1,1,grumpy,x,,hello,,\n"
+        + b"c1,2,grumpy,x,,hi,,\n"
+        + b"c2,1,sad,x,,caf\xe9,,\n"
+        + b"c2,2,sad,x,,ok,,\n"
         + b"c3,one,sad,x,,a,,\n"
         + b"c4,1,sad,x\n"
-        + b"c5,1,sad,x,,fine,,\n" + b"c5,2,sad,x,,good,,\n"
+        + b"c5,1,sad,x,,fine,,\n"
+        + b"c5,2,sad,x,,good,,\n"
     )
     conversations, report = read_dialogues(path)
     assert [c.conv_id for c in conversations] == ["c5"]
@@ -181,4 +226,5 @@ def test_real_ed_counts_per_split(shared_data: Path) -> None:
     assert report.notices == Counter({"trailing_speaker_turn": 4_715})
     jsonl, _ = read_dialogues(shared_data / "ed" / "ed_conversations.jsonl")
     assert [(c.conv_id, c.split, c.emotion, c.turns) for c in jsonl] == [
-        (c.conv_id, c.split, c.emotion, c.turns) for c in conversations]
+        (c.conv_id, c.split, c.emotion, c.turns) for c in conversations
+    ]

@@ -113,7 +113,9 @@ def server() -> Iterator[tuple[str, Script]]:
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(script))
     httpd.daemon_threads = True
     assert httpd.server_address[0] == "127.0.0.1"
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread = threading.Thread(
+        target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     try:
         yield f"http://127.0.0.1:{httpd.server_address[1]}", script
@@ -123,25 +125,45 @@ def server() -> Iterator[tuple[str, Script]]:
         thread.join(timeout=5)
 
 
-def resource(name: str = "thing", filename: str = "thing.bin", urls: tuple[str, ...] = (), **kw) -> Resource:
+def resource(
+    name: str = "thing", filename: str = "thing.bin", urls: tuple[str, ...] = (), **kw
+) -> Resource:
     base = dict(
-        name=name, filename=filename, urls=urls, sha256=PAYLOAD_SHA, bytes=len(PAYLOAD),
-        extract=None, extract_to=None, strip_components=0, max_extract_bytes=None,
+        name=name,
+        filename=filename,
+        urls=urls,
+        sha256=PAYLOAD_SHA,
+        bytes=len(PAYLOAD),
+        extract=None,
+        extract_to=None,
+        strip_components=0,
+        max_extract_bytes=None,
         expect_members=(),
-    )  # fmt: skip
+    )
     base.update(kw)
     return Resource(**base)
 
 
 def config(to: Path, **kw) -> DownloadConfig:
-    base = dict(names=("thing",), to=to, retries=3, timeout_s=5.0, backoff_s=0.0, chunk_bytes=4096,
-                show_progress=False)  # fmt: skip
+    base = dict(
+        names=("thing",),
+        to=to,
+        retries=3,
+        timeout_s=5.0,
+        backoff_s=0.0,
+        chunk_bytes=4096,
+        show_progress=False,
+    )
     base.update(kw)
     return DownloadConfig(**base)
 
 
 def leftovers(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if p.name.endswith((".part", ".part.json")) or ".tmp-" in p.name)
+    return sorted(
+        p.name
+        for p in folder.iterdir()
+        if p.name.endswith((".part", ".part.json")) or ".tmp-" in p.name
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -213,7 +235,9 @@ def test_dropped_connection_resumes_with_a_range_request(tmp_path: Path, server)
     assert any("resuming at byte" in note for note in result.notes)
 
 
-def test_interrupted_run_leaves_a_part_file_that_the_next_run_resumes(tmp_path: Path, server) -> None:
+def test_interrupted_run_leaves_a_part_file_that_the_next_run_resumes(
+    tmp_path: Path, server
+) -> None:
     base, script = server
     script.files["thing.bin"] = PAYLOAD
     script.drop_first["thing.bin"] = 30_000
@@ -319,10 +343,17 @@ def test_mirror_folder_and_mirror_url(tmp_path: Path, server) -> None:
 
 def test_a_second_concurrent_download_of_the_same_file_fails_clearly(tmp_path: Path) -> None:
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys\nfrom kemp_kg import schema\nwith schema.output_lock(sys.argv[1]):\n"
-         "    print('locked', flush=True); sys.stdin.readline()", str(tmp_path / "thing.bin")],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            "import sys\nfrom kemp_kg import schema\nwith schema.output_lock(sys.argv[1]):\n"
+            "    print('locked', flush=True); sys.stdin.readline()",
+            str(tmp_path / "thing.bin"),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
         with pytest.raises(OSError, match="another kemp process is writing"):
@@ -371,8 +402,14 @@ def test_tar_extracts_with_strip_components_and_marker(tmp_path: Path) -> None:
             ("./empatheticdialogues/sub/valid.csv", b"x\n", tarfile.REGTYPE),
         ],
     )
-    out = extract_archive(archive, tmp_path / "ed", kind="tar", strip_components=1,
-                          expect_members=("train.csv", "sub/valid.csv"), archive_sha256="s")  # fmt: skip
+    out = extract_archive(
+        archive,
+        tmp_path / "ed",
+        kind="tar",
+        strip_components=1,
+        expect_members=("train.csv", "sub/valid.csv"),
+        archive_sha256="s",
+    )
     assert (out / "train.csv").read_bytes() == b"conv_id,utterance_idx\n"
     umask = os.umask(0o022)
     os.umask(umask)
@@ -385,7 +422,10 @@ MALICIOUS_TARS = {
     "dotdot": [("../evil.txt", b"pwned", tarfile.REGTYPE)],
     "nested-dotdot": [("a/b/../../../evil.txt", b"pwned", tarfile.REGTYPE)],
     "absolute": [("/tmp/kemp-evil.txt", b"pwned", tarfile.REGTYPE)],
-    "symlink-out": [("link", b"/etc", tarfile.SYMTYPE), ("link/evil.txt", b"pwned", tarfile.REGTYPE)],
+    "symlink-out": [
+        ("link", b"/etc", tarfile.SYMTYPE),
+        ("link/evil.txt", b"pwned", tarfile.REGTYPE),
+    ],
     "symlink-relative": [("link", b"../../..", tarfile.SYMTYPE)],
     "hardlink-out": [("hard", b"/etc/passwd", tarfile.LNKTYPE)],
     "device": [("dev", None, tarfile.CHRTYPE)],
@@ -419,7 +459,9 @@ MALICIOUS_ZIPS = {
 def test_malicious_zip_is_refused_and_writes_nothing(tmp_path: Path, case: str) -> None:
     work = tmp_path / "work"
     work.mkdir()
-    archive = make_zip(tmp_path / "bad.zip", [("ok.txt", b"fine", stat.S_IFREG | 0o644), *MALICIOUS_ZIPS[case]])
+    archive = make_zip(
+        tmp_path / "bad.zip", [("ok.txt", b"fine", stat.S_IFREG | 0o644), *MALICIOUS_ZIPS[case]]
+    )
     with pytest.raises(ArchiveError, match="refus"):
         extract_archive(archive, work / "out", kind="zip", max_bytes=100_000)
     assert list(work.iterdir()) == []
@@ -434,13 +476,17 @@ def test_zip_members_with_permission_bits_only_are_files(tmp_path: Path) -> None
 
 
 def test_member_count_is_capped(tmp_path: Path) -> None:
-    archive = make_zip(tmp_path / "many.zip", [(f"f{i}", b"", stat.S_IFREG | 0o644) for i in range(20)])
+    archive = make_zip(
+        tmp_path / "many.zip", [(f"f{i}", b"", stat.S_IFREG | 0o644) for i in range(20)]
+    )
     with pytest.raises(ArchiveError, match="more than 10 members"):
         extract_archive(archive, tmp_path / "out", kind="zip", max_members=10)
 
 
 @pytest.mark.parametrize("kind", ["tar", "zip"])
-def test_truncated_archive_is_an_archive_error_and_keeps_the_old_folder(tmp_path: Path, kind: str) -> None:
+def test_truncated_archive_is_an_archive_error_and_keeps_the_old_folder(
+    tmp_path: Path, kind: str
+) -> None:
     data = os.urandom(200_000)
     if kind == "tar":
         archive = make_tar(tmp_path / "a.tar.gz", [("d/big.bin", data, tarfile.REGTYPE)])
@@ -459,16 +505,28 @@ def test_truncated_archive_is_an_archive_error_and_keeps_the_old_folder(tmp_path
 def test_missing_expected_member_is_an_error(tmp_path: Path) -> None:
     archive = make_zip(tmp_path / "a.zip", [("top/other.txt", b"x", stat.S_IFREG | 0o644)])
     with pytest.raises(ArchiveError, match="lacks"):
-        extract_archive(archive, tmp_path / "out", kind="zip", strip_components=1,
-                        expect_members=("NRC-VAD-Lexicon.txt",))  # fmt: skip
+        extract_archive(
+            archive,
+            tmp_path / "out",
+            kind="zip",
+            strip_components=1,
+            expect_members=("NRC-VAD-Lexicon.txt",),
+        )
     assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize(
     ("name", "strip", "expected"),
-    [("a/b.txt", 0, "a/b.txt"), ("a/b.txt", 1, "b.txt"), ("./a//b.txt", 1, "b.txt"), ("a/", 1, None)],
+    [
+        ("a/b.txt", 0, "a/b.txt"),
+        ("a/b.txt", 1, "b.txt"),
+        ("./a//b.txt", 1, "b.txt"),
+        ("a/", 1, None),
+    ],
 )
-def test_safe_member_path_accepts_plain_relative_names(name: str, strip: int, expected: str | None) -> None:
+def test_safe_member_path_accepts_plain_relative_names(
+    name: str, strip: int, expected: str | None
+) -> None:
     result = safe_member_path(name, strip)
     assert (str(result) if result else None) == expected
 
@@ -486,12 +544,16 @@ def test_cli_downloads_from_a_mirror_folder_and_reports_unverified(tmp_path: Pat
     mirror = tmp_path / "mirror"
     mirror.mkdir()
     lexicon = b"Word\tValence\tArousal\tDominance\nhappy\t1.0\t0.735\t0.772\n"
-    make_zip(mirror / "NRC-VAD-Lexicon-Aug2018Release.zip",
-             [("NRC-VAD-Lexicon-Aug2018Release/NRC-VAD-Lexicon.txt", lexicon, stat.S_IFREG | 0o644)])  # fmt: skip
+    make_zip(
+        mirror / "NRC-VAD-Lexicon-Aug2018Release.zip",
+        [("NRC-VAD-Lexicon-Aug2018Release/NRC-VAD-Lexicon.txt", lexicon, stat.S_IFREG | 0o644)],
+    )
     run = kemp_kg("download", "nrc-vad", "--to", "data", "--mirror", str(mirror), cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert (tmp_path / "data" / "nrc_vad" / "NRC-VAD-Lexicon.txt").read_bytes() == lexicon
-    digest = hashlib.sha256((mirror / "NRC-VAD-Lexicon-Aug2018Release.zip").read_bytes()).hexdigest()
+    digest = hashlib.sha256(
+        (mirror / "NRC-VAD-Lexicon-Aug2018Release.zip").read_bytes()
+    ).hexdigest()
     assert "UNVERIFIED" in run.stdout and f"--sha256 {digest}" in run.stdout.replace("\n", "")
 
 
@@ -499,7 +561,9 @@ def test_cli_checksum_mismatch_is_one_line_and_nonzero(tmp_path: Path) -> None:
     mirror = tmp_path / "mirror"
     mirror.mkdir()
     (mirror / "empatheticdialogues.tar.gz").write_bytes(b"not the real archive")
-    run = kemp_kg("download", "empathetic-dialogues", "--to", "data", "--mirror", str(mirror), cwd=tmp_path)
+    run = kemp_kg(
+        "download", "empathetic-dialogues", "--to", "data", "--mirror", str(mirror), cwd=tmp_path
+    )
     assert run.returncode == DownloadError.exit_code
     assert "Traceback" not in run.stderr
     errors = [line for line in run.stderr.splitlines() if line.startswith("error:")]

@@ -33,8 +33,19 @@ gift\t0.7\t0.0\t0.5
 puppy\t0.8\t0.0\t0.5
 surprise\t0.5\t0.6\t0.5
 """
-ETA = {"calm": 0.0, "happy": 1.0, "sad": 1.0, "joy": 0.8, "smile": 0.4, "dog": 0.2, "loyal": 0.6,
-       "cute": 0.8, "gift": 0.4, "puppy": 0.6, "surprise": 0.6}
+ETA = {
+    "calm": 0.0,
+    "happy": 1.0,
+    "sad": 1.0,
+    "joy": 0.8,
+    "smile": 0.4,
+    "dog": 0.2,
+    "loyal": 0.6,
+    "cute": 0.8,
+    "gift": 0.4,
+    "puppy": 0.6,
+    "surprise": 0.6,
+}
 KNOWLEDGE = """head\trelation\ttail\tweight
 happy\tRelatedTo\tjoy\t2.0
 happy\tRelatedTo\tsmile\t1.0
@@ -46,7 +57,9 @@ gift\tRelatedTo\tsurprise\t1.0
 gift\tRelatedTo\tjoy\t0.05
 """
 DIALOGUE = {
-    "id": "d1", "split": "train", "emotion": "joyful",
+    "id": "d1",
+    "split": "train",
+    "emotion": "joyful",
     "turns": [
         {"role": "speaker", "text": "I got a puppy as a gift."},
         {"role": "listener", "text": "A dog! You must be happy."},
@@ -100,7 +113,8 @@ def test_hand_built_dialogue_gives_exactly_the_expected_graph(
     assert words(vocab, first["context_ids"]) == ["<cls>", *T0]
     assert first["context_roles"] == [0] + [1] * 8
     assert first["context_intensity"] == pytest.approx(
-        [0.0] + [ETA.get(t, 0.0) for t in T0], abs=1e-6)
+        [0.0] + [ETA.get(t, 0.0) for t in T0], abs=1e-6
+    )
     # puppy (position 4): cute via the reversed "cute RelatedTo puppy" (0.8), dog via IsA (0.2);
     # gift (7): surprise is no training token, joy's edge 0.05 is under alpha; got (2): nothing.
     assert words(vocab, first["concept_ids"]) == ["cute", "dog"]
@@ -119,7 +133,13 @@ def test_hand_built_dialogue_gives_exactly_the_expected_graph(
     assert words(vocab, second["concept_ids"]) == ["joy", "cute", "loyal", "puppy", "smile", "dog"]
     assert second["concept_anchor"] == [15, 4, 10, 10, 15, 4]
     assert second["concept_relation"] == [
-        R["RelatedTo"], R["RelatedTo"], R["HasProperty"], R["IsA"], R["RelatedTo"], R["IsA"]]
+        R["RelatedTo"],
+        R["RelatedTo"],
+        R["HasProperty"],
+        R["IsA"],
+        R["RelatedTo"],
+        R["IsA"],
+    ]
     assert second["concept_weight"] == [2.0, 1.0, 1.5, 1.0, 1.0, 1.0]
     assert second["concept_intensity"] == pytest.approx([0.8, 0.8, 0.6, 0.6, 0.4, 0.2], abs=1e-6)
     assert words(vocab, second["target_ids"]) == T3
@@ -140,7 +160,8 @@ def test_caps_k_per_word_and_n_per_example(
 ) -> None:
     capped = paper().replace(top_k_per_token=1, max_concepts_per_dialogue=3)
     graphs = schema.open_graphs(
-        enrich(dialogue_file, small_index, tmp_path / "k.arrow", config=capped, workers=1).path)
+        enrich(dialogue_file, small_index, tmp_path / "k.arrow", config=capped, workers=1).path
+    )
     second = graphs.table.to_pylist()[1]
     # top 1 per word: puppy->cute, dog->loyal, happy->joy, cute->puppy; then the best 3
     assert words(graphs.vocab, second["concept_ids"]) == ["joy", "cute", "loyal"]
@@ -151,7 +172,8 @@ def test_official_preset_keeps_its_thresholds(
     nltk_data: Path, small_index: Path, dialogue_file: Path, tmp_path: Path
 ) -> None:
     graphs = schema.open_graphs(
-        enrich(dialogue_file, small_index, tmp_path / "o.arrow", config=official(), workers=1).path)
+        enrich(dialogue_file, small_index, tmp_path / "o.arrow", config=official(), workers=1).path
+    )
     second = graphs.table.to_pylist()[1]
     # weight >= 1, eta >= 0.6, 1 per word; IsA allowed, dog's loyal (0.6, 1.5) beats puppy
     assert words(graphs.vocab, second["concept_ids"]) == ["joy", "cute", "loyal", "puppy"]
@@ -162,20 +184,33 @@ def test_shards_are_disjoint_and_together_equal_the_whole(
     nltk_data: Path, small_index: Path, tmp_path: Path
 ) -> None:
     records = [
-        {"id": f"c{i}", "split": ["train", "valid", "test"][i % 3], "emotion": "proud",
-         "turns": [{"role": "speaker", "text": f"My dog {i} is so cute and happy."},
-                   {"role": "listener", "text": "What a loyal puppy!"},
-                   {"role": "speaker", "text": "He brings me joy."},
-                   {"role": "listener", "text": f"A gift number {i}."}]}
+        {
+            "id": f"c{i}",
+            "split": ["train", "valid", "test"][i % 3],
+            "emotion": "proud",
+            "turns": [
+                {"role": "speaker", "text": f"My dog {i} is so cute and happy."},
+                {"role": "listener", "text": "What a loyal puppy!"},
+                {"role": "speaker", "text": "He brings me joy."},
+                {"role": "listener", "text": f"A gift number {i}."},
+            ],
+        }
         for i in range(12)
     ]
     path = tmp_path / "d.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in records) + "\n")
     whole = schema.open_graphs(
-        enrich(path, small_index, tmp_path / "all.arrow", config=paper(), workers=1).path)
+        enrich(path, small_index, tmp_path / "all.arrow", config=paper(), workers=1).path
+    )
     for i in range(3):
-        enrich(path, small_index, tmp_path / "shards" / f"part-{i}.arrow", config=paper(),
-               shard=(i, 3), workers=1)
+        enrich(
+            path,
+            small_index,
+            tmp_path / "shards" / f"part-{i}.arrow",
+            config=paper(),
+            shard=(i, 3),
+            workers=1,
+        )
     shards = schema.open_graphs(tmp_path / "shards")
     assert shards.vocab == whole.vocab
     parts = [schema.open_graphs(p).table["conv_id"].to_pylist() for p in shards.paths]
@@ -200,8 +235,14 @@ def test_no_train_split_needs_a_vocab_file(
     with pytest.raises(InputError, match="--vocab"):
         enrich(dialogue_file, small_index, tmp_path / "x.arrow", config=paper(), split="test")
     vocab_from = enrich(dialogue_file, small_index, tmp_path / "a.arrow", config=paper()).path
-    result = enrich(dialogue_file, small_index, tmp_path / "t.arrow", config=paper(),
-                    split="test", vocab_file=vocab_from)
+    result = enrich(
+        dialogue_file,
+        small_index,
+        tmp_path / "t.arrow",
+        config=paper(),
+        split="test",
+        vocab_file=vocab_from,
+    )
     graphs = schema.open_graphs(result.path)
     assert set(graphs.table["split"].to_pylist()) == {"test"}
     assert graphs.vocab == schema.open_graphs(vocab_from).vocab
@@ -230,8 +271,13 @@ def valid_graphs(
     """The real valid split, with the vocabulary of the real train split (vocab from valid as
     'train' would be smaller but equally valid; this keeps the CI run to the valid split)."""
     out = tmp_path_factory.mktemp("wn_out")
-    result = enrich(shared_data / "ed" / "valid.csv", wordnet_index, out / "valid.arrow",
-                    config=paper(), split="train")
+    result = enrich(
+        shared_data / "ed" / "valid.csv",
+        wordnet_index,
+        out / "valid.arrow",
+        config=paper(),
+        split="train",
+    )
     return schema.open_graphs(result.path)
 
 
@@ -264,11 +310,21 @@ def test_real_valid_split_graph_invariants(
     from kemp_kg.text import lemma
 
     pos_letters = "nvar"
-    rows: dict[str, list] = {"n": [], "key": [], "concept": [], "relation": [], "weight": [],
-                             "intensity": []}
+    rows: dict[str, list] = {
+        "n": [],
+        "key": [],
+        "concept": [],
+        "relation": [],
+        "weight": [],
+        "intensity": [],
+    }
     for ctx, anc, cids, rel, wt, inten in zip(
-        context, anchors, concept_ids, table["concept_relation"].to_pylist(),
-        table["concept_weight"].to_pylist(), table["concept_intensity"].to_pylist(),
+        context,
+        anchors,
+        concept_ids,
+        table["concept_relation"].to_pylist(),
+        table["concept_weight"].to_pylist(),
+        table["concept_intensity"].to_pylist(),
     ):
         for a, c, r, w, i in zip(anc, cids, rel, wt, inten):
             assert schema.RELATIONS[r] not in config.excluded_relations
@@ -296,8 +352,12 @@ def test_real_valid_split_graph_invariants(
             "AND nb.concept = f.concept AND nb.relation = f.relation GROUP BY f.n ORDER BY f.n"
         ).fetchall()
         # token intensities equal the index's lexicon
-        sample = [(vocab[t], x) for ctx, xs in zip(context[:300], table["context_intensity"]
-                  .to_pylist()[:300]) for t, x in zip(ctx[1:], xs[1:]) if t != schema.UNK_ID]
+        sample = [
+            (vocab[t], x)
+            for ctx, xs in zip(context[:300], table["context_intensity"].to_pylist()[:300])
+            for t, x in zip(ctx[1:], xs[1:])
+            if t != schema.UNK_ID
+        ]
         lexicon = dict(con.execute("SELECT word, intensity FROM lexicon").fetchall())
     finally:
         con.close()
@@ -319,8 +379,6 @@ def test_real_file_reads_with_plain_pyarrow_and_polars(valid_graphs: schema.Grap
 
 
 @pytest.mark.slow
-def test_real_all_splits_counts(
-    tmp_path: Path, shared_data: Path, wordnet_index: Path
-) -> None:
+def test_real_all_splits_counts(tmp_path: Path, shared_data: Path, wordnet_index: Path) -> None:
     result = enrich(shared_data / "ed", wordnet_index, tmp_path / "ed.arrow", config=paper())
     assert result.examples == {"train": 40_252, "valid": 5_736, "test": 5_257}

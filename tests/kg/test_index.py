@@ -31,12 +31,25 @@ def test_manifest_and_files(
     os.umask(umask)
     assert sample_index.stat().st_mode & 0o777 == 0o777 & ~umask  # not mkdtemp's 0700
     names = {p.name for p in sample_index.iterdir()}
-    assert names == {"index.duckdb", "edges.parquet", "lexicon.parquet", "concepts.parquet",
-                     "manifest.json"}
+    assert names == {
+        "index.duckdb",
+        "edges.parquet",
+        "lexicon.parquet",
+        "concepts.parquet",
+        "manifest.json",
+    }
     manifest = json.loads((sample_index / "manifest.json").read_text())
     assert manifest["format"] == INDEX_FORMAT
-    assert set(manifest) >= {"format", "tool_version", "built_at", "source", "lexicon", "counts",
-                             "relations", "skipped"}
+    assert set(manifest) >= {
+        "format",
+        "tool_version",
+        "built_at",
+        "source",
+        "lexicon",
+        "counts",
+        "relations",
+        "skipped",
+    }
     assert manifest["source"]["kind"] == "triples"
     assert manifest["source"]["bytes"] == sample_knowledge.stat().st_size
     import xxhash
@@ -69,36 +82,64 @@ def test_tables_follow_the_interface(sample_index: Path) -> None:
             table: [(r[0], r[1]) for r in con.execute(f"DESCRIBE {table}").fetchall()]
             for table in ("edges", "lexicon", "concepts", "neighbours")
         }
-        assert columns["edges"] == [("head", "VARCHAR"), ("head_pos", "VARCHAR"),
-                                    ("relation", "VARCHAR"), ("tail", "VARCHAR"),
-                                    ("tail_pos", "VARCHAR"), ("weight", "DOUBLE"),
-                                    ("dataset", "VARCHAR")]
-        assert [c for c, _ in columns["lexicon"]] == ["word", "valence", "arousal", "dominance",
-                                                      "intensity"]
-        assert columns["concepts"] == [("term", "VARCHAR"), ("intensity", "DOUBLE"),
-                                       ("degree", "INTEGER")]
-        assert [c for c, _ in columns["neighbours"]] == ["word", "concept", "relation", "weight",
-                                                         "concept_intensity", "word_pos"]
+        assert columns["edges"] == [
+            ("head", "VARCHAR"),
+            ("head_pos", "VARCHAR"),
+            ("relation", "VARCHAR"),
+            ("tail", "VARCHAR"),
+            ("tail_pos", "VARCHAR"),
+            ("weight", "DOUBLE"),
+            ("dataset", "VARCHAR"),
+        ]
+        assert [c for c, _ in columns["lexicon"]] == [
+            "word",
+            "valence",
+            "arousal",
+            "dominance",
+            "intensity",
+        ]
+        assert columns["concepts"] == [
+            ("term", "VARCHAR"),
+            ("intensity", "DOUBLE"),
+            ("degree", "INTEGER"),
+        ]
+        assert [c for c, _ in columns["neighbours"]] == [
+            "word",
+            "concept",
+            "relation",
+            "weight",
+            "concept_intensity",
+            "word_pos",
+        ]
         # phrases keep their spaces; every edge term is a concept; degree counts both ends
         assert con.execute("SELECT count(*) FROM edges WHERE head = 'ice cream'").fetchone()[0] > 0
-        assert con.execute(
-            "SELECT count(*) FROM (SELECT head t FROM edges UNION SELECT tail FROM edges) "
-            "WHERE t NOT IN (SELECT term FROM concepts)"
-        ).fetchone()[0] == 0
+        assert (
+            con.execute(
+                "SELECT count(*) FROM (SELECT head t FROM edges UNION SELECT tail FROM edges) "
+                "WHERE t NOT IN (SELECT term FROM concepts)"
+            ).fetchone()[0]
+            == 0
+        )
         (degree,) = con.execute("SELECT degree FROM concepts WHERE term = 'happy'").fetchone()
         (edges,) = con.execute(
             "SELECT count(*) FROM edges WHERE head = 'happy' OR tail = 'happy'"
         ).fetchone()
         assert degree == edges
         # outside the lexicon: intensity 0 ('roller coaster' is deliberately not in the sample)
-        assert con.execute(
-            "SELECT intensity FROM concepts WHERE term = 'roller coaster'"
-        ).fetchone()[0] == 0.0
+        assert (
+            con.execute("SELECT intensity FROM concepts WHERE term = 'roller coaster'").fetchone()[
+                0
+            ]
+            == 0.0
+        )
         # the view is undirected: 'smile' sees 'happy' through the edge happy -> smile
-        assert con.execute(
-            "SELECT count(*) FROM neighbours WHERE word = 'smile' AND concept = 'happy' "
-            "AND relation = 'RelatedTo'"
-        ).fetchone()[0] == 1
+        assert (
+            con.execute(
+                "SELECT count(*) FROM neighbours WHERE word = 'smile' AND concept = 'happy' "
+                "AND relation = 'RelatedTo'"
+            ).fetchone()[0]
+            == 1
+        )
         (lo, hi) = con.execute("SELECT min(intensity), max(intensity) FROM lexicon").fetchone()
         assert lo == 0.0 and hi == 1.0
     finally:
@@ -121,26 +162,35 @@ def test_neighbours_ranked_by_intensity(sample_index: Path) -> None:
 
 
 def test_dedupe_self_loops_relations_and_uris(tmp_path: Path) -> None:
-    triples = write_triples(tmp_path / "t.tsv", [
-        "Dog\tIsA\tanimal\t1.0",
-        "dog\t/r/IsA\tanimal\t3.5",          # same edge after normalising: keep 3.5
-        "dog\tIsA\tanimal\t2.0",
-        "dog\tRelatedTo\tdog\t1.0",          # self-loop
-        "/c/en/ice_cream/n\tIsA\t/c/en/dessert/n/wn/food\t2.0",
-        "ice_cream\t/r/dbpedia/genre\tfood\t0.5",
-        "cat\tIsA\tanimal\tnot-a-number",    # bad weight
-        "cat\tIsA",                          # wrong column count
-    ])
+    triples = write_triples(
+        tmp_path / "t.tsv",
+        [
+            "Dog\tIsA\tanimal\t1.0",
+            "dog\t/r/IsA\tanimal\t3.5",  # same edge after normalising: keep 3.5
+            "dog\tIsA\tanimal\t2.0",
+            "dog\tRelatedTo\tdog\t1.0",  # self-loop
+            "/c/en/ice_cream/n\tIsA\t/c/en/dessert/n/wn/food\t2.0",
+            "ice_cream\t/r/dbpedia/genre\tfood\t0.5",
+            "cat\tIsA\tanimal\tnot-a-number",  # bad weight
+            "cat\tIsA",  # wrong column count
+        ],
+    )
     manifest = build_index(triples, None, tmp_path / "idx")
     assert manifest["counts"]["self_loops_dropped"] == 1
     assert manifest["counts"]["duplicates_merged"] == 2
     assert manifest["skipped"] == {"bad weight": 1, "wrong column count": 1}
-    assert manifest["lexicon"] == {"path": None, "sha256": None, "words": 0, "raw_min": None,
-                                   "raw_max": None}
+    assert manifest["lexicon"] == {
+        "path": None,
+        "sha256": None,
+        "words": 0,
+        "raw_min": None,
+        "raw_max": None,
+    }
     con = open_index(tmp_path / "idx").connect()
     try:
-        rows = con.execute("SELECT head, head_pos, relation, tail, tail_pos, weight FROM edges "
-                           "ORDER BY ALL").fetchall()
+        rows = con.execute(
+            "SELECT head, head_pos, relation, tail, tail_pos, weight FROM edges ORDER BY ALL"
+        ).fetchall()
         assert rows == [
             ("dog", None, "IsA", "animal", None, 3.5),
             ("ice cream", "n", "IsA", "dessert", "n", 2.0),
@@ -152,8 +202,14 @@ def test_dedupe_self_loops_relations_and_uris(tmp_path: Path) -> None:
 
 
 def test_parquet_triples(tmp_path: Path) -> None:
-    table = pa.table({"head": ["a", "b"], "relation": ["RelatedTo", "IsA"], "tail": ["b", "c"],
-                      "weight": [1.0, 2.0]})
+    table = pa.table(
+        {
+            "head": ["a", "b"],
+            "relation": ["RelatedTo", "IsA"],
+            "tail": ["b", "c"],
+            "weight": [1.0, 2.0],
+        }
+    )
     pq.write_table(table, tmp_path / "t.parquet")
     manifest = build_index(tmp_path / "t.parquet", None, tmp_path / "idx")
     assert manifest["counts"]["edges"] == 2 and manifest["source"]["kind"] == "triples"
@@ -163,8 +219,9 @@ def test_parquet_triples(tmp_path: Path) -> None:
     assert not (tmp_path / "idx2").exists()
 
 
-def test_rebuild_is_noop_unless_forced_or_changed(tmp_path: Path, sample_knowledge: Path,
-                                                  sample_lexicon: Path) -> None:
+def test_rebuild_is_noop_unless_forced_or_changed(
+    tmp_path: Path, sample_knowledge: Path, sample_lexicon: Path
+) -> None:
     folder = tmp_path / "idx"
     first = build_index(sample_knowledge, sample_lexicon, folder)
     assert first["rebuilt"] is True
@@ -188,8 +245,9 @@ def test_rebuild_is_noop_unless_forced_or_changed(tmp_path: Path, sample_knowled
     assert sorted(p.name for p in tmp_path.iterdir()) == ["idx", "idx3", "k.tsv"]
 
 
-def test_failed_build_leaves_no_index(tmp_path: Path, sample_knowledge: Path,
-                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_build_leaves_no_index(
+    tmp_path: Path, sample_knowledge: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     bad = tmp_path / "bad.tsv"
     bad.write_text("subject\tpredicate\tobject\n")
     with pytest.raises(InputError, match=r"bad.tsv: line 1: header"):
@@ -216,8 +274,9 @@ def test_failed_build_leaves_no_index(tmp_path: Path, sample_knowledge: Path,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.tsv", "idx"]
 
 
-def test_refuses_to_replace_a_folder_that_is_not_an_index(tmp_path: Path,
-                                                         sample_knowledge: Path) -> None:
+def test_refuses_to_replace_a_folder_that_is_not_an_index(
+    tmp_path: Path, sample_knowledge: Path
+) -> None:
     folder = tmp_path / "mine"
     folder.mkdir()
     (folder / "precious.txt").write_text("keep me")
@@ -265,8 +324,9 @@ def test_progress_reports_stages(tmp_path: Path, sample_knowledge: Path) -> None
     assert all(f is None or 0.0 <= f <= 1.0 for _, f in seen)
 
 
-def test_rebuild_swaps_atomically(tmp_path: Path, sample_knowledge: Path, sample_lexicon: Path,
-                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_rebuild_swaps_atomically(
+    tmp_path: Path, sample_knowledge: Path, sample_lexicon: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     folder = tmp_path / "idx"
     build_index(sample_knowledge, None, folder)  # old index: no lexicon
     # a crash right after the swap (before the old copy is removed) leaves the NEW index in place
@@ -296,4 +356,3 @@ def test_rebuild_swaps_atomically(tmp_path: Path, sample_knowledge: Path, sample
     build_index(sample_knowledge, None, tmp_path / "other")
     assert build_index(sample_knowledge, None, tmp_path / "other", force=True)["rebuilt"]
     assert not [p for p in tmp_path.iterdir() if ".old-" in p.name]
-

@@ -10,8 +10,16 @@ from kemp_kg.inspect import EDGE_STYLES, ConceptRow, ExampleView, draw_example, 
 
 WORDS = "<cls> i was so scared they would kill me , i thought i would die".split()
 CONCEPTS = [  # (anchor, concept): several per word, short and long, as an ED example gives
-    (4, "fear"), (4, "afraid"), (4, "terrified"), (7, "murder"), (7, "death"), (7, "die"),
-    (14, "death"), (14, "kill"), (14, "funeral"), (11, "believe"),
+    (4, "fear"),
+    (4, "afraid"),
+    (4, "terrified"),
+    (7, "murder"),
+    (7, "death"),
+    (7, "die"),
+    (14, "death"),
+    (14, "kill"),
+    (14, "funeral"),
+    (11, "believe"),
 ]
 
 
@@ -21,11 +29,19 @@ def _view() -> ExampleView:
         for i, (a, c) in enumerate(CONCEPTS)
     ]
     return ExampleView(
-        index=0, example_id="ed:1", split="train", emotion="terrified",
-        history=[" ".join(WORDS[1:])], target="that sounds awful", tokens=WORDS,
-        roles=[0] + [1] * (len(WORDS) - 1), intensity=[0.0] * len(WORDS), concepts=concepts,
-        edge_counts={}, num_rows=1,
-    )  # fmt: skip
+        index=0,
+        example_id="ed:1",
+        split="train",
+        emotion="terrified",
+        history=[" ".join(WORDS[1:])],
+        target="that sounds awful",
+        tokens=WORDS,
+        roles=[0] + [1] * (len(WORDS) - 1),
+        intensity=[0.0] * len(WORDS),
+        concepts=concepts,
+        edge_counts={},
+        num_rows=1,
+    )
 
 
 def test_labels_do_not_overlap_at_ten_concepts() -> None:
@@ -38,7 +54,8 @@ def test_labels_do_not_overlap_at_ten_concepts() -> None:
         assert len(boxes) == len(WORDS) + len(CONCEPTS)
         clashes = [
             (texts[a].get_text(), texts[b].get_text())
-            for a in boxes for b in boxes
+            for a in boxes
+            for b in boxes
             if a < b and boxes[a].overlaps(boxes[b])
         ]
         assert clashes == []

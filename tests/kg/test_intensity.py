@@ -126,6 +126,9 @@ def test_sample_lexicon_is_valid_and_not_nrc(sample_lexicon: Path, nrc_vad: Path
     assert eta["happy"] > 0.8 and eta["table"] < 0.2
     full = load_lexicon(nrc_vad)
     nrc = dict(zip(full.words, zip(full.valence, full.arousal, full.dominance)))
-    same = sum(1 for i, w in enumerate(sample.words)
-               if nrc.get(w) == (sample.valence[i], sample.arousal[i], sample.dominance[i]))
+    same = sum(
+        1
+        for i, w in enumerate(sample.words)
+        if nrc.get(w) == (sample.valence[i], sample.arousal[i], sample.dominance[i])
+    )
     assert same == 0  # written for kemp, not copied from NRC-VAD

@@ -19,15 +19,27 @@ from kemp_kg.dialogues import DIALOGUES_FORMAT, read_dialogues
 from kemp_kg.errors import InputError
 
 REPO = Path(__file__).resolve().parents[2]
-RECORD = {"id": "d1", "split": "train", "emotion": "joyful",
-          "turns": [{"role": "speaker", "text": "I got the job!"},
-                    {"role": "listener", "text": "Congratulations!"}]}  # fmt: skip
+RECORD = {
+    "id": "d1",
+    "split": "train",
+    "emotion": "joyful",
+    "turns": [
+        {"role": "speaker", "text": "I got the job!"},
+        {"role": "listener", "text": "Congratulations!"},
+    ],
+}
 
 
 def kemp_kg(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     exe = Path(sys.executable).with_name("kemp-kg")
-    return subprocess.run([str(exe), *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=180, env={"COLUMNS": "200", "PATH": "/usr/bin:/bin", **env})
+    return subprocess.run(
+        [str(exe), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin", **env},
+    )
 
 
 # ------------------------------------------------------------------------------------ NLTK data
@@ -42,10 +54,17 @@ def test_missing_nltk_data_offline_is_one_line_naming_nltk_data(
     empty = tmp_path / "nltk_empty"
     empty.mkdir()
     dead_proxy = "http://127.0.0.1:9"  # nothing listens: every download fails at once
-    env = {"NLTK_DATA": str(empty), "HOME": str(tmp_path), "http_proxy": dead_proxy,
-           "https_proxy": dead_proxy, "HTTP_PROXY": dead_proxy, "HTTPS_PROXY": dead_proxy}
-    run = kemp_kg("enrich", str(path), "--index", str(sample_index), "--out", "g.arrow",
-                  cwd=tmp_path, env=env)  # fmt: skip
+    env = {
+        "NLTK_DATA": str(empty),
+        "HOME": str(tmp_path),
+        "http_proxy": dead_proxy,
+        "https_proxy": dead_proxy,
+        "HTTP_PROXY": dead_proxy,
+        "HTTPS_PROXY": dead_proxy,
+    }
+    run = kemp_kg(
+        "enrich", str(path), "--index", str(sample_index), "--out", "g.arrow", cwd=tmp_path, env=env
+    )
     assert run.returncode != 0
     assert "Traceback" not in run.stderr
     assert "[nltk_data]" not in run.stderr + run.stdout
@@ -59,9 +78,7 @@ def test_missing_nltk_data_offline_is_one_line_naming_nltk_data(
     assert not (tmp_path / "g.arrow").exists()
 
 
-@pytest.mark.parametrize(
-    "command", [["enrich"], ["build-index"]], ids=["enrich", "build-index"]
-)
+@pytest.mark.parametrize("command", [["enrich"], ["build-index"]], ids=["enrich", "build-index"])
 def test_help_of_commands_needing_nltk_mentions_nltk_data(command: list[str]) -> None:
     result = CliRunner().invoke(app, [*command, "--help"], terminal_width=100)
     assert result.exit_code == 0
@@ -107,8 +124,13 @@ def test_unknown_emotion_lists_the_32_labels(tmp_path: Path) -> None:
 
 def test_unknown_split_lists_the_splits(tmp_path: Path) -> None:
     path = tmp_path / "d.jsonl"
-    path.write_text(json.dumps({**RECORD, "split": "training"}) + "\n"
-                    + json.dumps({**RECORD, "id": "d2", "split": None}) + "\n", "utf-8")
+    path.write_text(
+        json.dumps({**RECORD, "split": "training"})
+        + "\n"
+        + json.dumps({**RECORD, "id": "d2", "split": None})
+        + "\n",
+        "utf-8",
+    )
     _, report = read_dialogues(path)
     assert report.skipped["unknown_split"] == 2
     for message in report.messages:
@@ -119,7 +141,7 @@ def test_readme_specifies_both_formats_and_the_labels() -> None:
     """README: the .json envelope with its format value, .jsonl, and all 32 labels; the .json
     example in it is read as written."""
     readme = (REPO / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("### Dialogue formats"):]
+    section = readme[readme.index("### Dialogue formats") :]
     section = section[: section.index("\n## ")]
     assert ".jsonl" in section and ".json" in section
     for label in schema.EMOTIONS:
@@ -133,7 +155,7 @@ def test_readme_specifies_both_formats_and_the_labels() -> None:
 
 def test_readme_json_example_is_read(tmp_path: Path) -> None:
     readme = (REPO / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("### Dialogue formats"):]
+    section = readme[readme.index("### Dialogue formats") :]
     blocks = re.findall(r"```json\n(.*?)```", section, flags=re.S)
     document = next(b for b in blocks if '"dialogues"' in b)
     path = tmp_path / "dialogues.json"
@@ -145,8 +167,14 @@ def test_readme_json_example_is_read(tmp_path: Path) -> None:
 # ------------------------------------------------------------- a dialogues file as a graph file
 
 
-@pytest.mark.parametrize("content", ['{"format": "kemp-dialogues/1", "dialogues": []}',
-                                     '{"id": "a", "turns": []}\n', "conv_id,utterance_idx\n"])
+@pytest.mark.parametrize(
+    "content",
+    [
+        '{"format": "kemp-dialogues/1", "dialogues": []}',
+        '{"id": "a", "turns": []}\n',
+        "conv_id,utterance_idx\n",
+    ],
+)
 def test_text_file_as_graph_file_says_to_enrich_it(tmp_path: Path, content: str) -> None:
     path = tmp_path / "dialogues.json"
     path.write_text(content, encoding="utf-8")
@@ -173,8 +201,9 @@ def test_version() -> None:
     assert result.exit_code == 0 and result.output.strip() == f"kemp-kg {__version__}"
 
 
-@pytest.mark.parametrize("command", ["download", "build-index", "query", "enrich", "inspect",
-                                     "sample"])
+@pytest.mark.parametrize(
+    "command", ["download", "build-index", "query", "enrich", "inspect", "sample"]
+)
 def test_help_has_no_bool_markers(command: str) -> None:
     result = CliRunner().invoke(app, [command, "--help"], terminal_width=100)
     assert result.exit_code == 0

@@ -60,7 +60,10 @@ def test_other_major_version_is_refused_with_what_to_rerun(tmp_path: Path) -> No
     table = rows(1).cast(schema.GRAPH_SCHEMA)
     meta = {schema.META_VERSION: b"2.0", schema.META_VOCAB: json.dumps(VOCAB).encode()}
     path = tmp_path / "future.arrow"
-    with pa.OSFile(str(path), "wb") as sink, ipc.new_file(sink, table.schema.with_metadata(meta)) as w:
+    with (
+        pa.OSFile(str(path), "wb") as sink,
+        ipc.new_file(sink, table.schema.with_metadata(meta)) as w,
+    ):
         w.write_table(table)
     with pytest.raises(schema.GraphFileError, match=r"version 2\.0.*rerun `kemp-kg enrich`"):
         schema.open_graphs(path)
@@ -76,7 +79,9 @@ def test_truncated_file_is_a_one_line_error(tmp_path: Path) -> None:
 
 
 def test_shards_folder_concatenates_in_name_order(tmp_path: Path) -> None:
-    schema.write_graphs(tmp_path / "s" / "part-1.arrow", [rows(2, start=10)], vocab=VOCAB, provenance={})
+    schema.write_graphs(
+        tmp_path / "s" / "part-1.arrow", [rows(2, start=10)], vocab=VOCAB, provenance={}
+    )
     schema.write_graphs(tmp_path / "s" / "part-0.arrow", [rows(3)], vocab=VOCAB, provenance={})
     graphs = schema.open_graphs(tmp_path / "s")
     assert graphs.table.column("conv_id").to_pylist() == ["c0", "c1", "c2", "c10", "c11"]

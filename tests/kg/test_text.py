@@ -22,7 +22,20 @@ def test_normalise_lowercases_and_expands_contractions_on_word_boundaries() -> N
 
 def test_tokenize_splits_sentences_before_the_treebank_tokenizer() -> None:
     assert text.tokenize("I don't know. It's fine, isn't it?") == [
-        "i", "do", "not", "know", ".", "it", "is", "fine", ",", "is", "not", "it", "?"]
+        "i",
+        "do",
+        "not",
+        "know",
+        ".",
+        "it",
+        "is",
+        "fine",
+        ",",
+        "is",
+        "not",
+        "it",
+        "?",
+    ]
     assert text.tokenize('He said "wow"') == ["he", "said", "``", "wow", "''"]
 
 
@@ -75,8 +88,9 @@ def test_morphy_equals_nltk_wordnet_lemmatizer(nrc_vad: Path) -> None:
     assert len(words) > 1000
     forms = [w + suffix for w in words for suffix in ("", "s", "es", "ed", "ing", "er", "est")]
     forms += ["geese", "mice", "went", "better", "worst", "children", "were"]
-    mismatches = [(f, p) for f in forms for p in "nvar"
-                  if text.lemma(f, p) != reference.lemmatize(f, p)]
+    mismatches = [
+        (f, p) for f in forms for p in "nvar" if text.lemma(f, p) != reference.lemmatize(f, p)
+    ]
     assert mismatches == []
 
 
@@ -93,7 +107,8 @@ def test_lean_tagger_gives_nltk_tags_on_real_utterances(shared_data: Path) -> No
     assert sum(map(len, tokens)) > 30_000
     assert [fast.tags(t) for t in tokens] == [[tag for _, tag in reference.tag(t)] for t in tokens]
     assert fast.tags([]) == [] and fast.tags(["2019", "well-known", "7up"]) == [
-        tag for _, tag in reference.tag(["2019", "well-known", "7up"])]
+        tag for _, tag in reference.tag(["2019", "well-known", "7up"])
+    ]
 
 
 def test_stdlib_treebank_tokenizer_gives_nltk_tokens_on_real_sentences(shared_data: Path) -> None:
@@ -102,10 +117,17 @@ def test_stdlib_treebank_tokenizer_gives_nltk_tokens_on_real_sentences(shared_da
     from kemp_kg.dialogues import read_dialogues
 
     conversations, _ = read_dialogues(shared_data / "ed" / "valid.csv")
-    sentences = [s for c in conversations[::3] for t in c.turns
-                 for s in text._SENTENCE_RE.split(text.normalise(t.text).strip()) if s]
-    sentences += ['he said "hi" -- then (left) [ok] {x} <y> ... #1 $2 &c @d',
-                  "``quoted'' can't won't they'll 'tis “fancy” «guillemets» x" * 3]
+    sentences = [
+        s
+        for c in conversations[::3]
+        for t in c.turns
+        for s in text._SENTENCE_RE.split(text.normalise(t.text).strip())
+        if s
+    ]
+    sentences += [
+        'he said "hi" -- then (left) [ok] {x} <y> ... #1 $2 &c @d',
+        "``quoted'' can't won't they'll 'tis “fancy” «guillemets» x" * 3,
+    ]
     fast = text.TreebankWords()
     assert fast.fast and len(sentences) > 5_000
     reference = NLTKWordTokenizer()

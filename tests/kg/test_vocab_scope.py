@@ -21,8 +21,13 @@ KNOWLEDGE = "head\trelation\ttail\tweight\nhappy\tRelatedTo\tjoy\t2.0\n"
 
 def conversation(conv_id: str, split: str, situation: str, *texts: str) -> dict:
     roles = ["speaker", "listener"] * len(texts)
-    return {"id": conv_id, "split": split, "emotion": "joyful", "situation": situation,
-            "turns": [{"role": r, "text": t} for r, t in zip(roles, texts, strict=False)]}
+    return {
+        "id": conv_id,
+        "split": split,
+        "emotion": "joyful",
+        "situation": situation,
+        "turns": [{"role": r, "text": t} for r, t in zip(roles, texts, strict=False)],
+    }
 
 
 DIALOGUES = [
@@ -62,8 +67,7 @@ def test_official_scope_counts_every_split_and_the_situations(
     nltk_data: Path, setup: tuple[Path, Path], tmp_path: Path
 ) -> None:
     index, dialogues = setup
-    result = enrich(dialogues, index, tmp_path / "o.arrow", config=paper(),
-                    vocab_scope="official")
+    result = enrich(dialogues, index, tmp_path / "o.arrow", config=paper(), vocab_scope="official")
     graphs = schema.open_graphs(result.path)
     vocab = graphs.vocab
     # valid/test turns, situations of every split, each once (no minimum count)
@@ -82,8 +86,9 @@ def test_official_scope_counts_every_split_and_the_situations(
     kayaks = vocab.index("kayaks")
     assert any(kayaks in row["context_ids"] for row in rows)
     # examples are the same rows whatever the vocabulary
-    default = schema.open_graphs(enrich(dialogues, index, tmp_path / "d.arrow",
-                                        config=paper()).path)
+    default = schema.open_graphs(
+        enrich(dialogues, index, tmp_path / "d.arrow", config=paper()).path
+    )
     assert default.table["example_id"].to_pylist() == graphs.table["example_id"].to_pylist()
 
 
@@ -100,27 +105,50 @@ def test_scope_is_checked_and_excludes_a_vocabulary_file(
     with pytest.raises(ValueError, match="vocab_scope must be one of"):
         enrich(dialogues, index, tmp_path / "x.arrow", config=paper(), vocab_scope="all")
     with pytest.raises(ValueError, match="exclude each other"):
-        enrich(dialogues, index, tmp_path / "x.arrow", config=paper(),
-               vocab_scope="official", vocab_file=tmp_path / "v.json")
+        enrich(
+            dialogues,
+            index,
+            tmp_path / "x.arrow",
+            config=paper(),
+            vocab_scope="official",
+            vocab_file=tmp_path / "v.json",
+        )
     assert not (tmp_path / "x.arrow").exists()
 
 
 def kemp_kg(*args: str) -> subprocess.CompletedProcess[str]:
     exe = Path(sys.executable).with_name("kemp-kg")
     env = {"COLUMNS": "200", "PATH": "/usr/bin:/bin", "NLTK_DATA": os.environ["NLTK_DATA"]}
-    return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=180,
-                          env=env)
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=180, env=env)
 
 
 def test_cli_flag(nltk_data: Path, setup: tuple[Path, Path], tmp_path: Path) -> None:
     index, dialogues = setup
     out = tmp_path / "cli.arrow"
-    run = kemp_kg("enrich", str(dialogues), "--index", str(index), "--out", str(out),
-                  "--vocab-scope", "official", "--workers", "1")
+    run = kemp_kg(
+        "enrich",
+        str(dialogues),
+        "--index",
+        str(index),
+        "--out",
+        str(out),
+        "--vocab-scope",
+        "official",
+        "--workers",
+        "1",
+    )
     assert run.returncode == 0, run.stderr
     assert schema.open_graphs(out).provenance["vocab"]["scope"] == "official"
-    bad = kemp_kg("enrich", str(dialogues), "--index", str(index), "--out",
-                  str(tmp_path / "bad.arrow"), "--vocab-scope", "everything")
+    bad = kemp_kg(
+        "enrich",
+        str(dialogues),
+        "--index",
+        str(index),
+        "--out",
+        str(tmp_path / "bad.arrow"),
+        "--vocab-scope",
+        "everything",
+    )
     assert bad.returncode != 0 and "--vocab-scope must be one of" in bad.stderr
     assert "Traceback" not in bad.stderr
     assert not (tmp_path / "bad.arrow").exists()

@@ -20,8 +20,26 @@ from kemp_kg.wordnet_source import (
     wordnet_rules,
 )
 
-WORDS = ("happy", "joy", "sad", "angry", "fear", "dog", "car", "tree", "love", "cry", "win",
-         "water", "finger", "snore", "kill", "paris", "forest", "angrily")
+WORDS = (
+    "happy",
+    "joy",
+    "sad",
+    "angry",
+    "fear",
+    "dog",
+    "car",
+    "tree",
+    "love",
+    "cry",
+    "win",
+    "water",
+    "finger",
+    "snore",
+    "kill",
+    "paris",
+    "forest",
+    "angrily",
+)
 
 
 class SubsetWordNet:
@@ -74,8 +92,9 @@ def test_mapping_on_real_synsets(subset_edges) -> None:
     assert ("sleep", "Entails", "snore") in rows or ("snore", "Entails", "sleep") in rows
     assert ("kill", "Causes", "die") in rows
     # every relation/weight is documented, symmetric ones are ordered
-    for head, relation, tail, weight in zip(*(table.column(c).to_pylist()
-                                              for c in ("head", "relation", "tail", "weight"))):
+    for head, relation, tail, weight in zip(
+        *(table.column(c).to_pylist() for c in ("head", "relation", "tail", "weight"))
+    ):
         assert weight in RELATION_WEIGHTS[relation]
         if relation in SYMMETRIC:
             assert head <= tail
@@ -84,8 +103,9 @@ def test_mapping_on_real_synsets(subset_edges) -> None:
     assert set(table.column("dataset").to_pylist()) == {"/d/wordnet/3.0"}
 
 
-def test_happy_has_emotionally_intense_neighbours(subset_edges, nrc_vad: Path,
-                                                  tmp_path: Path) -> None:
+def test_happy_has_emotionally_intense_neighbours(
+    subset_edges, nrc_vad: Path, tmp_path: Path
+) -> None:
     table, _, _ = subset_edges
     pq.write_table(table.drop(["head_pos", "tail_pos", "dataset"]), tmp_path / "wn.parquet")
     build_index(tmp_path / "wn.parquet", nrc_vad, tmp_path / "idx")
@@ -102,7 +122,8 @@ def test_full_wordnet_index(nltk_data: Path, nrc_vad: Path, tmp_path: Path) -> N
     assert manifest["counts"]["synsets"] == 117659
     assert manifest["counts"]["edges"] > 400_000
     assert {"IsA", "Synonym", "Antonym", "PartOf", "SimilarTo", "DerivedFrom"} <= set(
-        manifest["relations"])
+        manifest["relations"]
+    )
     knowledge = open_index(tmp_path / "idx")
     rows = knowledge.neighbours("happy", top=10)
     assert len(rows) == 10 and all(r.concept_intensity > 0.6 for r in rows)
@@ -112,16 +133,29 @@ def test_full_wordnet_index(nltk_data: Path, nrc_vad: Path, tmp_path: Path) -> N
 
 # ------------------------------------------------------------------------- the ``sense`` rules
 
-SENSE_WORDS = ("get", "friend", "job", "know", "feel", "book", "paris", "dog", "canine", "go",
-               "happy", "beach")
+SENSE_WORDS = (
+    "get",
+    "friend",
+    "job",
+    "know",
+    "feel",
+    "book",
+    "paris",
+    "dog",
+    "canine",
+    "go",
+    "happy",
+    "beach",
+)
 
 
 @pytest.fixture(scope="module")
 def sense_rows(nltk_data: Path):
     table, counts = sense_edges(wordnet=SubsetWordNet(SENSE_WORDS))
     rows = {}
-    for head, pos, relation, tail, weight in zip(*(table.column(c).to_pylist() for c in (
-            "head", "head_pos", "relation", "tail", "weight"))):
+    for head, _pos, relation, tail, weight in zip(
+        *(table.column(c).to_pylist() for c in ("head", "head_pos", "relation", "tail", "weight"))
+    ):
         key = (head, relation, tail)
         rows[key] = max(rows.get(key, 0.0), weight)
     return table, counts, rows
@@ -172,8 +206,11 @@ def test_conceptnet_rules_reached_the_wrong_pairs(nltk_data: Path) -> None:
     """The rated wrong pairs (tests/kg/fixtures) were all edges of the earlier mapping, read both
     ways, so their absence under the new rules is the rules' doing."""
     fixture = Path(__file__).parent / "fixtures" / "wrong_pairs.tsv"
-    pairs = [tuple(line.split("\t")[:2]) for line in fixture.read_text().splitlines()
-             if line.strip() and not line.startswith("#")]
+    pairs = [
+        tuple(line.split("\t")[:2])
+        for line in fixture.read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     words = tuple(sorted({w for pair in pairs for w in pair}))
     old, _ = wordnet_edges(SubsetWordNet(words))
     both = set(zip(old.column("head").to_pylist(), old.column("tail").to_pylist()))
@@ -188,13 +225,20 @@ def test_conceptnet_rules_reached_the_wrong_pairs(nltk_data: Path) -> None:
 def test_sense_rule_flags(nltk_data: Path) -> None:
     wn = SubsetWordNet(("get",))
     every, _ = sense_edges(sense_rules().replace(senses="all"), wordnet=wn)
-    every_rows = dict(zip(zip(every.column("head").to_pylist(), every.column("tail").to_pylist()),
-                          every.column("weight").to_pylist()))
+    every_rows = dict(
+        zip(
+            zip(every.column("head").to_pylist(), every.column("tail").to_pylist()),
+            every.column("weight").to_pylist(),
+        )
+    )
     # every sense is kept, a SemCor-0 sense weighs 1 / (235 + 1)
     assert every_rows[("get", "destroy")] == pytest.approx(1 / 236)
     first, _ = sense_edges(sense_rules().replace(max_senses=1), wordnet=wn)
-    get_tails = {t for h, t in zip(first.column("head").to_pylist(),
-                                   first.column("tail").to_pylist()) if h == "get"}
+    get_tails = {
+        t
+        for h, t in zip(first.column("head").to_pylist(), first.column("tail").to_pylist())
+        if h == "get"
+    }
     assert "acquire" in get_tails and "become" not in get_tails
     with pytest.raises(ValueError, match="senses"):
         sense_rules().replace(senses="most")

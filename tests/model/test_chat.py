@@ -16,6 +16,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+import kemp_model.cli  # noqa: F401  (registers the commands)
 from kemp_kg import schema
 from kemp_model import chat as chat_module
 from kemp_model.chat import ChatConfig, ChatSession, load_graph_builder
@@ -25,8 +26,6 @@ from kemp_model.config import tiny
 from kemp_model.decoding import DecodeConfig
 from kemp_model.errors import KempModelError
 from kemp_model.model import KEMP
-
-import kemp_model.cli  # noqa: F401  (registers the commands)
 
 
 class StandInBuilder:
@@ -48,22 +47,35 @@ class StandInBuilder:
                 roles.append(role_id)
         known = [p for p in range(1, len(ids)) if ids[p] != schema.UNK_ID][:3]
         row = {
-            "example_id": "chat-0", "conv_id": "chat", "split": "chat",
-            "emotion": schema.UNKNOWN_EMOTION, "history": [t for _, t in turns], "target": "",
-            "context_ids": ids, "context_roles": roles, "context_intensity": [0.5] * len(ids),
-            "concept_ids": [self.index["cake"]] * len(known), "concept_anchor": known,
-            "concept_relation": [0] * len(known), "concept_weight": [1.0] * len(known),
-            "concept_intensity": [0.7] * len(known), "target_ids": [],
-        }  # fmt: skip
+            "example_id": "chat-0",
+            "conv_id": "chat",
+            "split": "chat",
+            "emotion": schema.UNKNOWN_EMOTION,
+            "history": [t for _, t in turns],
+            "target": "",
+            "context_ids": ids,
+            "context_roles": roles,
+            "context_intensity": [0.5] * len(ids),
+            "concept_ids": [self.index["cake"]] * len(known),
+            "concept_anchor": known,
+            "concept_relation": [0] * len(known),
+            "concept_weight": [1.0] * len(known),
+            "concept_intensity": [0.7] * len(known),
+            "target_ids": [],
+        }
         return pa.Table.from_pylist([row], schema=schema.GRAPH_SCHEMA)
 
     def concepts(self, table: pa.Table) -> list[tuple[str, str, str, float]]:
         row = table.to_pylist()[0]
         return [
             (self.vocab[row["context_ids"][a]], self.vocab[c], schema.RELATIONS[r], i)
-            for a, c, r, i in zip(row["concept_anchor"], row["concept_ids"],
-                                  row["concept_relation"], row["concept_intensity"])
-        ]  # fmt: skip
+            for a, c, r, i in zip(
+                row["concept_anchor"],
+                row["concept_ids"],
+                row["concept_relation"],
+                row["concept_intensity"],
+            )
+        ]
 
 
 @pytest.fixture(scope="module")
@@ -75,10 +87,13 @@ def run_dir(graph_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("runs") / "chat"
     folder.mkdir()
     config = RunConfig(
-        preset=preset.name, model=preset.model, train=preset.train,
-        vocab_size=len(graphs.vocab), vocab_sha256=vocab_checksum(graphs.vocab),
+        preset=preset.name,
+        model=preset.model,
+        train=preset.train,
+        vocab_size=len(graphs.vocab),
+        vocab_sha256=vocab_checksum(graphs.vocab),
         provenance={"preset": "paper"},
-    )  # fmt: skip
+    )
     write_run_config(folder, config, graphs.vocab)
     save_weights(folder / "best.safetensors", model, {"vocab_sha256": config.vocab_sha256})
     return folder
@@ -116,8 +131,9 @@ def test_entry_point_is_found(stand_in: type[StandInBuilder]) -> None:
 
 def test_history_grows_and_resets(run_dir: Path, tmp_path: Path, stand_in) -> None:
     session = ChatSession.open(
-        ChatConfig(run_dir=run_dir, index_dir=tmp_path, decode=DecodeConfig(max_len=5),
-                   device="cpu")  # fmt: skip
+        ChatConfig(
+            run_dir=run_dir, index_dir=tmp_path, decode=DecodeConfig(max_len=5), device="cpu"
+        )
     )
     first = session.respond("my dog won a prize")
     assert first.turns == 2 and len(first.emotions) == 3
@@ -139,11 +155,18 @@ def test_history_grows_and_resets(run_dir: Path, tmp_path: Path, stand_in) -> No
         session.respond("   ")
 
 
-def test_history_is_bounded_and_a_long_message_is_refused(run_dir: Path, tmp_path: Path,
-                                                           stand_in) -> None:  # fmt: skip
+def test_history_is_bounded_and_a_long_message_is_refused(
+    run_dir: Path, tmp_path: Path, stand_in
+) -> None:
     session = ChatSession.open(
-        ChatConfig(run_dir=run_dir, index_dir=tmp_path, decode=DecodeConfig(max_len=3),
-                   device="cpu", max_history_turns=3, max_message_chars=50)  # fmt: skip
+        ChatConfig(
+            run_dir=run_dir,
+            index_dir=tmp_path,
+            decode=DecodeConfig(max_len=3),
+            device="cpu",
+            max_history_turns=3,
+            max_message_chars=50,
+        )
     )
     for i in range(5):
         session.respond(f"message {i}")
@@ -155,11 +178,13 @@ def test_history_is_bounded_and_a_long_message_is_refused(run_dir: Path, tmp_pat
     assert session.history == before and len(stand_in.builds) == 5
 
 
-def test_cli_chat_skips_a_long_message_and_a_non_utf8_line(run_dir: Path, tmp_path: Path,
-                                                            stand_in) -> None:  # fmt: skip
+def test_cli_chat_skips_a_long_message_and_a_non_utf8_line(
+    run_dir: Path, tmp_path: Path, stand_in
+) -> None:
     stdin = b"my dog won\n\xff\xfe not text\n" + b"word " * 100_000 + b"\nthat is great\n"
     result = CliRunner().invoke(
-        app, ["chat", str(run_dir), "--index", str(tmp_path), "--device", "cpu", "--max-len", "3"],
+        app,
+        ["chat", str(run_dir), "--index", str(tmp_path), "--device", "cpu", "--max-len", "3"],
         input=stdin,
     )
     assert result.exit_code == 0, result.output[-2000:]
@@ -202,15 +227,31 @@ def test_chat_end_to_end_with_the_kemp_kg_builder(
     from kemp_kg.samples_data import write_samples
 
     write_samples(tmp_path / "sample")
-    build_index(tmp_path / "sample" / "knowledge.tsv", tmp_path / "sample" / "lexicon.tsv",
-                tmp_path / "index")  # fmt: skip
+    build_index(
+        tmp_path / "sample" / "knowledge.tsv",
+        tmp_path / "sample" / "lexicon.tsv",
+        tmp_path / "index",
+    )
     proc = subprocess.run(
-        [sys.executable, "-c", "from kemp_model.cli import main; main()", "chat", str(run_dir),
-         "--index", str(tmp_path / "index"), "--device", "cpu", "--max-len", "5"],
+        [
+            sys.executable,
+            "-c",
+            "from kemp_model.cli import main; main()",
+            "chat",
+            str(run_dir),
+            "--index",
+            str(tmp_path / "index"),
+            "--device",
+            "cpu",
+            "--max-len",
+            "5",
+        ],
         input="my birthday party was great\ni am scared of the dark\n/quit\n",
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
         env={**os.environ, "NLTK_DATA": str(nltk_data), "COLUMNS": "200"},
-    )  # fmt: skip
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = proc.stdout
     assert out.count("kemp>") == 2 and out.count("emotion:") == 2

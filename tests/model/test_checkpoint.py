@@ -32,8 +32,23 @@ def assert_one_line(err: str, *needles: str) -> None:
 
 
 def train_args(graphs: Path, out: Path, *extra: str) -> list[str]:
-    return ["train", "--graphs", str(graphs), "--preset", "tiny", "--out", str(out),
-            "--max-steps", "2", "--eval-every", "2", "--eval-examples", "8", "--no-progress", *extra]
+    return [
+        "train",
+        "--graphs",
+        str(graphs),
+        "--preset",
+        "tiny",
+        "--out",
+        str(out),
+        "--max-steps",
+        "2",
+        "--eval-every",
+        "2",
+        "--eval-examples",
+        "8",
+        "--no-progress",
+        *extra,
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -41,18 +56,30 @@ def trained_run(graph_file, tmp_path_factory) -> Path:
     from kemp_model.train import TrainJob, train
 
     out = tmp_path_factory.mktemp("runs") / "tiny"
-    train(TrainJob(graphs=(graph_file,), out=out, preset="tiny", progress=False,
-                   train_overrides=(("max_steps", 2), ("eval_every", 2), ("eval_examples", 8))))
+    train(
+        TrainJob(
+            graphs=(graph_file,),
+            out=out,
+            preset="tiny",
+            progress=False,
+            train_overrides=(("max_steps", 2), ("eval_every", 2), ("eval_examples", 8)),
+        )
+    )
     return out
 
 
-def _rewrite_metadata(source: Path, target: Path, drop: bytes | None = None, **changes: bytes) -> Path:
+def _rewrite_metadata(
+    source: Path, target: Path, drop: bytes | None = None, **changes: bytes
+) -> Path:
     table = schema.open_graphs(source).table
     meta = dict(ipc.open_file(pa.memory_map(str(source))).schema.metadata)
     if drop:
         meta.pop(drop)
     meta.update({k.encode(): v for k, v in changes.items()})
-    with pa.OSFile(str(target), "wb") as sink, ipc.new_file(sink, table.schema.with_metadata(meta)) as w:
+    with (
+        pa.OSFile(str(target), "wb") as sink,
+        ipc.new_file(sink, table.schema.with_metadata(meta)) as w,
+    ):
         w.write_table(table)
     return target
 
@@ -86,8 +113,9 @@ def _damage_list_offsets(source: Path, target: Path, column: str = "context_ids"
     return target
 
 
-def test_graph_file_damaged_inside_a_record_batch(graph_file, trained_run, tmp_path, monkeypatch,
-                                                  capsys) -> None:  # fmt: skip
+def test_graph_file_damaged_inside_a_record_batch(
+    graph_file, trained_run, tmp_path, monkeypatch, capsys
+) -> None:
     damaged = _damage_list_offsets(graph_file, tmp_path / "damaged.arrow")
     assert len(schema.open_graphs(damaged)) > 0  # opening (O(footer)) does not notice
     code, err = run_cli(monkeypatch, capsys, *train_args(damaged, tmp_path / "run"))
@@ -95,8 +123,20 @@ def test_graph_file_damaged_inside_a_record_batch(graph_file, trained_run, tmp_p
     assert_one_line(err, "damaged.arrow", "damaged record batch", "rerun `kemp-kg enrich`")
     assert not (tmp_path / "run").exists()
     for command in ("evaluate", "generate"):
-        code, err = run_cli(monkeypatch, capsys, command, str(trained_run), "--graphs", str(damaged),
-                            "--split", "valid", "--limit", "2", "--device", "cpu")  # fmt: skip
+        code, err = run_cli(
+            monkeypatch,
+            capsys,
+            command,
+            str(trained_run),
+            "--graphs",
+            str(damaged),
+            "--split",
+            "valid",
+            "--limit",
+            "2",
+            "--device",
+            "cpu",
+        )
         assert code == 2, command
         assert_one_line(err, "damaged.arrow", "damaged record batch")
 
@@ -116,14 +156,26 @@ def test_empty_train_split(tmp_path, monkeypatch, capsys, rows_factory, rows_wri
 
 
 def test_resume_with_another_preset(graph_file, trained_run, monkeypatch, capsys) -> None:
-    code, err = run_cli(monkeypatch, capsys, "train", "--graphs", str(graph_file), "--out",
-                        str(trained_run), "--preset", "kemp", "--resume", "--no-progress")
+    code, err = run_cli(
+        monkeypatch,
+        capsys,
+        "train",
+        "--graphs",
+        str(graph_file),
+        "--out",
+        str(trained_run),
+        "--preset",
+        "kemp",
+        "--resume",
+        "--no-progress",
+    )
     assert code == 3
     assert_one_line(err, "preset 'tiny'", "--preset tiny")
 
 
-def test_resume_with_another_vocabulary(trained_run, tmp_path, monkeypatch, capsys, rows_factory,
-                                        rows_writer) -> None:
+def test_resume_with_another_vocabulary(
+    trained_run, tmp_path, monkeypatch, capsys, rows_factory, rows_writer
+) -> None:
     vocab = (*schema.SPECIAL_TOKENS, "other", "words")
     rows = rows_factory(20)
     for row in rows:  # keep ids inside the small vocabulary
@@ -131,8 +183,17 @@ def test_resume_with_another_vocabulary(trained_run, tmp_path, monkeypatch, caps
         row["concept_ids"] = [min(i, 9) for i in row["concept_ids"]]
         row["target_ids"] = [min(i, 9) for i in row["target_ids"]]
     other = rows_writer(tmp_path / "other.arrow", rows, vocab=vocab)
-    code, err = run_cli(monkeypatch, capsys, "train", "--graphs", str(other), "--out", str(trained_run),
-                        "--resume", "--no-progress")
+    code, err = run_cli(
+        monkeypatch,
+        capsys,
+        "train",
+        "--graphs",
+        str(other),
+        "--out",
+        str(trained_run),
+        "--resume",
+        "--no-progress",
+    )
     assert code == 3
     assert_one_line(err, "another vocabulary", "other.arrow")
 
@@ -150,8 +211,11 @@ def test_resume_without_a_checkpoint(graph_file, tmp_path, monkeypatch, capsys) 
 
 
 def test_missing_embeddings(graph_file, tmp_path, monkeypatch, capsys) -> None:
-    code, err = run_cli(monkeypatch, capsys, *train_args(graph_file, tmp_path / "run", "--embeddings",
-                                                         str(tmp_path / "glove.npy")))
+    code, err = run_cli(
+        monkeypatch,
+        capsys,
+        *train_args(graph_file, tmp_path / "run", "--embeddings", str(tmp_path / "glove.npy")),
+    )
     assert code == 1
     assert_one_line(err, "glove.npy", "no such embeddings file")
 
@@ -195,16 +259,26 @@ def test_embeddings_from_txt_and_npy(tmp_path) -> None:
     assert vectors.coverage == pytest.approx(2 / len(vocab))
 
 
-def test_resume_from_a_corrupt_state_file(graph_file, trained_run, tmp_path, monkeypatch, capsys) -> None:
+def test_resume_from_a_corrupt_state_file(
+    graph_file, trained_run, tmp_path, monkeypatch, capsys
+) -> None:
     copy = tmp_path / "copy"
     shutil.copytree(trained_run, copy)
     state = copy / "last.state.safetensors"
     state.write_bytes(state.read_bytes()[:100])
-    code, err = run_cli(monkeypatch, capsys, "train", "--graphs", str(graph_file), "--out", str(copy),
-                        "--resume", "--no-progress")
+    code, err = run_cli(
+        monkeypatch,
+        capsys,
+        "train",
+        "--graphs",
+        str(graph_file),
+        "--out",
+        str(copy),
+        "--resume",
+        "--no-progress",
+    )
     assert code == 3
     assert_one_line(err, "last.state.safetensors", "corrupt checkpoint")
-
 
 
 @pytest.mark.parametrize("failure", ["safetensors", "oserror"])
@@ -230,9 +304,13 @@ def test_unwritable_checkpoint_is_a_one_line_error_and_keeps_the_previous_file(
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(ckpt, "save_file", full)
-    with pytest.raises(CheckpointError, match="last.safetensors: cannot write .*No space left.*--resume"):
+    with pytest.raises(
+        CheckpointError, match="last.safetensors: cannot write .*No space left.*--resume"
+    ):
         ckpt.save_weights(run / ckpt.LAST_FILE, model, {})
     with pytest.raises(CheckpointError, match="No space left on device") as info:
-        ckpt.save_training_state(run / ckpt.STATE_FILE, model, optimizer, [torch.get_rng_state()], {})
+        ckpt.save_training_state(
+            run / ckpt.STATE_FILE, model, optimizer, [torch.get_rng_state()], {}
+        )
     assert "\n" not in str(info.value)
     assert {p.name: p.read_bytes() for p in run.iterdir()} == before  # old files kept, no temp left

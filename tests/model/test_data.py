@@ -18,7 +18,10 @@ def test_token_buffers_are_views_of_the_mapped_file(graph_file) -> None:
     addresses = [c.values.buffers()[1].address + 4 * c.values.offset for c in column.chunks]
     assert not flat.copied and flat.values.data_ptr() == min(addresses)
     assert flat.values.data_ptr() + flat.values.nbytes >= max(addresses)
-    assert provenance == {"test": True} and vocab[: len(schema.SPECIAL_TOKENS)] == schema.SPECIAL_TOKENS
+    assert (
+        provenance == {"test": True}
+        and vocab[: len(schema.SPECIAL_TOKENS)] == schema.SPECIAL_TOKENS
+    )
 
 
 def test_collate_pads_rows_exactly(graph_file) -> None:
@@ -30,7 +33,9 @@ def test_collate_pads_rows_exactly(graph_file) -> None:
         table_row = int(dataset.table_rows[row])
         ids = table.column("context_ids")[table_row].as_py()
         assert batch.context_ids[i, : len(ids)].tolist() == ids
-        assert not batch.context_mask[i, len(ids):].any() and batch.context_mask[i, : len(ids)].all()
+        assert (
+            not batch.context_mask[i, len(ids) :].any() and batch.context_mask[i, : len(ids)].all()
+        )
         anchors = table.column("concept_anchor")[table_row].as_py()
         assert batch.concept_anchor[i, : len(anchors)].tolist() == anchors
         target = table.column("target_ids")[table_row].as_py()
@@ -40,7 +45,9 @@ def test_collate_pads_rows_exactly(graph_file) -> None:
     assert batch.context_ids.shape[1] == int(dataset.num_words[rows].max())
 
 
-def test_target_that_already_ends_in_eos_gets_no_second_one(tmp_path, rows_factory, rows_writer) -> None:
+def test_target_that_already_ends_in_eos_gets_no_second_one(
+    tmp_path, rows_factory, rows_writer
+) -> None:
     rows = rows_factory(2)
     rows[0]["target_ids"] = rows[0]["target_ids"] + [schema.EOS_ID]
     dataset, _, _ = load_split(rows_writer(tmp_path / "g.arrow", rows), None)
@@ -58,9 +65,13 @@ def test_rows_without_a_target_get_an_eos_only_target(tmp_path, rows_factory, ro
         assert batch.target.tolist() == [[schema.EOS_ID]] * len(batch)
         assert batch.token_count == len(batch)
     batch = dataset.collate([0, 2])  # empty next to a real target
-    assert batch.target[1].tolist() == [schema.EOS_ID] + [schema.PAD_ID] * (batch.target.shape[1] - 1)
+    assert batch.target[1].tolist() == [schema.EOS_ID] + [schema.PAD_ID] * (
+        batch.target.shape[1] - 1
+    )
     only_empty, _, _ = load_split(rows_writer(tmp_path / "empty.arrow", rows[1:]), None)
-    assert only_empty.collate([0, 1]).target.tolist() == [[schema.EOS_ID]] * 2  # no target values at all
+    assert (
+        only_empty.collate([0, 1]).target.tolist() == [[schema.EOS_ID]] * 2
+    )  # no target values at all
 
 
 def test_split_selection(graph_file) -> None:
@@ -93,7 +104,10 @@ def test_bucketing_reduces_padding(graph_file) -> None:
 def test_ranks_get_disjoint_slices_of_each_global_batch(graph_file) -> None:
     dataset, _, _ = load_split(graph_file, "train")
     whole = list(BatchSampler(dataset.sizes(), batch_size=8, seed=1))
-    ranks = [list(BatchSampler(dataset.sizes(), batch_size=8, seed=1, rank=r, world_size=2)) for r in (0, 1)]
+    ranks = [
+        list(BatchSampler(dataset.sizes(), batch_size=8, seed=1, rank=r, world_size=2))
+        for r in (0, 1)
+    ]
     for g, r0, r1 in zip(whole, *ranks):
         assert len(r0) == len(r1) == 4
         assert np.concatenate([r0, r1]).tolist() == g.tolist()

@@ -219,8 +219,9 @@ def test_sampling_is_deterministic_given_the_seed(strategy: str) -> None:
     config = DecodeConfig(strategy=strategy, top_k=8, top_p=0.95, seed=11, max_len=10)
     first = generate(model, batch(8), config)
     assert generate(model, batch(8), config) == first
-    other = generate(model, batch(8), DecodeConfig(strategy=strategy, top_k=8, top_p=0.95,
-                                                    seed=12, max_len=10))
+    other = generate(
+        model, batch(8), DecodeConfig(strategy=strategy, top_k=8, top_p=0.95, seed=12, max_len=10)
+    )
     assert other != first
 
 

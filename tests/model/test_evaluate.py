@@ -12,6 +12,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+import kemp_model.cli  # noqa: F401  (registers the commands)
 from kemp_kg import schema
 from kemp_model.checkpoint import RunConfig, save_weights, vocab_checksum, write_run_config
 from kemp_model.cli.app import app
@@ -29,8 +30,6 @@ from kemp_model.evaluate import (
 )
 from kemp_model.model import KEMP
 from kemp_model.score import read_predictions, score_predictions
-
-import kemp_model.cli  # noqa: F401  (registers the commands)
 
 
 @pytest.fixture(scope="module")
@@ -110,9 +109,12 @@ def test_perplexity_and_accuracy_do_not_depend_on_batching(run_dir: Path, graph_
 
 def test_limit_decoding_and_file_names(run_dir: Path) -> None:
     config = EvalConfig(
-        run_dir=run_dir, limit=4, device="cpu", decode=DecodeConfig(strategy="beam", beam_size=3),
+        run_dir=run_dir,
+        limit=4,
+        device="cpu",
+        decode=DecodeConfig(strategy="beam", beam_size=3),
         decode_name="beam",
-    )  # fmt: skip
+    )
     result = evaluate_run(config)
     assert result.metrics["examples"] == 4
     assert result.predictions_path.name == "test-beam.predictions.txt"
@@ -145,15 +147,26 @@ def test_predict_keeps_dataset_order(graph_file: Path) -> None:
 def test_generate_writes_jsonl(run_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "preds.jsonl"
     predictions = generate_run(
-        GenerateConfig(run_dir=run_dir, split="valid", limit=5, device="cpu", out=out,
-                       decode=DecodeConfig(strategy="topp", seed=3))  # fmt: skip
+        GenerateConfig(
+            run_dir=run_dir,
+            split="valid",
+            limit=5,
+            device="cpu",
+            out=out,
+            decode=DecodeConfig(strategy="topp", seed=3),
+        )
     )
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(lines) == len(predictions) == 5
     assert set(lines[0]) >= {"example_id", "history", "emotion_predicted", "concepts", "response"}
     again = generate_run(
-        GenerateConfig(run_dir=run_dir, split="valid", limit=5, device="cpu",
-                       decode=DecodeConfig(strategy="topp", seed=3))  # fmt: skip
+        GenerateConfig(
+            run_dir=run_dir,
+            split="valid",
+            limit=5,
+            device="cpu",
+            decode=DecodeConfig(strategy="topp", seed=3),
+        )
     )
     assert [p.response for p in again] == [p.response for p in predictions]
 
@@ -174,8 +187,19 @@ def test_bad_inputs_are_one_line_errors(run_dir: Path, tmp_path: Path) -> None:
 def test_cli_evaluate_and_score(run_dir: Path, tmp_path: Path) -> None:
     runner = CliRunner()
     result = runner.invoke(
-        app, ["evaluate", str(run_dir), "--limit", "6", "--decode", "diverse", "--device", "cpu",
-              "--out-dir", str(tmp_path)],  # fmt: skip
+        app,
+        [
+            "evaluate",
+            str(run_dir),
+            "--limit",
+            "6",
+            "--decode",
+            "diverse",
+            "--device",
+            "cpu",
+            "--out-dir",
+            str(tmp_path),
+        ],
     )
     assert result.exit_code == 0, result.output
     assert "Distinct-1" in result.output
@@ -194,8 +218,10 @@ def test_cli_score_error_is_one_line(tmp_path: Path) -> None:
     bad.write_text("Emotion:sad \nnonsense\n")
     proc = subprocess.run(
         [sys.executable, "-c", "from kemp_model.cli import main; main()", "score", str(bad)],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and f"{bad}:2:" in proc.stderr
     assert "Traceback" not in proc.stderr

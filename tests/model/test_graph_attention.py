@@ -70,14 +70,19 @@ def _batch(concept_order: list[int]) -> Batch:
     anchors = torch.tensor([[1, 3, 3]])[:, concept_order]
     c_int = torch.tensor([[0.9, 0.1, 0.5]])[:, concept_order]
     return Batch(
-        context_ids=ids, context_roles=torch.tensor([[0, 1, 1, 2]]),
+        context_ids=ids,
+        context_roles=torch.tensor([[0, 1, 1, 2]]),
         context_intensity=torch.tensor([[0.0, 0.3, 0.8, 0.2]]),
         context_mask=torch.ones(1, 4, dtype=torch.bool),
-        concept_ids=concepts, concept_anchor=anchors,
+        concept_ids=concepts,
+        concept_anchor=anchors,
         concept_relation=torch.zeros(1, 3, dtype=torch.long),
-        concept_weight=torch.ones(1, 3), concept_intensity=c_int,
+        concept_weight=torch.ones(1, 3),
+        concept_intensity=c_int,
         concept_mask=torch.ones(1, 3, dtype=torch.bool),
-        target=torch.tensor([[10, 13, 3]]), emotion=torch.tensor([5]), rows=torch.tensor([0]),
+        target=torch.tensor([[10, 13, 3]]),
+        emotion=torch.tensor([5]),
+        rows=torch.tensor([0]),
     )
 
 
@@ -90,5 +95,7 @@ def test_concept_order_does_not_change_the_result() -> None:
         assert torch.allclose(sa.emotion_logits, sb.emotion_logits, atol=1e-5)
         assert torch.allclose(sa.memory[:, :4], sb.memory[:, :4], atol=1e-5)
         prefix = torch.tensor([[2, 10, 13]])
-        assert torch.allclose(model.decode_step(sa, prefix), model.decode_step(sb, prefix), atol=1e-5)
+        assert torch.allclose(
+            model.decode_step(sa, prefix), model.decode_step(sb, prefix), atol=1e-5
+        )
         assert torch.allclose(model(a).generation_nll_sum, model(b).generation_nll_sum, atol=1e-5)

@@ -16,11 +16,17 @@ from kemp_model.model import ModelOutput
 def output() -> ModelOutput:
     zero = torch.tensor(0.0)
     return ModelOutput(
-        generation_nll_sum=torch.tensor(6.0), smoothing_sum=zero, emotion_nll_sum=torch.tensor(8.0),
-        attention_loss_sum=torch.tensor(2.0), token_count=torch.tensor(3),
-        example_count=torch.tensor(4), emotion_correct=torch.tensor(0),
-        example_mean_nll_sum=zero, scored_examples=torch.tensor(4), emotion_logits=torch.zeros(4, 32),
-    )  # fmt: skip
+        generation_nll_sum=torch.tensor(6.0),
+        smoothing_sum=zero,
+        emotion_nll_sum=torch.tensor(8.0),
+        attention_loss_sum=torch.tensor(2.0),
+        token_count=torch.tensor(3),
+        example_count=torch.tensor(4),
+        emotion_correct=torch.tensor(0),
+        example_mean_nll_sum=zero,
+        scored_examples=torch.tensor(4),
+        emotion_logits=torch.zeros(4, 32),
+    )
 
 
 @pytest.mark.parametrize(
@@ -39,8 +45,12 @@ def test_reductions_by_hand(reduction, expected) -> None:
 
 
 def test_weights_scale_their_own_terms() -> None:
-    loss = Loss(LossConfig(emotion_weight=0.5, generation_weight=2.0, attention_weight=0.0,
-                           label_smoothing=0.0), vocab_size=10)  # fmt: skip
+    loss = Loss(
+        LossConfig(
+            emotion_weight=0.5, generation_weight=2.0, attention_weight=0.0, label_smoothing=0.0
+        ),
+        vocab_size=10,
+    )
     out = output()
     assert loss(out, 3, 4).item() == pytest.approx((2 * 6 + 0.5 * 8) / 3)
 
@@ -59,10 +69,21 @@ def test_a_run_config_from_before_the_loss_config_still_loads(tmp_path) -> None:
     """Old config.json files kept the loss settings in "model" (``emotion_loss_reduction``)."""
     preset = get_preset("kemp-small")
     model = {k: v for k, v in ckpt.to_dict(preset.model).items()}
-    model.update(emotion_weight=1.0, generation_weight=1.0, attention_weight=0.1,
-                 label_smoothing=0.1, emotion_loss_reduction="sum")  # fmt: skip
-    data = {"format": ckpt.FORMAT, "preset": "kemp", "model": model,
-            "train": ckpt.to_dict(preset.train), "vocab_size": 12, "vocab_sha256": "x"}  # fmt: skip
+    model.update(
+        emotion_weight=1.0,
+        generation_weight=1.0,
+        attention_weight=0.1,
+        label_smoothing=0.1,
+        emotion_loss_reduction="sum",
+    )
+    data = {
+        "format": ckpt.FORMAT,
+        "preset": "kemp",
+        "model": model,
+        "train": ckpt.to_dict(preset.train),
+        "vocab_size": 12,
+        "vocab_sha256": "x",
+    }
     config = ckpt.RunConfig.from_json(json.loads(json.dumps(data)))
     assert config.loss == LossConfig(reduction="sum")
     assert config.model == preset.model

@@ -6,7 +6,6 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from kemp_kg import schema
 from kemp_model.config import ModelConfig, get_preset, tiny
@@ -19,14 +18,19 @@ V = 10
 
 def one_example(target=(8, 9, 3), emotion=5) -> Batch:
     return Batch(
-        context_ids=torch.tensor([[4, 8, 9]]), context_roles=torch.tensor([[0, 1, 1]]),
+        context_ids=torch.tensor([[4, 8, 9]]),
+        context_roles=torch.tensor([[0, 1, 1]]),
         context_intensity=torch.tensor([[0.0, 0.5, 1.0]]),
         context_mask=torch.ones(1, 3, dtype=torch.bool),
-        concept_ids=torch.tensor([[9, 0]]), concept_anchor=torch.tensor([[1, 0]]),
+        concept_ids=torch.tensor([[9, 0]]),
+        concept_anchor=torch.tensor([[1, 0]]),
         concept_relation=torch.zeros(1, 2, dtype=torch.long),
-        concept_weight=torch.ones(1, 2), concept_intensity=torch.tensor([[0.25, 0.0]]),
+        concept_weight=torch.ones(1, 2),
+        concept_intensity=torch.tensor([[0.25, 0.0]]),
         concept_mask=torch.tensor([[True, False]]),
-        target=torch.tensor([list(target)]), emotion=torch.tensor([emotion]), rows=torch.tensor([0]),
+        target=torch.tensor([list(target)]),
+        emotion=torch.tensor([emotion]),
+        rows=torch.tensor([0]),
     )
 
 
@@ -46,18 +50,26 @@ def test_emotional_attention_loss_by_hand() -> None:
 @pytest.mark.parametrize("smoothing", [0.0, 0.1])
 def test_generation_and_emotion_losses_by_hand(monkeypatch, smoothing) -> None:
     torch.manual_seed(0)
-    config = ModelConfig(embedding_dim=8, hidden_dim=8, num_heads=2, attention_dim=8, ffn_dim=8,
-                         dropout=0.0)
+    config = ModelConfig(
+        embedding_dim=8, hidden_dim=8, num_heads=2, attention_dim=8, ffn_dim=8, dropout=0.0
+    )
     model = KEMP(config, V).eval()
     loss = Loss(LossConfig(label_smoothing=smoothing), V)
     batch = one_example(target=(8, 9, 3, 0))  # 3 real tokens then padding
     # every reference token gets P = 0.5; the smoothing term of each token is 3.0
-    fixed = (torch.full((3,), math.log(0.5)), torch.full((3,), 3.0) if smoothing else None,
-             torch.zeros(1, 4, 5))  # fmt: skip
+    fixed = (
+        torch.full((3,), math.log(0.5)),
+        torch.full((3,), 3.0) if smoothing else None,
+        torch.zeros(1, 4, 5),
+    )
     monkeypatch.setattr(model, "target_log_probs", lambda state, target, smoothing: fixed)
     out = model(batch, smoothing=loss.smoothing)
     nll = math.log(2.0)
-    constant = (1 - smoothing) * math.log(1 - smoothing) + smoothing * math.log(smoothing / (V - 2)) if smoothing else 0.0
+    constant = (
+        (1 - smoothing) * math.log(1 - smoothing) + smoothing * math.log(smoothing / (V - 2))
+        if smoothing
+        else 0.0
+    )
     per_token = (1 - smoothing) * nll + smoothing * 3.0 + constant
     assert out.token_count.item() == 3
     assert out.generation_nll_sum.item() == pytest.approx(3 * nll, rel=1e-6)
@@ -117,13 +129,18 @@ def test_both_perplexities_by_hand_on_three_examples(monkeypatch) -> None:
     from kemp_model.train import validation_metrics
 
     one = one_example()
-    batch = Batch(**{f.name: torch.cat([getattr(one, f.name)] * 3) for f in dataclasses.fields(Batch)})
+    batch = Batch(
+        **{f.name: torch.cat([getattr(one, f.name)] * 3) for f in dataclasses.fields(Batch)}
+    )
     # example 0: 1 token, example 1: 2 tokens, example 2: 3 tokens
     batch.target = torch.tensor([[8, 0, 0], [8, 9, 0], [8, 9, 3]])
     model = KEMP(tiny().model, V).eval()
     nll = torch.tensor([1.0, 2.0, 4.0, 1.0, 1.0, 4.0])  # row-major over the 6 real tokens
-    monkeypatch.setattr(model, "target_log_probs",
-                        lambda state, target, smoothing: (-nll, None, torch.zeros(3, 3, 5)))  # fmt: skip
+    monkeypatch.setattr(
+        model,
+        "target_log_probs",
+        lambda state, target, smoothing: (-nll, None, torch.zeros(3, 3, 5)),
+    )
     out = model(batch)
     figures = validation_metrics(out, len(batch)).value()
     per_example = math.exp((1.0 / 1 + (2.0 + 4.0) / 2 + (1.0 + 1.0 + 4.0) / 3) / 3)
@@ -152,7 +169,9 @@ def test_unlabelled_examples_add_no_emotion_loss() -> None:
     assert out.emotion_nll_sum.item() == 0.0 and out.example_count.item() == 0
 
 
-@pytest.mark.parametrize("preset", ["kemp", "wo-ece", "wo-edd", "transformer", "kemp-small", "tiny"])
+@pytest.mark.parametrize(
+    "preset", ["kemp", "wo-ece", "wo-edd", "transformer", "kemp-small", "tiny"]
+)
 def test_copy_distribution_sums_to_one(preset) -> None:
     torch.manual_seed(0)
     model = KEMP(get_preset(preset).model, V).eval()
@@ -193,7 +212,9 @@ def test_config_checks_name_the_values() -> None:
         get_preset("nope")
 
 
-@pytest.mark.parametrize("preset", ["kemp", "wo-ece", "wo-edd", "transformer", "kemp-small", "tiny"])
+@pytest.mark.parametrize(
+    "preset", ["kemp", "wo-ece", "wo-edd", "transformer", "kemp-small", "tiny"]
+)
 def test_every_parameter_gets_a_gradient(preset) -> None:
     """DDP needs it (no find_unused_parameters); only the baseline's unused emotion head is exempt."""
     torch.manual_seed(0)
@@ -211,7 +232,9 @@ def test_baseline_without_emotion_head_counts_every_example() -> None:
 
     torch.manual_seed(0)
     one = one_example()
-    batch = Batch(**{f.name: torch.cat([getattr(one, f.name)] * 3) for f in dataclasses.fields(Batch)})
+    batch = Batch(
+        **{f.name: torch.cat([getattr(one, f.name)] * 3) for f in dataclasses.fields(Batch)}
+    )
     out = KEMP(get_preset("transformer").model, V)(batch)
     assert out.example_count.item() == len(batch)
     assert out.emotion_correct.item() <= len(batch)
@@ -244,7 +267,7 @@ def test_xavier_init_leaves_the_word_table_small_and_pretrained_rows_unscaled() 
     model = KEMP(get_preset("kemp").model, 1000)
     table = model.embedding.weight
     assert table[schema.PAD_ID].abs().sum() == 0
-    assert 0.005 < table[len(schema.SPECIAL_TOKENS):].std().item() < 0.02
+    assert 0.005 < table[len(schema.SPECIAL_TOKENS) :].std().item() < 0.02
     # Xavier-uniform bound sqrt(6 / (fan_in + fan_out)) on a Linear(300 -> 40)
     query = model.decoder_layers[0].cross_attn.query.weight
     assert query.abs().max().item() <= (6 / 340) ** 0.5 + 1e-6

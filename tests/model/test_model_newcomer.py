@@ -25,9 +25,10 @@ stand_in = test_chat.stand_in
 
 def chat(run_dir: Path, index: Path, text: str) -> str:
     result = CliRunner().invoke(
-        app, ["chat", str(run_dir), "--index", str(index), "--device", "cpu", "--max-len", "4"],
+        app,
+        ["chat", str(run_dir), "--index", str(index), "--device", "cpu", "--max-len", "4"],
         input=text,
-    )  # fmt: skip
+    )
     assert result.exit_code == 0, result.output
     return result.output
 
@@ -47,8 +48,9 @@ def test_special_tokens_never_shown(
     run_dir: Path, tmp_path: Path, stand_in, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A reply made of special tokens and a concept hanging off an <unk> word show none."""
-    monkeypatch.setattr(chat_module, "ids_to_text",
-                        lambda ids, vocab: "<cls> that <unk> is <pad> nice <knowledge>")
+    monkeypatch.setattr(
+        chat_module, "ids_to_text", lambda ids, vocab: "<cls> that <unk> is <pad> nice <knowledge>"
+    )
     out = chat(run_dir, tmp_path, "zzzunknownword my\n")
     for token in schema.SPECIAL_TOKENS:
         assert token not in out, (token, out)
@@ -60,8 +62,11 @@ def test_an_all_special_reply_is_not_a_history_turn(
     run_dir: Path, tmp_path: Path, stand_in, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(chat_module, "ids_to_text", lambda ids, vocab: "<cls> <unk>")
-    session = ChatSession.open(ChatConfig(run_dir=run_dir, index_dir=tmp_path, device="cpu",
-                                          decode=DecodeConfig(max_len=3)))  # fmt: skip
+    session = ChatSession.open(
+        ChatConfig(
+            run_dir=run_dir, index_dir=tmp_path, device="cpu", decode=DecodeConfig(max_len=3)
+        )
+    )
     assert session.respond("my dog").response == ""
     session.respond("my cat")  # the builder never sees an empty listener turn
     assert stand_in.builds[-1] == [("speaker", "my dog"), ("speaker", "my cat")]
@@ -70,8 +75,11 @@ def test_an_all_special_reply_is_not_a_history_turn(
 def test_concepts_from_earlier_turns_are_not_repeated(
     run_dir: Path, tmp_path: Path, stand_in
 ) -> None:
-    session = ChatSession.open(ChatConfig(run_dir=run_dir, index_dir=tmp_path, device="cpu",
-                                          decode=DecodeConfig(max_len=3)))  # fmt: skip
+    session = ChatSession.open(
+        ChatConfig(
+            run_dir=run_dir, index_dir=tmp_path, device="cpu", decode=DecodeConfig(max_len=3)
+        )
+    )
     first = session.respond("my dog")
     assert first.new_concepts == first.concepts and first.concepts
     second = session.respond("my dog")
@@ -113,10 +121,22 @@ def test_interactive_chat_keeps_a_readline_history(
     monkeypatch.setattr(builtins, "input", fake_input)
     monkeypatch.setattr(sys, "stdin", Tty(""))
     readline.clear_history()
-    chat_cli.chat_command(run_dir, index=tmp_path, device="cpu", decode=chat_cli.Decode.greedy,
-                          beam_size=None, no_repeat_ngram=None, top_k=None, top_p=None,
-                          temperature=None, length_penalty=None, max_len=3, seed=None,
-                          max_history_turns=16, max_message_chars=1000)  # fmt: skip
+    chat_cli.chat_command(
+        run_dir,
+        index=tmp_path,
+        device="cpu",
+        decode=chat_cli.Decode.greedy,
+        beam_size=None,
+        no_repeat_ngram=None,
+        top_k=None,
+        top_p=None,
+        temperature=None,
+        length_penalty=None,
+        max_len=3,
+        seed=None,
+        max_history_turns=16,
+        max_message_chars=1000,
+    )
     assert prompts == ["you> ", "you> "]
     assert "my dog won" in history.read_text(encoding="utf-8")
     assert stand_in.builds == [[("speaker", "my dog won")]]
@@ -139,8 +159,9 @@ def test_help_has_no_bool_markers(command: str) -> None:
 
 
 def test_train_help_shows_preset_choices_and_real_defaults() -> None:
-    output = " ".join(CliRunner().invoke(app, ["train", "--help"], terminal_width=200)
-                      .output.split())  # fmt: skip
+    output = " ".join(
+        CliRunner().invoke(app, ["train", "--help"], terminal_width=200).output.split()
+    )
     assert "[" + "|".join(PRESETS) + "]" in output
     assert "preset default" not in output
     kemp, tiny = PRESETS["kemp"]().train, PRESETS["tiny"]().train
@@ -158,8 +179,9 @@ def test_unknown_preset_lists_the_presets() -> None:
 
 @pytest.mark.parametrize("command", ["evaluate", "generate", "chat"])
 def test_decoding_help_shows_each_presets_value(command: str) -> None:
-    output = " ".join(CliRunner().invoke(app, [command, "--help"], terminal_width=200)
-                      .output.split())  # fmt: skip
+    output = " ".join(
+        CliRunner().invoke(app, [command, "--help"], terminal_width=200).output.split()
+    )
     assert "[greedy|beam|topk|topp|diverse]" in output.replace("<", "[").replace(">", "]")
     assert "Beam width (beam). [default: 5]" in output
     assert "[default: 3; greedy: 0]" in output  # --no-repeat-ngram
@@ -177,8 +199,19 @@ def test_chat_help_mentions_commands_and_nltk_data() -> None:
 
 
 def test_unknown_split_lists_the_splits_with_counts(run_dir: Path, graph_file: Path) -> None:
-    result = CliRunner().invoke(app, ["evaluate", str(run_dir), "--graphs", str(graph_file),
-                                      "--split", "dev", "--device", "cpu"])  # fmt: skip
+    result = CliRunner().invoke(
+        app,
+        [
+            "evaluate",
+            str(run_dir),
+            "--graphs",
+            str(graph_file),
+            "--split",
+            "dev",
+            "--device",
+            "cpu",
+        ],
+    )
     assert result.exit_code != 0
     message = str(result.exception) if result.exception else result.output
     graphs = schema.open_graphs(graph_file)
@@ -187,14 +220,16 @@ def test_unknown_split_lists_the_splits_with_counts(run_dir: Path, graph_file: P
     assert "pass one of those as --split" in message
 
 
-
 # ------------------------------------------------------------------------------- another index
 
 
 def _index_info(path: Path, source_sha: str) -> dict:
-    return {"format": "kemp-index/1", "path": str(path),
-            "source": {"kind": "triples", "path": "/data/k.tsv", "sha256": source_sha},
-            "lexicon": {"sha256": None}}  # fmt: skip
+    return {
+        "format": "kemp-index/1",
+        "path": str(path),
+        "source": {"kind": "triples", "path": "/data/k.tsv", "sha256": source_sha},
+        "lexicon": {"sha256": None},
+    }
 
 
 def _run_with_index(run_dir: Path, tmp_path: Path, info: dict, graphs: list[str]) -> Path:
@@ -260,23 +295,39 @@ def test_evaluate_refuses_recorded_graphs_re_enriched_with_another_index(
     vocab = schema.open_graphs(graph_file).vocab  # the run's vocabulary
     rows = rows_factory(4, split="test")
     graphs = schema.write_graphs(
-        tmp_path / "g.arrow", [pa.Table.from_pylist(rows, schema=schema.GRAPH_SCHEMA)],
-        vocab=vocab, provenance={"index": _index_info(tmp_path / "other", "b" * 64)},
-    )  # fmt: skip
+        tmp_path / "g.arrow",
+        [pa.Table.from_pylist(rows, schema=schema.GRAPH_SCHEMA)],
+        vocab=vocab,
+        provenance={"index": _index_info(tmp_path / "other", "b" * 64)},
+    )
     run = _run_with_index(run_dir, tmp_path, _index_info(tmp_path / "i", "a" * 64), [str(graphs)])
     config = EvalConfig(run_dir=run, split="test", device="cpu", decode=DecodeConfig(max_len=2))
     with pytest.raises(KempModelError, match="knowledge index changed since training"):
         evaluate_run(config)
-    explicit = EvalConfig(run_dir=run, graphs=(graphs,), split="test", device="cpu",
-                          decode=DecodeConfig(max_len=2), out_dir=tmp_path / "eval")  # fmt: skip
+    explicit = EvalConfig(
+        run_dir=run,
+        graphs=(graphs,),
+        split="test",
+        device="cpu",
+        decode=DecodeConfig(max_len=2),
+        out_dir=tmp_path / "eval",
+    )
     with pytest.warns(IndexMismatchWarning, match="trained with graphs built from"):
         evaluate_run(explicit)
-    same = _run_with_index(run_dir, tmp_path / "s", _index_info(tmp_path / "o", "b" * 64),
-                           [str(graphs)])  # fmt: skip
+    same = _run_with_index(
+        run_dir, tmp_path / "s", _index_info(tmp_path / "o", "b" * 64), [str(graphs)]
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error", IndexMismatchWarning)
-        evaluate_run(EvalConfig(run_dir=same, split="test", device="cpu",
-                                decode=DecodeConfig(max_len=2), out_dir=tmp_path / "e2"))
+        evaluate_run(
+            EvalConfig(
+                run_dir=same,
+                split="test",
+                device="cpu",
+                decode=DecodeConfig(max_len=2),
+                out_dir=tmp_path / "e2",
+            )
+        )
 
 
 # ------------------------------------------------------------------------------------- training
@@ -289,10 +340,18 @@ def test_a_handful_of_conversations_trains_at_the_default_batch_size(
     from kemp_model import checkpoint as ckpt
     from kemp_model.train import TrainJob, train
 
-    graphs = rows_writer(tmp_path / "g.arrow",
-                         rows_factory(5) + rows_factory(2, seed=2, split="valid"))  # fmt: skip
-    summary = train(TrainJob(graphs=(graphs,), out=tmp_path / "run", preset="tiny", progress=False,
-                             train_overrides=(("max_steps", 3),)))  # fmt: skip
+    graphs = rows_writer(
+        tmp_path / "g.arrow", rows_factory(5) + rows_factory(2, seed=2, split="valid")
+    )
+    summary = train(
+        TrainJob(
+            graphs=(graphs,),
+            out=tmp_path / "run",
+            preset="tiny",
+            progress=False,
+            train_overrides=(("max_steps", 3),),
+        )
+    )
     assert summary.steps == 3
     assert any("batch size lowered from 8 to 5" in note for note in summary.notes), summary.notes
     assert ckpt.read_run_config(tmp_path / "run")[0].train.batch_size == 5
@@ -328,10 +387,18 @@ def test_tiny_caps_validation(tmp_path: Path, rows_factory, rows_writer, monkeyp
         return real(sizes, **kwargs)
 
     monkeypatch.setattr(train_module, "BatchSampler", sampler)
-    graphs = rows_writer(tmp_path / "g.arrow",
-                         rows_factory(16) + rows_factory(20, seed=2, split="valid"))  # fmt: skip
-    train(TrainJob(graphs=(graphs,), out=tmp_path / "run", preset="tiny", progress=False,
-                   train_overrides=(("max_steps", 2),)))  # fmt: skip
+    graphs = rows_writer(
+        tmp_path / "g.arrow", rows_factory(16) + rows_factory(20, seed=2, split="valid")
+    )
+    train(
+        TrainJob(
+            graphs=(graphs,),
+            out=tmp_path / "run",
+            preset="tiny",
+            progress=False,
+            train_overrides=(("max_steps", 2),),
+        )
+    )
     assert validated == [6]
 
 
@@ -349,10 +416,16 @@ def test_examples_per_s_counts_training_steps_only(
         return real(self)
 
     monkeypatch.setattr(Trainer, "_validate", slow_validate)
-    summary = train(TrainJob(graphs=(graph_file,), out=tmp_path / "run", preset="tiny",
-                             progress=False, threads=1,
-                             train_overrides=(("max_steps", 10), ("eval_every", 5),
-                                              ("log_every", 5))))  # fmt: skip
+    summary = train(
+        TrainJob(
+            graphs=(graph_file,),
+            out=tmp_path / "run",
+            preset="tiny",
+            progress=False,
+            threads=1,
+            train_overrides=(("max_steps", 10), ("eval_every", 5), ("log_every", 5)),
+        )
+    )
     assert summary.validation_s >= 0.8
     training_s = summary.elapsed_s - summary.validation_s
     assert summary.examples_per_s == pytest.approx(summary.examples / training_s, rel=0.1)
@@ -381,8 +454,15 @@ def test_cpu_guidance_is_shown_after_the_first_steps(
 
     monkeypatch.setattr(train_module, "GUIDANCE_AFTER_STEPS", 2)
     monkeypatch.setattr(train_module, "GUIDANCE_OVER_S", 0.0)  # any schedule counts as long
-    summary = train(TrainJob(graphs=(graph_file,), out=tmp_path / "run", preset="tiny",
-                             progress=False, train_overrides=(("max_steps", 4),)))  # fmt: skip
+    summary = train(
+        TrainJob(
+            graphs=(graph_file,),
+            out=tmp_path / "run",
+            preset="tiny",
+            progress=False,
+            train_overrides=(("max_steps", 4),),
+        )
+    )
     notes = [n for n in summary.notes if "to go on this CPU" in n]
     assert len(notes) == 1
     assert "note: " + notes[0] in capsys.readouterr().err

@@ -31,9 +31,7 @@ OFFICIAL_BLOCK = (
 
 def test_parse_literal_subset() -> None:
     assert parse_literal("['a', \"b 's\", 'c\\\\']") == ["a", "b 's", "c\\"]
-    assert parse_literal("[defaultdict(<class 'list'>, {'w': ['x', 'y'],})]") == [
-        {"w": ["x", "y"]}
-    ]
+    assert parse_literal("[defaultdict(<class 'list'>, {'w': ['x', 'y'],})]") == [{"w": ["x", "y"]}]
     assert parse_literal("{}") == {} and parse_literal("[ ]") == []
     assert parse_literal("'\\x41\\u00e9\\n\\q'") == "A\u00e9\n\\q"
 

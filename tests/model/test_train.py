@@ -25,8 +25,13 @@ BIN = Path(sys.executable).parent
 
 def job(graph_file: Path, out: Path, steps: int, **train) -> TrainJob:
     overrides = {"max_steps": steps, "eval_every": 15, "log_every": 4, "eval_examples": 16, **train}
-    return TrainJob(graphs=(graph_file,), out=out, preset="tiny",
-                    train_overrides=tuple(overrides.items()), progress=False)
+    return TrainJob(
+        graphs=(graph_file,),
+        out=out,
+        preset="tiny",
+        train_overrides=tuple(overrides.items()),
+        progress=False,
+    )
 
 
 def train_losses(run: Path) -> list[tuple[int, float]]:
@@ -44,8 +49,15 @@ def test_tiny_run_lowers_the_loss_and_writes_the_run_folder(graph_file, tmp_path
     losses = [loss for _, loss in train_losses(tmp_path / "run")]
     assert summary.steps == 60 and len(losses) == 15
     assert sum(losses[-3:]) / 3 < losses[0] - 0.5
-    for name in ("config.json", "vocab.json", "best.safetensors", "last.safetensors",
-                 "last.state.safetensors", "metrics.jsonl", "curves.png"):
+    for name in (
+        "config.json",
+        "vocab.json",
+        "best.safetensors",
+        "last.safetensors",
+        "last.state.safetensors",
+        "metrics.jsonl",
+        "curves.png",
+    ):
         assert (tmp_path / "run" / name).is_file(), name
     model, config, vocab = ckpt.load_run(tmp_path / "run")
     assert config.preset == "tiny" and len(vocab) == model.vocab_size
@@ -57,24 +69,49 @@ def test_resume_reproduces_the_uninterrupted_run_exactly(graph_file, tmp_path) -
     # window of 4 that straddles the checkpoint (step 30 is not a multiple of 4); dropout is on.
     train(job(graph_file, tmp_path / "a", 45))
     train(job(graph_file, tmp_path / "b", 30))
-    summary = train(TrainJob(graphs=(graph_file,), out=tmp_path / "b", resume=True,
-                             train_overrides=(("max_steps", 45),), progress=False))
+    summary = train(
+        TrainJob(
+            graphs=(graph_file,),
+            out=tmp_path / "b",
+            resume=True,
+            train_overrides=(("max_steps", 45),),
+            progress=False,
+        )
+    )
     assert summary.resumed_from == 30 and summary.steps == 45
     assert train_losses(tmp_path / "a") == train_losses(tmp_path / "b")
-    a, b = load_file(tmp_path / "a" / "last.safetensors"), load_file(tmp_path / "b" / "last.safetensors")
+    a, b = (
+        load_file(tmp_path / "a" / "last.safetensors"),
+        load_file(tmp_path / "b" / "last.safetensors"),
+    )
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_resume_after_kill_9_reproduces_the_loss_curve(graph_file, tmp_path) -> None:
     steps = 240
-    args = [str(BIN / "kemp-model"), "train", "--graphs", str(graph_file), "--preset", "tiny",
-            "--max-steps", str(steps), "--eval-every", "10", "--eval-examples", "8", "--patience", "0",
-            "--no-progress"]
+    args = [
+        str(BIN / "kemp-model"),
+        "train",
+        "--graphs",
+        str(graph_file),
+        "--preset",
+        "tiny",
+        "--max-steps",
+        str(steps),
+        "--eval-every",
+        "10",
+        "--eval-examples",
+        "8",
+        "--patience",
+        "0",
+        "--no-progress",
+    ]
     reference = tmp_path / "reference"
     subprocess.run([*args, "--out", str(reference)], check=True, capture_output=True)
     victim = tmp_path / "victim"
-    proc = subprocess.Popen([*args, "--out", str(victim)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [*args, "--out", str(victim)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + 120
     while time.time() < deadline:  # wait until a few checkpoints exist, then kill mid-run
         records = read_metrics(victim)
@@ -110,17 +147,50 @@ def _without_key_bias(name: str, tensor: torch.Tensor) -> torch.Tensor:
 
 def test_two_process_ddp_equals_one_process(graph_file, tmp_path) -> None:
     torchrun = BIN / "torchrun"
-    common = ["train", "--graphs", str(graph_file), "--preset", "tiny", "--batch-size", "8",
-              "--max-steps", "6", "--eval-every", "3", "--eval-examples", "16", "--dropout", "0",
-              "--no-progress", "--device", "cpu"]
+    common = [
+        "train",
+        "--graphs",
+        str(graph_file),
+        "--preset",
+        "tiny",
+        "--batch-size",
+        "8",
+        "--max-steps",
+        "6",
+        "--eval-every",
+        "3",
+        "--eval-examples",
+        "16",
+        "--dropout",
+        "0",
+        "--no-progress",
+        "--device",
+        "cpu",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    single = subprocess.run([str(BIN / "kemp-model"), *common, "--out", str(tmp_path / "one")],
-                            capture_output=True, text=True, env=env)
+    single = subprocess.run(
+        [str(BIN / "kemp-model"), *common, "--out", str(tmp_path / "one")],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert single.returncode == 0, single.stderr
     double = subprocess.run(
-        [str(torchrun), "--nproc_per_node", "2", "--master_port", str(_free_port()),
-         str(BIN / "kemp-model"), *common, "--out", str(tmp_path / "two")],
-        capture_output=True, text=True, env=env, timeout=300,
+        [
+            str(torchrun),
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            str(_free_port()),
+            str(BIN / "kemp-model"),
+            *common,
+            "--out",
+            str(tmp_path / "two"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert double.returncode == 0, double.stderr[-2000:]
     one = load_file(tmp_path / "one" / "last.safetensors")
@@ -145,7 +215,9 @@ def test_glove_vectors_set_the_table_width_and_force_replaces_a_run(graph_file, 
     # tests/kg runs in the same session, as in `just test`)
     vocab = schema.open_graphs(graph_file).vocab
     wide = tmp_path / "glove.20d.txt"  # wider than tiny's 16-wide table: the table takes them
-    wide.write_text("".join(f"{w} {i} " + " ".join(["1"] * 19) + "\n" for i, w in enumerate(vocab[8:20])))
+    wide.write_text(
+        "".join(f"{w} {i} " + " ".join(["1"] * 19) + "\n" for i, w in enumerate(vocab[8:20]))
+    )
     base = job(graph_file, tmp_path / "run", 1, eval_every=1)
     train(dataclasses.replace(base, embeddings=wide))
     model, config, _ = ckpt.load_run(tmp_path / "run")
@@ -163,7 +235,6 @@ def test_glove_vectors_set_the_table_width_and_force_replaces_a_run(graph_file, 
 
 def test_narrow_vectors_go_into_a_wider_table_keeping_their_geometry(graph_file, tmp_path) -> None:
     from kemp_kg import schema
-
     from kemp_model.embeddings import load_vectors
 
     vocab = schema.open_graphs(graph_file).vocab
@@ -174,8 +245,12 @@ def test_narrow_vectors_go_into_a_wider_table_keeping_their_geometry(graph_file,
     assert wide.table.shape == (len(vocab), 24)
     rows = narrow.present
     # an orthonormal map keeps every dot product (so norms and nearest neighbours)
-    torch.testing.assert_close(wide.table[rows] @ wide.table[rows].T,
-                               narrow.table[rows] @ narrow.table[rows].T, rtol=1e-4, atol=1e-3)
+    torch.testing.assert_close(
+        wide.table[rows] @ wide.table[rows].T,
+        narrow.table[rows] @ narrow.table[rows].T,
+        rtol=1e-4,
+        atol=1e-3,
+    )
     prefix = narrow.placed(24, "prefix")
     torch.testing.assert_close(prefix.table[:, :5], narrow.table)
     assert not prefix.table[:, 5:].any()
@@ -195,7 +270,9 @@ def test_early_stopping_stops_and_a_resume_stays_stopped(graph_file, tmp_path) -
     assert again.stopped_early and again.steps == first.steps
 
 
-def test_run_records_its_graph_files_and_evaluate_uses_them(graph_file, tmp_path, monkeypatch) -> None:
+def test_run_records_its_graph_files_and_evaluate_uses_them(
+    graph_file, tmp_path, monkeypatch
+) -> None:
     import json
 
     from kemp_model.errors import KempModelError
@@ -212,8 +289,15 @@ def test_run_records_its_graph_files_and_evaluate_uses_them(graph_file, tmp_path
     # a resume from a copy at another path keeps the recorded file
     copy = tmp_path / "copy.arrow"
     shutil.copy(graph_file, copy)
-    train(TrainJob(graphs=(copy,), out=run, resume=True, train_overrides=(("max_steps", 3),),
-                   progress=False))  # fmt: skip
+    train(
+        TrainJob(
+            graphs=(copy,),
+            out=run,
+            resume=True,
+            train_overrides=(("max_steps", 3),),
+            progress=False,
+        )
+    )
     assert json.loads((run / "config.json").read_text())["graphs"] == recorded
     # a run from before graphs were recorded: evaluate asks for --graphs, a resume records them
     config = json.loads((run / "config.json").read_text())
@@ -221,8 +305,15 @@ def test_run_records_its_graph_files_and_evaluate_uses_them(graph_file, tmp_path
     (run / "config.json").write_text(json.dumps(config))
     with pytest.raises(KempModelError, match="records no graph file"):
         evaluate_run(EvalConfig(run_dir=run, limit=2, device="cpu"))
-    train(TrainJob(graphs=(copy,), out=run, resume=True, train_overrides=(("max_steps", 4),),
-                   progress=False))  # fmt: skip
+    train(
+        TrainJob(
+            graphs=(copy,),
+            out=run,
+            resume=True,
+            train_overrides=(("max_steps", 4),),
+            progress=False,
+        )
+    )
     assert json.loads((run / "config.json").read_text())["graphs"] == [str(copy)]
 
 
@@ -230,8 +321,12 @@ def test_a_model_without_emotion_head_logs_no_emotion_figures(graph_file, tmp_pa
     """The baseline's untrained emotion logits must not show up as an "accuracy" in its logs."""
     baseline = dataclasses.replace(
         job(graph_file, tmp_path / "run", 16),
-        model_overrides=(("use_knowledge", False), ("emotion_classifier", False),
-                         ("emotion_decoder", False), ("attention_loss", False)),
+        model_overrides=(
+            ("use_knowledge", False),
+            ("emotion_classifier", False),
+            ("emotion_decoder", False),
+            ("attention_loss", False),
+        ),
         loss_overrides=(("emotion_weight", 0.0), ("attention_weight", 0.0)),
     )
     summary = train(baseline)
@@ -245,14 +340,24 @@ def test_a_model_without_emotion_head_logs_no_emotion_figures(graph_file, tmp_pa
 @pytest.mark.parametrize(
     ("field", "changed", "same"),
     [
-        ("dropout", {"model_overrides": (("dropout", 0.3),)}, {"model_overrides": (("dropout", 0.1),)}),
-        ("reduction", {"loss_overrides": (("reduction", "sum"),)},
-         {"loss_overrides": (("reduction", "official"),)}),
-        ("label_smoothing", {"loss_overrides": (("label_smoothing", 0.2),)},
-         {"loss_overrides": (("label_smoothing", 0.0),)}),
+        (
+            "dropout",
+            {"model_overrides": (("dropout", 0.3),)},
+            {"model_overrides": (("dropout", 0.1),)},
+        ),
+        (
+            "reduction",
+            {"loss_overrides": (("reduction", "sum"),)},
+            {"loss_overrides": (("reduction", "official"),)},
+        ),
+        (
+            "label_smoothing",
+            {"loss_overrides": (("label_smoothing", 0.2),)},
+            {"loss_overrides": (("label_smoothing", 0.0),)},
+        ),
         ("batch_size", {"train_overrides": (("batch_size", 4),)}, {}),
     ],
-)  # fmt: skip
+)
 def test_resume_refuses_a_changed_model_loss_or_training_setting(
     graph_file, tmp_path, field, changed, same
 ) -> None:
@@ -261,12 +366,23 @@ def test_resume_refuses_a_changed_model_loss_or_training_setting(
     train(job(graph_file, tmp_path / "run", 2))
     before = (tmp_path / "run" / "config.json").read_text()
     with pytest.raises(CheckpointError, match=f"--resume cannot change {field}"):
-        train(TrainJob(graphs=(graph_file,), out=tmp_path / "run", resume=True, progress=False,
-                       **changed))  # fmt: skip
+        train(
+            TrainJob(
+                graphs=(graph_file,), out=tmp_path / "run", resume=True, progress=False, **changed
+            )
+        )
     assert (tmp_path / "run" / "config.json").read_text() == before
     # the stored value given again is no change; a new --max-steps is recorded
-    train(TrainJob(graphs=(graph_file,), out=tmp_path / "run", resume=True, progress=False,
-                   train_overrides=(("max_steps", 3),), **same))  # fmt: skip
+    train(
+        TrainJob(
+            graphs=(graph_file,),
+            out=tmp_path / "run",
+            resume=True,
+            progress=False,
+            train_overrides=(("max_steps", 3),),
+            **same,
+        )
+    )
     assert ckpt.read_run_config(tmp_path / "run")[0].train.max_steps == 3
 
 

@@ -22,19 +22,27 @@ def demo_output(tmp_path_factory: pytest.TempPathFactory, nltk_data: Path) -> st
     out = tmp_path_factory.mktemp("demo") / "demo"
     proc = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "demo.py"), "--out", str(out)],
-        capture_output=True, text=True, timeout=600, cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO,
         env={**os.environ, "NLTK_DATA": str(nltk_data), "COLUMNS": "120"},
-    )  # fmt: skip
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout
 
 
 def test_demo_ends_with_what_it_showed_and_what_to_run_next(demo_output: str) -> None:
-    tail = demo_output[demo_output.index("What you just saw"):]
+    tail = demo_output[demo_output.index("What you just saw") :]
     assert "tiny" in tail and "600 steps" in tail and "babble" in tail
     assert "What to run next" in tail
-    for command in ("kemp-model chat", "kemp-kg enrich dialogues.json", "kemp-model train",
-                    "--preset kemp", "Dialogue formats"):  # fmt: skip
+    for command in (
+        "kemp-model chat",
+        "kemp-kg enrich dialogues.json",
+        "kemp-model train",
+        "--preset kemp",
+        "Dialogue formats",
+    ):
         assert command in tail, command
     assert re.search(r"\(\d[\d,]* parameters\)", tail)
 
@@ -42,7 +50,7 @@ def test_demo_ends_with_what_it_showed_and_what_to_run_next(demo_output: str) ->
 def test_demo_chat_is_shaped_by_the_data(demo_output: str) -> None:
     """The tiny model names the emotion of messages like its training conversations, and at
     least one reply repeats a listener's words from the sample."""
-    chat = demo_output[demo_output.index("kemp-model chat"):demo_output.index("What you just")]
+    chat = demo_output[demo_output.index("kemp-model chat") : demo_output.index("What you just")]
     emotions = demo.chat_emotions(chat)
     assert len(emotions) == len(demo.CHAT_MESSAGES)
     pairs = zip(emotions, demo.CHAT_MESSAGES, strict=True)
@@ -51,10 +59,15 @@ def test_demo_chat_is_shaped_by_the_data(demo_output: str) -> None:
     assert f"right for\n     {right} of {len(demo.CHAT_MESSAGES)}" in demo_output
     replies = re.findall(r"kemp> (.*)", chat)
     sample = (REPO / "packages/kemp-kg/src/kemp_kg/samples/dialogues.jsonl").read_text("utf-8")
-    listener = {" ".join(re.findall(r"[a-z']+", t.lower()))
-                for t in re.findall(r'"role": "listener", "text": "([^"]+)"', sample)}
-    echoed = [r for r in replies
-              if any(" ".join(re.findall(r"[a-z']+", r))[:20] in line for line in listener)]
+    listener = {
+        " ".join(re.findall(r"[a-z']+", t.lower()))
+        for t in re.findall(r'"role": "listener", "text": "([^"]+)"', sample)
+    }
+    echoed = [
+        r
+        for r in replies
+        if any(" ".join(re.findall(r"[a-z']+", r))[:20] in line for line in listener)
+    ]
     assert echoed, replies
 
 

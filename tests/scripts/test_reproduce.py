@@ -202,9 +202,16 @@ def test_stale_run_names_the_fields_that_changed(tmp_path: Path) -> None:
     assert reproduce.stale_run(write("wo-edd"), "wo-edd") is None
 
 
-def _fake_run(work: Path, name: str, preset: str, metrics: dict, loss: dict | None = None,
-              provenance: dict | None = None, embeddings: dict | None = None,
-              **model_changes: object) -> None:  # fmt: skip
+def _fake_run(
+    work: Path,
+    name: str,
+    preset: str,
+    metrics: dict,
+    loss: dict | None = None,
+    provenance: dict | None = None,
+    embeddings: dict | None = None,
+    **model_changes: object,
+) -> None:
     """A finished run folder; without EMBEDDINGS trained without vectors (published presets)."""
     from kemp_model.config import get_preset, to_dict
 

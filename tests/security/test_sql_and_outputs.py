@@ -31,7 +31,9 @@ INJECTIONS = [
 ]
 
 
-def run(command: str, *args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    command: str, *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(BIN / command), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
     )
@@ -49,7 +51,9 @@ def knowledge(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         "happy\tRelatedTo\tsmile\t1.0\n"
     )
     lexicon = folder / "lexicon.tsv"
-    lexicon.write_text("Word\tValence\tArousal\tDominance\nhappy\t1.0\t0.735\t0.772\nmusic\t0.9\t0.6\t0.5\n")
+    lexicon.write_text(
+        "Word\tValence\tArousal\tDominance\nhappy\t1.0\t0.735\t0.772\nmusic\t0.9\t0.6\t0.5\n"
+    )
     return triples, lexicon
 
 
@@ -64,7 +68,16 @@ def edge_count(index_dir: Path) -> int:
 def test_index_folder_named_with_quotes_and_semicolons_builds(tmp_path: Path, knowledge) -> None:
     triples, lexicon = knowledge
     weird = tmp_path / "it's; DROP TABLE edges; --"
-    result = run("kemp-kg", "build-index", str(triples), "--lexicon", str(lexicon), "--index", str(weird), cwd=tmp_path)
+    result = run(
+        "kemp-kg",
+        "build-index",
+        str(triples),
+        "--lexicon",
+        str(lexicon),
+        "--index",
+        str(weird),
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert edge_count(weird) == 4
     assert sorted(p.name for p in tmp_path.iterdir()) == [weird.name]
@@ -100,21 +113,55 @@ def test_tools_write_only_inside_the_named_outputs(tmp_path: Path) -> None:
     for folder in (work, home, tmpdir, inputs):
         folder.mkdir(parents=True)
     env = {
-        **os.environ, "HOME": str(home), "TMPDIR": str(tmpdir), "MPLCONFIGDIR": str(home / "mpl"),
+        **os.environ,
+        "HOME": str(home),
+        "TMPDIR": str(tmpdir),
+        "MPLCONFIGDIR": str(home / "mpl"),
         "XDG_CACHE_HOME": str(home / ".cache"),
-    }  # fmt: skip
+    }
     sample = run("kemp-kg", "sample", "--to", str(inputs), cwd=work, env=env)
     assert sample.returncode == 0, sample.stderr
     before = snapshot(root)
     out = work / "out"
     steps = [
-        ("kemp-kg", "build-index", str(inputs / "knowledge.tsv"), "--lexicon", str(inputs / "lexicon.tsv"),
-         "--index", str(out / "index")),
-        ("kemp-kg", "enrich", str(inputs / "dialogues.jsonl"), "--index", str(out / "index"),
-         "--out", str(out / "graphs.arrow")),
-        ("kemp-model", "train", "--graphs", str(out / "graphs.arrow"), "--preset", "tiny", "--max-steps", "2",
-         "--eval-every", "2", "--eval-examples", "4", "--batch-size", "4", "--no-progress", "--out", str(out / "run")),
-    ]  # fmt: skip
+        (
+            "kemp-kg",
+            "build-index",
+            str(inputs / "knowledge.tsv"),
+            "--lexicon",
+            str(inputs / "lexicon.tsv"),
+            "--index",
+            str(out / "index"),
+        ),
+        (
+            "kemp-kg",
+            "enrich",
+            str(inputs / "dialogues.jsonl"),
+            "--index",
+            str(out / "index"),
+            "--out",
+            str(out / "graphs.arrow"),
+        ),
+        (
+            "kemp-model",
+            "train",
+            "--graphs",
+            str(out / "graphs.arrow"),
+            "--preset",
+            "tiny",
+            "--max-steps",
+            "2",
+            "--eval-every",
+            "2",
+            "--eval-examples",
+            "4",
+            "--batch-size",
+            "4",
+            "--no-progress",
+            "--out",
+            str(out / "run"),
+        ),
+    ]
     for command, *args in steps:
         result = run(command, *args, cwd=work, env=env)
         assert result.returncode == 0, f"{command} {args[0]}: {result.stderr[-3000:]}"
@@ -127,6 +174,10 @@ def test_tools_write_only_inside_the_named_outputs(tmp_path: Path) -> None:
     stray = [p for p in new if not p.startswith(allowed_caches)]
     assert stray == [], f"files written outside the named outputs: {stray}"
     assert sorted(p.name for p in out.iterdir()) == ["graphs.arrow", "index", "run"]
-    leftovers = [p for p in tmpdir.rglob("*") if not p.relative_to(tmpdir).as_posix().startswith("torchinductor_")]
+    leftovers = [
+        p
+        for p in tmpdir.rglob("*")
+        if not p.relative_to(tmpdir).as_posix().startswith("torchinductor_")
+    ]
     assert leftovers == []  # temp files cleaned up
     assert not any(p.is_file() for p in tmpdir.rglob("*"))

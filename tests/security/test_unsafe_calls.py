@@ -17,7 +17,16 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 SOURCES = sorted((REPO / "packages").glob("*/src/**/*.py"))
 
-PICKLE_MODULES = {"pickle", "cPickle", "_pickle", "dill", "shelve", "marshal", "joblib", "cloudpickle"}
+PICKLE_MODULES = {
+    "pickle",
+    "cPickle",
+    "_pickle",
+    "dill",
+    "shelve",
+    "marshal",
+    "joblib",
+    "cloudpickle",
+}
 BANNED_BUILTINS = {"eval", "exec", "compile", "literal_eval", "__import__"}
 
 
@@ -58,7 +67,11 @@ def findings(source: str, filename: str = "<snippet>") -> list[str]:
         elif isinstance(node, ast.Call):
             name = _dotted(node.func)
             last = name.rsplit(".", 1)[-1]
-            if name in BANNED_BUILTINS or name in {"ast.literal_eval", "builtins.eval", "builtins.exec"}:
+            if name in BANNED_BUILTINS or name in {
+                "ast.literal_eval",
+                "builtins.eval",
+                "builtins.exec",
+            }:
                 report(node, f"calls {name}")
             elif last == "load" and name.split(".")[0] == "torch":
                 if not _is_true(_keyword(node, "weights_only")):

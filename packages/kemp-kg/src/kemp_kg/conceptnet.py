@@ -40,9 +40,15 @@ DUMP_SUFFIXES: tuple[str, ...] = (".csv", ".csv.gz", ".tsv.gz", ".gz")
 
 #: Skip reasons reported in the manifest (``skipped``), in display order.
 SKIP_REASONS: tuple[str, ...] = (
-    "wrong column count", "non-UTF-8", "bad JSON", "missing weight", "bad concept URI",
-    "bad relation URI", "truncated gzip", "other CSV error",
-)  # fmt: skip
+    "wrong column count",
+    "non-UTF-8",
+    "bad JSON",
+    "missing weight",
+    "bad concept URI",
+    "bad relation URI",
+    "truncated gzip",
+    "other CSV error",
+)
 
 
 @dataclass(frozen=True)
@@ -330,8 +336,9 @@ def _scan_dump(
             con.execute("DROP TABLE IF EXISTS kemp_rejects")
             con.execute("DROP TABLE IF EXISTS kemp_reject_scans")
             try:
-                _run_with_progress(con, _scan_sql(compressed_now, strict),
-                                   {"path": str(read_path)}, on_progress)
+                _run_with_progress(
+                    con, _scan_sql(compressed_now, strict), {"path": str(read_path)}, on_progress
+                )
                 break
             except duckdb.IOException as exc:
                 message = str(exc).splitlines()[0]
@@ -343,13 +350,14 @@ def _scan_dump(
                 recovered, scan.partial_line = _recover_gzip_prefix(path, read_path)
                 if recovered == 0:
                     raise InputError(
-                        f"{path}: gzip stream is corrupt before its first complete line "
-                        f"({message})"
+                        f"{path}: gzip stream is corrupt before its first complete line ({message})"
                     ) from None
                 compressed_now = False
                 scan.truncated_gzip = 1  # reported even when the cut fell on a line boundary
-                scan.notes.append(f"gzip stream ends early ({message}); built from the first "
-                                  f"{recovered:,} decompressed bytes")
+                scan.notes.append(
+                    f"gzip stream ends early ({message}); built from the first "
+                    f"{recovered:,} decompressed bytes"
+                )
             except duckdb.InvalidInputException as exc:
                 message = str(exc).splitlines()[0]
                 if strict and "invalid state" in message:
@@ -463,7 +471,16 @@ def load_dump(
 
 
 __all__ = [
-    "ConceptURI", "DumpLoad", "POS_TAGS", "SKIP_REASONS", "bare_scan_sql", "concept_pos_sql",
-    "concept_term_sql", "is_dump_path", "load_dump", "parse_concept_uri", "parse_relation_uri",
+    "ConceptURI",
+    "DumpLoad",
+    "POS_TAGS",
+    "SKIP_REASONS",
+    "bare_scan_sql",
+    "concept_pos_sql",
+    "concept_term_sql",
+    "is_dump_path",
+    "load_dump",
+    "parse_concept_uri",
+    "parse_relation_uri",
     "relation_sql",
-]  # fmt: skip
+]

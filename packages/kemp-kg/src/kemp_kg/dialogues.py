@@ -69,9 +69,15 @@ DIALOGUES_FORMAT = "kemp-dialogues/1"
 ROLES: tuple[str, ...] = ("speaker", "listener")
 #: Errors: the conversation is skipped (or ``strict`` stops).
 ERROR_REASONS: tuple[str, ...] = (
-    "unknown_emotion", "empty_turn", "bad_role", "no_listener_turn", "non_utf8",
-    "malformed_record", "duplicate_id", "unknown_split",
-)  # fmt: skip
+    "unknown_emotion",
+    "empty_turn",
+    "bad_role",
+    "no_listener_turn",
+    "non_utf8",
+    "malformed_record",
+    "duplicate_id",
+    "unknown_split",
+)
 #: Notices: counted and reported, the conversation is kept.
 NOTICE_REASONS: tuple[str, ...] = ("trailing_speaker_turn", "history_cut", "turn_cut")
 _SPLIT_ALIASES = {"train": "train", "valid": "valid", "dev": "valid", "test": "test"}
@@ -159,27 +165,28 @@ def _normalise_split(value: object) -> str | None:
     return _SPLIT_ALIASES.get(str(value).strip().lower())
 
 
-def _validate(
-    conv: Conversation, report: ReadReport, *, strict: bool
-) -> Conversation | None:
+def _validate(conv: Conversation, report: ReadReport, *, strict: bool) -> Conversation | None:
     """Apply the bad-input rules to one conversation; return it (maybe trimmed) or ``None``."""
     where = f"{conv.where} (conversation {conv.conv_id!r})"
     if conv.split not in SPLITS:
         report.note(
-            "unknown_split", f"{where}: no split; add \"split\" ({_VALID_SPLITS}) or give --split",
+            "unknown_split",
+            f'{where}: no split; add "split" ({_VALID_SPLITS}) or give --split',
             strict=strict,
         )
         return None
     if conv.emotion is not None and conv.emotion not in EMOTION_INDEX:
         report.note(
-            "unknown_emotion", f"{where}: emotion {conv.emotion!r} is not {_VALID_EMOTIONS}",
+            "unknown_emotion",
+            f"{where}: emotion {conv.emotion!r} is not {_VALID_EMOTIONS}",
             strict=strict,
         )
         return None
     for i, turn in enumerate(conv.turns):
         if turn.role not in ROLES:
             report.note(
-                "bad_role", f"{where}: turn {i} role {turn.role!r} is not speaker/listener",
+                "bad_role",
+                f"{where}: turn {i} role {turn.role!r} is not speaker/listener",
                 strict=strict,
             )
             return None
@@ -194,7 +201,8 @@ def _validate(
         while turns[-1].role == "speaker":
             turns = turns[:-1]
         report.note(
-            "trailing_speaker_turn", f"{where}: ends with the speaker; last turn dropped",
+            "trailing_speaker_turn",
+            f"{where}: ends with the speaker; last turn dropped",
             strict=strict,
         )
     if turns is not conv.turns:
@@ -262,7 +270,8 @@ def read_ed_csv(
         parts = text.split(",")
         if len(parts) < 8:
             report.note(
-                "malformed_record", f"{path}:{number}: {len(parts)} fields, expected 8",
+                "malformed_record",
+                f"{path}:{number}: {len(parts)} fields, expected 8",
                 strict=strict,
             )
             bad.add(conv_guess)
@@ -273,7 +282,8 @@ def read_ed_csv(
             utterance_idx = int(idx_text)
         except ValueError:
             report.note(
-                "malformed_record", f"{path}:{number}: utterance_idx {idx_text!r} is not a number",
+                "malformed_record",
+                f"{path}:{number}: utterance_idx {idx_text!r} is not a number",
                 strict=strict,
             )
             bad.add(conv_id)
@@ -281,8 +291,10 @@ def read_ed_csv(
         group = groups.get(conv_id)
         if group is None:
             group = groups[conv_id] = {
-                "line": number, "emotion": context.strip(),
-                "situation": prompt.replace("_comma_", ","), "rows": [],
+                "line": number,
+                "emotion": context.strip(),
+                "situation": prompt.replace("_comma_", ","),
+                "rows": [],
             }
         group["rows"].append((utterance_idx, utterance.replace("_comma_", ",")))
     conversations: list[Conversation] = []
@@ -294,8 +306,12 @@ def read_ed_csv(
             Turn("speaker" if (idx - 1) % 2 == 0 else "listener", text) for idx, text in rows
         )
         conv = Conversation(
-            conv_id=conv_id, split=file_split or "", emotion=group["emotion"] or None,
-            situation=group["situation"] or None, turns=turns, where=f"{path}:{group['line']}",
+            conv_id=conv_id,
+            split=file_split or "",
+            emotion=group["emotion"] or None,
+            situation=group["situation"] or None,
+            turns=turns,
+            where=f"{path}:{group['line']}",
         )
         report.conversations += 1
         checked = _validate(conv, report, strict=strict)
@@ -316,11 +332,14 @@ def _record_to_conversation(
     if "utterances" in record and "roles" in record:  # the shared ed_conversations.jsonl layout
         conv_id, utterances, roles = record.get("conv_id"), record["utterances"], record["roles"]
         if (
-            not isinstance(conv_id, str) or not isinstance(utterances, list)
-            or not isinstance(roles, list) or len(utterances) != len(roles)
+            not isinstance(conv_id, str)
+            or not isinstance(utterances, list)
+            or not isinstance(roles, list)
+            or len(utterances) != len(roles)
         ):
             report.note(
-                "malformed_record", f"{where}: conv_id/utterances/roles missing or unequal",
+                "malformed_record",
+                f"{where}: conv_id/utterances/roles missing or unequal",
                 strict=strict,
             )
             return None
@@ -329,18 +348,20 @@ def _record_to_conversation(
         conv_id, raw_turns = record.get("id"), record.get("turns")
         if not isinstance(conv_id, (str, int)) or not isinstance(raw_turns, list):
             report.note(
-                "malformed_record", f"{where}: needs \"id\" and a \"turns\" list", strict=strict
+                "malformed_record", f'{where}: needs "id" and a "turns" list', strict=strict
             )
             return None
         conv_id = str(conv_id)
     turns = []
     for i, turn in enumerate(raw_turns):
         if (
-            not isinstance(turn, dict) or not isinstance(turn.get("text"), str)
+            not isinstance(turn, dict)
+            or not isinstance(turn.get("text"), str)
             or not isinstance(turn.get("role"), str)
         ):
             report.note(
-                "malformed_record", f"{where}: turn {i} needs string \"role\" and \"text\"",
+                "malformed_record",
+                f'{where}: turn {i} needs string "role" and "text"',
                 strict=strict,
             )
             return None
@@ -353,7 +374,8 @@ def _record_to_conversation(
     record_split = _normalise_split(raw_split) if raw_split is not None else None
     if record.get("split") is not None and record_split is None:
         report.note(
-            "unknown_split", f"{where}: split {record.get('split')!r} is not {_VALID_SPLITS}",
+            "unknown_split",
+            f"{where}: split {record.get('split')!r} is not {_VALID_SPLITS}",
             strict=strict,
         )
         return None
@@ -373,8 +395,8 @@ def _check_header(obj: dict, where: str) -> None:
     fmt = obj.get("format", DIALOGUES_FORMAT)
     if fmt != DIALOGUES_FORMAT:
         raise InputError(
-            f"{where}: \"format\" is {fmt!r}; this kemp reads {DIALOGUES_FORMAT!r} (write "
-            f"\"format\": \"{DIALOGUES_FORMAT}\" or leave it out; README \"Dialogue formats\")"
+            f'{where}: "format" is {fmt!r}; this kemp reads {DIALOGUES_FORMAT!r} (write '
+            f'"format": "{DIALOGUES_FORMAT}" or leave it out; README "Dialogue formats")'
         )
 
 
@@ -437,8 +459,8 @@ def read_json(
         records = document.get("dialogues")
         if not isinstance(records, list):
             raise InputError(
-                f"{path}: expected {{\"format\": \"{DIALOGUES_FORMAT}\", \"dialogues\": [...]}}"
-                " with \"dialogues\" a list of records (or a bare list of records)"
+                f'{path}: expected {{"format": "{DIALOGUES_FORMAT}", "dialogues": [...]}}'
+                ' with "dialogues" a list of records (or a bare list of records)'
             )
     elif isinstance(document, list):
         records = document
@@ -512,7 +534,8 @@ def read_dialogues(
     for conv in conversations:
         if conv.conv_id in seen:
             report.note(
-                "duplicate_id", f"{conv.where}: conversation id {conv.conv_id!r} seen before",
+                "duplicate_id",
+                f"{conv.where}: conversation id {conv.conv_id!r} seen before",
                 strict=strict,
             )
             continue
@@ -572,9 +595,13 @@ def limit_turns(
         turns = []
         for i, t in enumerate(conv.turns):
             if len(t.text) > max_chars:
-                report.note("turn_cut", f"{conv.where}: conversation {conv.conv_id!r} turn {i} "
-                                        f"cut from {len(t.text):,} to {max_chars:,} characters "
-                                        "(--max-turn-chars)", strict=False)  # fmt: skip
+                report.note(
+                    "turn_cut",
+                    f"{conv.where}: conversation {conv.conv_id!r} turn {i} "
+                    f"cut from {len(t.text):,} to {max_chars:,} characters "
+                    "(--max-turn-chars)",
+                    strict=False,
+                )
                 t = Turn(t.role, cut_text(t.text, max_chars))
             turns.append(t)
         out.append(dataclasses.replace(conv, turns=tuple(turns)))

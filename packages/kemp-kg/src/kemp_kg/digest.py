@@ -36,9 +36,7 @@ def new_digest(algorithm: str) -> Any:
     try:
         return ALGORITHMS[algorithm]()
     except KeyError:
-        raise ValueError(
-            f"unknown digest {algorithm!r}; known: {', '.join(ALGORITHMS)}"
-        ) from None
+        raise ValueError(f"unknown digest {algorithm!r}; known: {', '.join(ALGORITHMS)}") from None
 
 
 def file_digest(

@@ -157,7 +157,9 @@ def load_manifest(path: str | os.PathLike[str] = MANIFEST_FILE) -> dict[str, Res
     """Read a download manifest (default: the one shipped with kemp-kg), name -> resource."""
     data = json.loads(Path(path).read_text(encoding="utf-8"))
     if data.get("format") != MANIFEST_FORMAT:
-        raise ValueError(f"{path}: manifest format {data.get('format')!r}, expected {MANIFEST_FORMAT}")
+        raise ValueError(
+            f"{path}: manifest format {data.get('format')!r}, expected {MANIFEST_FORMAT}"
+        )
     return {name: Resource.from_json(name, spec) for name, spec in data["resources"].items()}
 
 
@@ -422,9 +424,13 @@ def _fetch_http_once(
             raise _TransientError(f"connection closed at byte {written} of {total}")
 
 
-def _fetch_local(source: Path, part: Path, *, chunk_bytes: int, progress: _Progress, task: int) -> None:
+def _fetch_local(
+    source: Path, part: Path, *, chunk_bytes: int, progress: _Progress, task: int
+) -> None:
     if not source.is_file():
-        raise DownloadError(f"{source}: not in the mirror folder; copy the file there or drop --mirror")
+        raise DownloadError(
+            f"{source}: not in the mirror folder; copy the file there or drop --mirror"
+        )
     total = source.stat().st_size
     progress.update(task, completed=0, total=total)
     copied = 0
@@ -445,7 +451,9 @@ def _sources(resource: Resource, mirror: str | None) -> list[str]:
     if parsed.scheme == "file":
         return [str(Path(urllib.request.url2pathname(parsed.path)) / resource.filename)]
     if parsed.scheme and len(parsed.scheme) > 1:
-        raise DownloadError(f"--mirror {mirror}: unsupported scheme {parsed.scheme!r}; use a folder or http(s)://")
+        raise DownloadError(
+            f"--mirror {mirror}: unsupported scheme {parsed.scheme!r}; use a folder or http(s)://"
+        )
     folder = Path(mirror)
     if not folder.is_dir():
         raise DownloadError(f"--mirror {mirror}: no such folder")
@@ -468,7 +476,9 @@ def _transfer(
 ) -> None:
     """Fetch ``source`` into ``part``, retrying transient failures with backoff and resuming."""
     if not _is_url(source):
-        _fetch_local(Path(source), part, chunk_bytes=config.chunk_bytes, progress=progress, task=task)
+        _fetch_local(
+            Path(source), part, chunk_bytes=config.chunk_bytes, progress=progress, task=task
+        )
         return
     last: str = ""
     for attempt in range(config.retries + 1):
@@ -490,7 +500,9 @@ def _transfer(
             return
         except _TransientError as exc:
             last = str(exc)
-    raise DownloadError(f"{source}: gave up after {config.retries + 1} attempts ({last}); rerun to resume")
+    raise DownloadError(
+        f"{source}: gave up after {config.retries + 1} attempts ({last}); rerun to resume"
+    )
 
 
 def fetch_verified(
@@ -521,9 +533,16 @@ def fetch_verified(
             actual = sha256_file(dest)
             if expected is None or actual == expected:
                 return DownloadResult(
-                    resource.name, dest, actual, dest.stat().st_size, expected is not None,
-                    fetched=False, source=None, extracted_to=None, notes=("reused existing file",),
-                )  # fmt: skip
+                    resource.name,
+                    dest,
+                    actual,
+                    dest.stat().st_size,
+                    expected is not None,
+                    fetched=False,
+                    source=None,
+                    extracted_to=None,
+                    notes=("reused existing file",),
+                )
             notes.append(f"existing {dest.name} is corrupt (sha256 {actual}); deleted, re-fetching")
             progress.log(f"[yellow]{dest}[/]: checksum mismatch, deleting and fetching again")
             _remove(dest)
@@ -545,9 +564,16 @@ def fetch_verified(
                     _fsync_replace(part, dest)
                     _remove(meta_path)
                     return DownloadResult(
-                        resource.name, dest, actual, size, expected is not None, fetched=True,
-                        source=source, extracted_to=None, notes=tuple(notes),
-                    )  # fmt: skip
+                        resource.name,
+                        dest,
+                        actual,
+                        size,
+                        expected is not None,
+                        fetched=True,
+                        source=source,
+                        extracted_to=None,
+                        notes=tuple(notes),
+                    )
                 notes.append(f"round {round_}: sha256 {actual} != expected {expected}; deleted")
                 progress.log(f"[yellow]{resource.filename}[/]: checksum mismatch, fetching again")
                 _remove(part, meta_path)
@@ -616,7 +642,9 @@ def _zip_members(archive: zipfile.ZipFile) -> Iterator[_Member]:
         elif stat.S_IFMT(mode) not in (0, stat.S_IFREG):  # permission bits only (0o600): a file
             yield _Member(info.filename, "special", 0, None)
         else:
-            yield _Member(info.filename, "file", info.file_size, lambda info=info: archive.open(info))  # type: ignore[misc]
+            yield _Member(
+                info.filename, "file", info.file_size, lambda info=info: archive.open(info)
+            )  # type: ignore[misc]
 
 
 def _is_inside(path: Path, root: Path) -> bool:
@@ -721,20 +749,28 @@ def _extract_into(
                 except ArchiveError as exc:
                     raise ArchiveError(f"{archive}: {exc}; refusing to extract") from None
                 if member.kind == "link":
-                    raise ArchiveError(f"{archive}: member {member.name!r} is a link; refusing to extract")
+                    raise ArchiveError(
+                        f"{archive}: member {member.name!r} is a link; refusing to extract"
+                    )
                 if member.kind == "special":
-                    raise ArchiveError(f"{archive}: member {member.name!r} is a device/fifo; refusing")
+                    raise ArchiveError(
+                        f"{archive}: member {member.name!r} is a device/fifo; refusing"
+                    )
                 if rel is None:
                     continue
                 target = root.joinpath(*rel.parts)
                 if not _is_inside(target.parent if member.kind == "file" else target, root):
-                    raise ArchiveError(f"{archive}: member {member.name!r} escapes the folder; refusing")
+                    raise ArchiveError(
+                        f"{archive}: member {member.name!r} escapes the folder; refusing"
+                    )
                 if member.kind == "dir":
                     target.mkdir(parents=True, exist_ok=True)
                     continue
                 target.parent.mkdir(parents=True, exist_ok=True)
                 if not _is_inside(target.parent, root) or target.is_symlink():
-                    raise ArchiveError(f"{archive}: member {member.name!r} escapes the folder; refusing")
+                    raise ArchiveError(
+                        f"{archive}: member {member.name!r} escapes the folder; refusing"
+                    )
                 assert member.open is not None
                 with member.open() as src, open(target, "wb") as sink:
                     while block := src.read(1 << 20):
@@ -746,7 +782,9 @@ def _extract_into(
                         sink.write(block)
                         progress.update(task, completed=total)
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error) as exc:
-        raise ArchiveError(f"{archive}: corrupt archive ({exc}); delete it and rerun the download") from None
+        raise ArchiveError(
+            f"{archive}: corrupt archive ({exc}); delete it and rerun the download"
+        ) from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -792,9 +830,16 @@ def download(config: DownloadConfig) -> list[DownloadResult]:
                         progress=progress,
                     )
                 result = DownloadResult(
-                    result.name, result.path, result.sha256, result.bytes, result.verified,
-                    result.fetched, result.source, folder, result.notes,
-                )  # fmt: skip
+                    result.name,
+                    result.path,
+                    result.sha256,
+                    result.bytes,
+                    result.verified,
+                    result.fetched,
+                    result.source,
+                    folder,
+                    result.notes,
+                )
             results.append(result)
     return results
 

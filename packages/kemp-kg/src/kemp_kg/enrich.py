@@ -153,8 +153,12 @@ class HistoryPlan:
     def slice(self, start: int, stop: int) -> HistoryPlan:
         """Examples ``start:stop``."""
         return HistoryPlan(
-            self.example_ids[start:stop], self.conv_ids[start:stop], self.splits[start:stop],
-            self.emotions[start:stop], self.history[start:stop], self.target[start:stop],
+            self.example_ids[start:stop],
+            self.conv_ids[start:stop],
+            self.splits[start:stop],
+            self.emotions[start:stop],
+            self.history[start:stop],
+            self.target[start:stop],
         )
 
 
@@ -193,12 +197,17 @@ class TokenTables:
         self.codes = codes
         self.words = words
         unk = schema.UNK_ID
-        word_ids = np.fromiter((vocab_index.get(w, unk) for w in words), dtype=np.int32,
-                               count=len(words))
+        word_ids = np.fromiter(
+            (vocab_index.get(w, unk) for w in words), dtype=np.int32, count=len(words)
+        )
         self.ids = word_ids[codes] if len(codes) else np.zeros(0, dtype=np.int32)
         # Eq. 1 per distinct token from the index's lexicon table (0 outside it).
-        word_table = pa.table({"word": pa.array(words, type=pa.string()),
-                               "code": pa.array(np.arange(len(words), dtype=np.int64))})
+        word_table = pa.table(
+            {
+                "word": pa.array(words, type=pa.string()),
+                "code": pa.array(np.arange(len(words), dtype=np.int64)),
+            }
+        )
         con.register("token_words", word_table)
         try:
             hits = _arrow(
@@ -277,13 +286,15 @@ def retrieve(
     else:
         keys_qid = live + [q for q in live if lemmas[q] != surfaces[q]]
         keys = [surfaces[q] for q in live] + [lemmas[q] for q in live if lemmas[q] != surfaces[q]]
-    query_keys = pa.table({
-        "qid": pa.array(keys_qid, type=pa.int64()),
-        "key": pa.array(keys, type=pa.string()),
-        "pos": pa.array([tables.query_pos[q] for q in keys_qid], type=pa.string()),
-        "surface": pa.array([surfaces[q] for q in keys_qid], type=pa.string()),
-        "lemma": pa.array([lemmas[q] for q in keys_qid], type=pa.string()),
-    })
+    query_keys = pa.table(
+        {
+            "qid": pa.array(keys_qid, type=pa.int64()),
+            "key": pa.array(keys, type=pa.string()),
+            "pos": pa.array([tables.query_pos[q] for q in keys_qid], type=pa.string()),
+            "surface": pa.array([surfaces[q] for q in keys_qid], type=pa.string()),
+            "lemma": pa.array([lemmas[q] for q in keys_qid], type=pa.string()),
+        }
+    )
     vocab_terms = pa.table({"term": pa.array(list(vocab_index), type=pa.string())})
     con.register("query_keys", query_keys)
     con.register("vocab_terms", vocab_terms)
@@ -313,11 +324,14 @@ def retrieve(
     other = schema.RELATION_INDEX["Other"]
     return Candidates(
         offset=offset,
-        concept_id=np.fromiter((vocab_index[c] for c in concepts), dtype=np.int32,
-                               count=len(concepts)),
-        relation=np.fromiter((schema.RELATION_INDEX.get(r, other)
-                              for r in result["relation"].to_pylist()),
-                             dtype=np.int8, count=result.num_rows),
+        concept_id=np.fromiter(
+            (vocab_index[c] for c in concepts), dtype=np.int32, count=len(concepts)
+        ),
+        relation=np.fromiter(
+            (schema.RELATION_INDEX.get(r, other) for r in result["relation"].to_pylist()),
+            dtype=np.int8,
+            count=result.num_rows,
+        ),
         weight=result["weight"].to_numpy().astype(np.float64),
         intensity=result["concept_intensity"].to_numpy().astype(np.float64),
         score=result["score"].to_numpy().astype(np.float64),
@@ -346,9 +360,13 @@ def _lemma_intensity(con: Any, words: list[str], intensity: np.ndarray, hits: pa
                 forms.append(form)
     if not codes:
         return 0
-    table = pa.table({"code": pa.array(codes, type=pa.int64()),
-                      "form": pa.array(forms, type=pa.string()),
-                      "pref": pa.array(np.arange(len(codes), dtype=np.int64))})
+    table = pa.table(
+        {
+            "code": pa.array(codes, type=pa.int64()),
+            "form": pa.array(forms, type=pa.string()),
+            "pref": pa.array(np.arange(len(codes), dtype=np.int64)),
+        }
+    )
     con.register("token_forms", table)
     try:
         rows = _arrow(
@@ -392,10 +410,12 @@ def assemble(
     """
     num_ex = len(plan.example_ids)
     turns_per_ex = np.fromiter((len(h) for h in plan.history), dtype=np.int64, count=num_ex)
-    turn_text = np.fromiter((i for h in plan.history for _, i in h), dtype=np.int64,
-                            count=int(turns_per_ex.sum()))  # (T,)
-    turn_role = np.fromiter((_ROLE_CODE[r] for h in plan.history for r, _ in h), dtype=np.int8,
-                            count=len(turn_text))  # (T,)
+    turn_text = np.fromiter(
+        (i for h in plan.history for _, i in h), dtype=np.int64, count=int(turns_per_ex.sum())
+    )  # (T,)
+    turn_role = np.fromiter(
+        (_ROLE_CODE[r] for h in plan.history for r, _ in h), dtype=np.int8, count=len(turn_text)
+    )  # (T,)
     turn_ex = np.repeat(np.arange(num_ex, dtype=np.int64), turns_per_ex)  # (T,)
     turn_len = tables.length[turn_text]  # (T,)
     src = _gather_ranges(tables.offset[turn_text], turn_len)  # (W,) index into token tables
@@ -422,10 +442,15 @@ def assemble(
     c_ex = np.repeat(q_ex, n_cand)
     c_pos = np.repeat(q_pos, n_cand)
     if len(rows):
-        order = np.lexsort((
-            c_pos, candidates.order[rows], -candidates.weight[rows],
-            -candidates.score[rows], c_ex,
-        ))
+        order = np.lexsort(
+            (
+                c_pos,
+                candidates.order[rows],
+                -candidates.weight[rows],
+                -candidates.score[rows],
+                c_ex,
+            )
+        )
         rows, c_ex, c_pos = rows[order], c_ex[order], c_pos[order]
         key = c_ex * (int(candidates.order.max()) + 1) + candidates.order[rows]
         _, first = np.unique(key, return_index=True)
@@ -448,28 +473,32 @@ def assemble(
 
     hist_off = np.zeros(num_ex + 1, dtype=np.int64)
     np.cumsum(turns_per_ex, out=hist_off[1:])
-    return pa.table({
-        "example_id": pa.array(plan.example_ids, type=pa.string()),
-        "conv_id": pa.array(plan.conv_ids, type=pa.string()),
-        "split": pa.array(plan.splits, type=pa.string()),
-        "emotion": pa.array(np.asarray(plan.emotions, dtype=np.int8), type=pa.int8()),
-        "history": pa.ListArray.from_arrays(
-            pa.array(hist_off.astype(np.int32)),
-            pa.array([texts[i] for i in turn_text.tolist()], type=pa.string()),
-        ),
-        "target": pa.array([texts[i] if i >= 0 else "" for i in plan.target], type=pa.string()),
-        "context_ids": _list_array(ctx_off, ctx_ids, pa.int32()),
-        "context_roles": _list_array(ctx_off, ctx_roles, pa.int8()),
-        "context_intensity": _list_array(ctx_off, ctx_int, pa.float32()),
-        "concept_ids": _list_array(con_off, candidates.concept_id[rows], pa.int32()),
-        "concept_anchor": _list_array(con_off, c_pos.astype(np.int32), pa.int32()),
-        "concept_relation": _list_array(con_off, candidates.relation[rows], pa.int8()),
-        "concept_weight": _list_array(
-            con_off, candidates.weight[rows].astype(np.float32), pa.float32()),
-        "concept_intensity": _list_array(
-            con_off, candidates.intensity[rows].astype(np.float32), pa.float32()),
-        "target_ids": _list_array(t_off, tables.ids[t_src], pa.int32()),
-    })
+    return pa.table(
+        {
+            "example_id": pa.array(plan.example_ids, type=pa.string()),
+            "conv_id": pa.array(plan.conv_ids, type=pa.string()),
+            "split": pa.array(plan.splits, type=pa.string()),
+            "emotion": pa.array(np.asarray(plan.emotions, dtype=np.int8), type=pa.int8()),
+            "history": pa.ListArray.from_arrays(
+                pa.array(hist_off.astype(np.int32)),
+                pa.array([texts[i] for i in turn_text.tolist()], type=pa.string()),
+            ),
+            "target": pa.array([texts[i] if i >= 0 else "" for i in plan.target], type=pa.string()),
+            "context_ids": _list_array(ctx_off, ctx_ids, pa.int32()),
+            "context_roles": _list_array(ctx_off, ctx_roles, pa.int8()),
+            "context_intensity": _list_array(ctx_off, ctx_int, pa.float32()),
+            "concept_ids": _list_array(con_off, candidates.concept_id[rows], pa.int32()),
+            "concept_anchor": _list_array(con_off, c_pos.astype(np.int32), pa.int32()),
+            "concept_relation": _list_array(con_off, candidates.relation[rows], pa.int8()),
+            "concept_weight": _list_array(
+                con_off, candidates.weight[rows].astype(np.float32), pa.float32()
+            ),
+            "concept_intensity": _list_array(
+                con_off, candidates.intensity[rows].astype(np.float32), pa.float32()
+            ),
+            "target_ids": _list_array(t_off, tables.ids[t_src], pa.int32()),
+        }
+    )
 
 
 def index_provenance(index: Any) -> dict[str, object]:
@@ -635,7 +664,9 @@ def choose_vocab(
     vocab = vocab_from_counts(count_tokens(pool, processed), min_count=config.min_count)
     if vocab_scope == "official":
         return vocab, {
-            "scope": "official", "splits": sorted(splits), "texts": "turns and situations",
+            "scope": "official",
+            "splits": sorted(splits),
+            "texts": "turns and situations",
             "min_count": config.min_count,
         }
     return vocab, {"split": "train", "min_count": config.min_count}
@@ -704,7 +735,8 @@ def enrich_provenance(
         "text_pipeline": PIPELINE_DESCRIPTION,
         "context_intensity": {
             "lookup": "surface form, else its WordNet base form (n, v, a, r)"
-            if config.intensity_lemma_fallback else "surface form",
+            if config.intensity_lemma_fallback
+            else "surface form",
             "words_by_base_form": lemma_intensity_words,
         },
         "examples": dict(sorted(split_counts.items())),
@@ -730,10 +762,12 @@ def write_examples(
 
     def batches() -> Iterator[pa.Table]:
         for start in range(0, len(plan.example_ids), BATCH_EXAMPLES):
-            table = assemble(plan.slice(start, start + BATCH_EXAMPLES), texts, tables,
-                             candidates, config)
+            table = assemble(
+                plan.slice(start, start + BATCH_EXAMPLES), texts, tables, candidates, config
+            )
             concept_counts.append(
-                pc.list_value_length(table["concept_ids"]).to_numpy(zero_copy_only=False))
+                pc.list_value_length(table["concept_ids"]).to_numpy(zero_copy_only=False)
+            )
             advance(table.num_rows)
             yield table
 
@@ -787,13 +821,19 @@ def enrich(
     inputs = [dialogues] if isinstance(dialogues, (str, os.PathLike)) else list(dialogues)
     with clock.stage("read"):
         index = open_index(index_dir)  # fail early on a missing index, before the slow part
-        selection = select_examples(inputs, split=split, strict=strict, shard=shard,
-                                    max_turn_chars=config.max_turn_chars,
-                                    max_history_turns=config.max_history_turns)
+        selection = select_examples(
+            inputs,
+            split=split,
+            strict=strict,
+            shard=shard,
+            max_turn_chars=config.max_turn_chars,
+            max_history_turns=config.max_history_turns,
+        )
     with clock.stage("text"):
         pool = pool_texts(selection, vocab_scope=None if vocab_file else vocab_scope)
-        processed = process_texts(pool.texts, tag=pool.needs_tag, workers=workers,
-                                  progress=hook("text", len(pool.texts)))
+        processed = process_texts(
+            pool.texts, tag=pool.needs_tag, workers=workers, progress=hook("text", len(pool.texts))
+        )
     with clock.stage("vocab"):
         splits = {c.split for c in selection.conversations}
         vocab, vocab_source = choose_vocab(
@@ -806,13 +846,27 @@ def enrich(
         plan = plan_examples(selection.examples, pool)
         split_counts = Counter(plan.splits)
         provenance = enrich_provenance(
-            config=config, index=index, inputs=inputs, split=split, shard=shard, vocab=vocab,
-            vocab_source=vocab_source, split_counts=split_counts, report=selection.report,
+            config=config,
+            index=index,
+            inputs=inputs,
+            split=split,
+            shard=shard,
+            vocab=vocab,
+            vocab_source=vocab_source,
+            split_counts=split_counts,
+            report=selection.report,
             lemma_intensity_words=tables.lemma_intensity_words,
         )
         path, per_ex = write_examples(
-            out, plan, pool.texts, tables, candidates, config, vocab=vocab,
-            provenance=provenance, advance=hook("graphs", len(selection.examples)),
+            out,
+            plan,
+            pool.texts,
+            tables,
+            candidates,
+            config,
+            vocab=vocab,
+            provenance=provenance,
+            advance=hook("graphs", len(selection.examples)),
         )
     return EnrichResult(
         path=path,
@@ -846,6 +900,12 @@ def _input_files(inputs: Sequence[str | os.PathLike[str]]) -> list[Path]:
 
 
 __all__ = [
-    "Conversation", "EnrichResult", "HistoryPlan", "assemble", "enrich", "parse_shard",
-    "retrieve", "shard_of",
-]  # fmt: skip
+    "Conversation",
+    "EnrichResult",
+    "HistoryPlan",
+    "assemble",
+    "enrich",
+    "parse_shard",
+    "retrieve",
+    "shard_of",
+]

@@ -621,8 +621,15 @@ def _build_resolved(
             shutil.rmtree(tmp / ".spill", ignore_errors=True)
             shutil.rmtree(tmp / ".scratch", ignore_errors=True)
             manifest = _manifest(
-                started=started, spec=spec, digest=hasher.value(), lex=lex, options=options,
-                directed=directed, counts=counts, relations=relations, skipped=skipped,
+                started=started,
+                spec=spec,
+                digest=hasher.value(),
+                lex=lex,
+                options=options,
+                directed=directed,
+                counts=counts,
+                relations=relations,
+                skipped=skipped,
                 notes=notes,
             )
             (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
@@ -680,9 +687,12 @@ class KnowledgeIndex:
             raise IndexNotFoundError(
                 f"{self.path}: cannot open {DB_NAME} ({str(exc).splitlines()[0]}); {rebuild}"
             ) from None
-        names = {row[0] for row in con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
-        ).fetchall()}  # fmt: skip
+        names = {
+            row[0]
+            for row in con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
+            ).fetchall()
+        }
         missing = [n for n in (*EXPORTED_TABLES, "neighbours") if n not in names]
         if missing:
             con.close()
@@ -746,8 +756,9 @@ def open_index(index_dir: str | os.PathLike[str]) -> KnowledgeIndex:
         raise IndexNotFoundError(f"{path}: no knowledge index here; {hint}")
     manifest = _read_manifest(path)
     if manifest is None or not (path / DB_NAME).is_file():
-        raise IndexNotFoundError(f"{path}: not a complete knowledge index (no {MANIFEST_NAME} "
-                                 f"or {DB_NAME}); {hint}")
+        raise IndexNotFoundError(
+            f"{path}: not a complete knowledge index (no {MANIFEST_NAME} or {DB_NAME}); {hint}"
+        )
     if manifest.get("format") != INDEX_FORMAT:
         raise IndexNotFoundError(
             f"{path}: index format {manifest.get('format')!r}, this kemp-kg reads "
@@ -757,6 +768,15 @@ def open_index(index_dir: str | os.PathLike[str]) -> KnowledgeIndex:
 
 
 __all__ = [
-    "BuildOptions", "INDEX_FORMAT", "KnowledgeIndex", "Neighbour", "SourceSpec", "build_index",
-    "SOURCE_DIGEST", "SourceHasher", "open_index", "resolve_source", "source_digest",
-]  # fmt: skip
+    "BuildOptions",
+    "INDEX_FORMAT",
+    "KnowledgeIndex",
+    "Neighbour",
+    "SourceSpec",
+    "build_index",
+    "SOURCE_DIGEST",
+    "SourceHasher",
+    "open_index",
+    "resolve_source",
+    "source_digest",
+]

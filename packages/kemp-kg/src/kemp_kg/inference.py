@@ -83,8 +83,12 @@ class GraphBuilder:
         tables = TokenTables(processed, self.vocab_index, self._con, self.config)
         candidates = retrieve(self._con, tables, self.vocab_index, self.config)
         plan = HistoryPlan(
-            example_ids=[f"chat:{len(turns)}"], conv_ids=["chat"], splits=["chat"],
-            emotions=[schema.UNKNOWN_EMOTION], history=[history], target=[-1],
+            example_ids=[f"chat:{len(turns)}"],
+            conv_ids=["chat"],
+            splits=["chat"],
+            emotions=[schema.UNKNOWN_EMOTION],
+            history=[history],
+            target=[-1],
         )
         return assemble(plan, texts, tables, candidates, self.config).cast(schema.GRAPH_SCHEMA)
 
@@ -95,7 +99,9 @@ class GraphBuilder:
         return [
             (self.vocab[context[a]], self.vocab[c], schema.RELATIONS[r], float(x))
             for a, c, r, x in zip(
-                row["concept_anchor"], row["concept_ids"], row["concept_relation"],
+                row["concept_anchor"],
+                row["concept_ids"],
+                row["concept_relation"],
                 row["concept_intensity"],
             )
         ]

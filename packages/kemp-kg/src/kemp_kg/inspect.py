@@ -52,17 +52,28 @@ def view_example(graphs: schema.GraphFile, index: int) -> ExampleView:
     concepts = [
         ConceptRow(a, tokens[a], vocab[c], schema.RELATIONS[r], w, x)
         for a, c, r, w, x in zip(
-            row["concept_anchor"], row["concept_ids"], row["concept_relation"],
-            row["concept_weight"], row["concept_intensity"],
+            row["concept_anchor"],
+            row["concept_ids"],
+            row["concept_relation"],
+            row["concept_weight"],
+            row["concept_intensity"],
         )
     ]
     edges = schema.edge_lists(len(tokens), row["concept_anchor"])
     emotion = schema.EMOTIONS[row["emotion"]] if row["emotion"] >= 0 else "unknown"
     return ExampleView(
-        index=index, example_id=row["example_id"], split=row["split"], emotion=emotion,
-        history=row["history"], target=row["target"], tokens=tokens, roles=row["context_roles"],
-        intensity=row["context_intensity"], concepts=concepts,
-        edge_counts={name: len(pairs) for name, pairs in edges.items()}, num_rows=total,
+        index=index,
+        example_id=row["example_id"],
+        split=row["split"],
+        emotion=emotion,
+        history=row["history"],
+        target=row["target"],
+        tokens=tokens,
+        roles=row["context_roles"],
+        intensity=row["context_intensity"],
+        concepts=concepts,
+        edge_counts={name: len(pairs) for name, pairs in edges.items()},
+        num_rows=total,
     )
 
 
@@ -165,21 +176,41 @@ def draw_example(view: ExampleView):
         colour, width, alpha, _ = EDGE_STYLES[kind]
         for a, b in edges[kind]:
             if a in pos and b in pos:
-                ax.plot([pos[a][0], pos[b][0]], [pos[a][1], pos[b][1]], color=colour,
-                        linewidth=width, alpha=alpha, zorder=1)  # fmt: skip
+                ax.plot(
+                    [pos[a][0], pos[b][0]],
+                    [pos[a][1], pos[b][1]],
+                    color=colour,
+                    linewidth=width,
+                    alpha=alpha,
+                    zorder=1,
+                )
     nodes = sorted(pos)
-    ax.scatter([pos[v][0] for v in nodes], [pos[v][1] for v in nodes], s=60, zorder=2,
-               c=[colours[v] for v in nodes])  # fmt: skip
+    ax.scatter(
+        [pos[v][0] for v in nodes],
+        [pos[v][1] for v in nodes],
+        s=60,
+        zorder=2,
+        c=[colours[v] for v in nodes],
+    )
     texts = {}
     for v in nodes:
         x, y = pos[v]
         below = y < 0
         texts[v] = ax.annotate(
-            labels[v], (x, y), xytext=(0, -7 if below else 7), textcoords="offset points",
-            ha="center", va="top" if below else "bottom", fontsize=_FONT, zorder=3,
-        )  # fmt: skip
-    ax.set_title(f"{view.example_id} ({view.split}, {view.emotion}): "
-                 f"{n_words - 1} words, {len(view.concepts)} concepts", fontsize=9)
+            labels[v],
+            (x, y),
+            xytext=(0, -7 if below else 7),
+            textcoords="offset points",
+            ha="center",
+            va="top" if below else "bottom",
+            fontsize=_FONT,
+            zorder=3,
+        )
+    ax.set_title(
+        f"{view.example_id} ({view.split}, {view.emotion}): "
+        f"{n_words - 1} words, {len(view.concepts)} concepts",
+        fontsize=9,
+    )
     handles = [
         Line2D([], [], color=colour, linewidth=max(width, 1.0), alpha=max(alpha, 0.5), label=text)
         for colour, width, alpha, text in EDGE_STYLES.values()
@@ -187,6 +218,13 @@ def draw_example(view: ExampleView):
         Line2D([], [], marker="o", linestyle="", color=_ROLE_COLOURS[r], label=name)
         for r, name in _ROLE_LABELS.items()
     ]
-    fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=_FONT, frameon=False,
-               title="edges and vertices", title_fontsize=_FONT)  # fmt: skip
+    fig.legend(
+        handles=handles,
+        loc="lower center",
+        ncol=4,
+        fontsize=_FONT,
+        frameon=False,
+        title="edges and vertices",
+        title_fontsize=_FONT,
+    )
     return fig, texts

@@ -56,8 +56,10 @@ def normalise_intensity(raw, raw_min: float, raw_max: float):
         raw: () or (N,) -> same as raw.
     """
     if not (math.isfinite(raw_min) and math.isfinite(raw_max)) or raw_max < raw_min:
-        raise ValueError(f"normalise_intensity needs finite raw_min <= raw_max, got "
-                         f"raw_min={raw_min}, raw_max={raw_max}")
+        raise ValueError(
+            f"normalise_intensity needs finite raw_min <= raw_max, got "
+            f"raw_min={raw_min}, raw_max={raw_max}"
+        )
     raw_arr = np.asarray(raw, dtype=np.float64)
     span = raw_max - raw_min
     out = np.ones_like(raw_arr) if span == 0 else np.clip((raw_arr - raw_min) / span, 0.0, 1.0)

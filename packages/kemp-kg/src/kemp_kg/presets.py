@@ -38,21 +38,87 @@ RANKINGS: tuple[str, ...] = ("intensity", "weight_x_intensity")
 #: "i got / went / feel / made / took / said" that made up a quarter of concept slots) and
 #: frequent discourse words, by WordNet base form.
 LIGHT_WORDS: tuple[str, ...] = (
-    "be", "have", "do", "get", "go", "come", "make", "take", "give", "put", "let", "keep",
-    "say", "tell", "ask", "know", "think", "feel", "want", "need", "seem", "see", "look",
-    "try", "mean", "thing", "lot", "bit", "kind", "sort", "way", "back", "last", "really",
-    "actually", "pretty", "still", "even", "well", "much", "ever", "also", "never", "always",
-    "lol", "yeah", "okay", "ok", "oh",
+    "be",
+    "have",
+    "do",
+    "get",
+    "go",
+    "come",
+    "make",
+    "take",
+    "give",
+    "put",
+    "let",
+    "keep",
+    "say",
+    "tell",
+    "ask",
+    "know",
+    "think",
+    "feel",
+    "want",
+    "need",
+    "seem",
+    "see",
+    "look",
+    "try",
+    "mean",
+    "thing",
+    "lot",
+    "bit",
+    "kind",
+    "sort",
+    "way",
+    "back",
+    "last",
+    "really",
+    "actually",
+    "pretty",
+    "still",
+    "even",
+    "well",
+    "much",
+    "ever",
+    "also",
+    "never",
+    "always",
+    "lol",
+    "yeah",
+    "okay",
+    "ok",
+    "oh",
 )
 OFFICIAL_EXCLUDED_RELATIONS: tuple[str, ...] = (
-    "Antonym", "ExternalURL", "NotDesires", "NotHasProperty", "NotCapableOf", "dbpedia",
-    "DistinctFrom", "EtymologicallyDerivedFrom", "EtymologicallyRelatedTo", "SymbolOf", "FormOf",
-    "AtLocation", "DerivedFrom", "CreatedBy", "Synonym", "MadeOf",
-)  # fmt: skip
+    "Antonym",
+    "ExternalURL",
+    "NotDesires",
+    "NotHasProperty",
+    "NotCapableOf",
+    "dbpedia",
+    "DistinctFrom",
+    "EtymologicallyDerivedFrom",
+    "EtymologicallyRelatedTo",
+    "SymbolOf",
+    "FormOf",
+    "AtLocation",
+    "DerivedFrom",
+    "CreatedBy",
+    "Synonym",
+    "MadeOf",
+)
 PAPER_EXCLUDED_RELATIONS: tuple[str, ...] = (
-    "Antonym", "DistinctFrom", "NotDesires", "NotHasProperty", "NotCapableOf", "NotUsedFor",
-    "ExternalURL", "dbpedia", "EtymologicallyDerivedFrom", "EtymologicallyRelatedTo", "FormOf",
-)  # fmt: skip
+    "Antonym",
+    "DistinctFrom",
+    "NotDesires",
+    "NotHasProperty",
+    "NotCapableOf",
+    "NotUsedFor",
+    "ExternalURL",
+    "dbpedia",
+    "EtymologicallyDerivedFrom",
+    "EtymologicallyRelatedTo",
+    "FormOf",
+)
 
 
 @dataclass(frozen=True)
@@ -188,13 +254,19 @@ def sense() -> EnrichConfig:
     form in its own part of speech, light words skipped, candidates ranked by weight x
     intensity, and the lemma's intensity for context tokens outside the lexicon."""
     return dataclasses.replace(
-        paper(), preset="sense", rank_by="weight_x_intensity", match_pos=True,
-        skip_words=LIGHT_WORDS, intensity_lemma_fallback=True,
+        paper(),
+        preset="sense",
+        rank_by="weight_x_intensity",
+        match_pos=True,
+        skip_words=LIGHT_WORDS,
+        intensity_lemma_fallback=True,
     )
 
 
 PRESETS: dict[str, Callable[[], EnrichConfig]] = {
-    "paper": paper, "official": official, "sense": sense,
+    "paper": paper,
+    "official": official,
+    "sense": sense,
 }
 
 

@@ -58,12 +58,39 @@ GRAPH_SUFFIX = ".arrow"
 
 #: The 32 EmpatheticDialogues emotion labels, in the order of MoEL/KEMP's ``emo_map``.
 EMOTIONS: tuple[str, ...] = (
-    "surprised", "excited", "annoyed", "proud", "angry", "sad", "grateful", "lonely",
-    "impressed", "afraid", "disgusted", "confident", "terrified", "hopeful", "anxious",
-    "disappointed", "joyful", "prepared", "guilty", "furious", "nostalgic", "jealous",
-    "anticipating", "embarrassed", "content", "devastated", "sentimental", "caring", "trusting",
-    "ashamed", "apprehensive", "faithful",
-)  # fmt: skip
+    "surprised",
+    "excited",
+    "annoyed",
+    "proud",
+    "angry",
+    "sad",
+    "grateful",
+    "lonely",
+    "impressed",
+    "afraid",
+    "disgusted",
+    "confident",
+    "terrified",
+    "hopeful",
+    "anxious",
+    "disappointed",
+    "joyful",
+    "prepared",
+    "guilty",
+    "furious",
+    "nostalgic",
+    "jealous",
+    "anticipating",
+    "embarrassed",
+    "content",
+    "devastated",
+    "sentimental",
+    "caring",
+    "trusting",
+    "ashamed",
+    "apprehensive",
+    "faithful",
+)
 EMOTION_INDEX: Mapping[str, int] = {name: i for i, name in enumerate(EMOTIONS)}
 #: Value of the ``emotion`` column when the label is unknown (inference-only data).
 UNKNOWN_EMOTION = -1
@@ -71,21 +98,62 @@ UNKNOWN_EMOTION = -1
 #: ConceptNet 5.7 relation names (without ``/r/``); ``concept_relation`` indexes this tuple.
 #: ``dbpedia`` stands for every ``/r/dbpedia/...`` relation; ``Other`` for anything unlisted.
 RELATIONS: tuple[str, ...] = (
-    "RelatedTo", "FormOf", "IsA", "PartOf", "HasA", "UsedFor", "CapableOf", "AtLocation",
-    "Causes", "HasSubevent", "HasFirstSubevent", "HasLastSubevent", "HasPrerequisite",
-    "HasProperty", "MotivatedByGoal", "ObstructedBy", "Desires", "CreatedBy", "Synonym",
-    "Antonym", "DistinctFrom", "DerivedFrom", "SymbolOf", "DefinedAs", "MannerOf",
-    "LocatedNear", "HasContext", "SimilarTo", "EtymologicallyRelatedTo",
-    "EtymologicallyDerivedFrom", "CausesDesire", "MadeOf", "ReceivesAction", "ExternalURL",
-    "NotDesires", "NotUsedFor", "NotCapableOf", "NotHasProperty", "InstanceOf", "Entails",
-    "dbpedia", "Other",
-)  # fmt: skip
+    "RelatedTo",
+    "FormOf",
+    "IsA",
+    "PartOf",
+    "HasA",
+    "UsedFor",
+    "CapableOf",
+    "AtLocation",
+    "Causes",
+    "HasSubevent",
+    "HasFirstSubevent",
+    "HasLastSubevent",
+    "HasPrerequisite",
+    "HasProperty",
+    "MotivatedByGoal",
+    "ObstructedBy",
+    "Desires",
+    "CreatedBy",
+    "Synonym",
+    "Antonym",
+    "DistinctFrom",
+    "DerivedFrom",
+    "SymbolOf",
+    "DefinedAs",
+    "MannerOf",
+    "LocatedNear",
+    "HasContext",
+    "SimilarTo",
+    "EtymologicallyRelatedTo",
+    "EtymologicallyDerivedFrom",
+    "CausesDesire",
+    "MadeOf",
+    "ReceivesAction",
+    "ExternalURL",
+    "NotDesires",
+    "NotUsedFor",
+    "NotCapableOf",
+    "NotHasProperty",
+    "InstanceOf",
+    "Entails",
+    "dbpedia",
+    "Other",
+)
 RELATION_INDEX: Mapping[str, int] = {name: i for i, name in enumerate(RELATIONS)}
 
 #: Special tokens, always the first ids of every vocabulary, in this order.
 SPECIAL_TOKENS: tuple[str, ...] = (
-    "<pad>", "<unk>", "<sos>", "<eos>", "<cls>", "<speaker>", "<listener>", "<knowledge>",
-)  # fmt: skip
+    "<pad>",
+    "<unk>",
+    "<sos>",
+    "<eos>",
+    "<cls>",
+    "<speaker>",
+    "<listener>",
+    "<knowledge>",
+)
 PAD_ID, UNK_ID, SOS_ID, EOS_ID, CLS_ID, SPEAKER_ID, LISTENER_ID, KNOWLEDGE_ID = range(8)
 
 
@@ -229,32 +297,43 @@ def content_problem(table: pa.Table, vocab_size: int) -> str | None:
         return where(i, "context_ids is empty (no CLS position)")
     for base, others in (
         ("context_ids", ("context_roles", "context_intensity")),
-        ("concept_ids", ("concept_anchor", "concept_relation", "concept_weight",
-                         "concept_intensity")),
-    ):  # fmt: skip
+        (
+            "concept_ids",
+            ("concept_anchor", "concept_relation", "concept_weight", "concept_intensity"),
+        ),
+    ):
         base_len = pc.list_value_length(table[base])
         for name in others:
             name_len = pc.list_value_length(table[name])
             i = first(pc.not_equal(name_len, base_len))
             if i >= 0:
-                return where(i, f"{name} has {name_len[i].as_py()} values, {base} "
-                                f"{base_len[i].as_py()}")  # fmt: skip
-    for name, high in (("context_ids", vocab_size), ("concept_ids", vocab_size),
-                       ("target_ids", vocab_size), ("context_roles", len(Role)),
-                       ("concept_relation", len(RELATIONS))):  # fmt: skip
+                return where(
+                    i, f"{name} has {name_len[i].as_py()} values, {base} {base_len[i].as_py()}"
+                )
+    for name, high in (
+        ("context_ids", vocab_size),
+        ("concept_ids", vocab_size),
+        ("target_ids", vocab_size),
+        ("context_roles", len(Role)),
+        ("concept_relation", len(RELATIONS)),
+    ):
         codes = flat(name)
         i = first(outside(codes, 0, high))
         if i >= 0:
             what = "the vocabulary " if high == vocab_size and name.endswith("_ids") else ""
-            return where(owner(name, i), f"{name} holds {codes[i].as_py()}, outside "
-                                         f"{what}0..{high - 1}")  # fmt: skip
+            return where(
+                owner(name, i), f"{name} holds {codes[i].as_py()}, outside {what}0..{high - 1}"
+            )
     anchors = flat("concept_anchor")
     if len(anchors):
         limit = pc.take(n_words, pc.list_parent_indices(table["concept_anchor"]))
         i = first(pc.or_(pc.less(anchors, 1), pc.greater_equal(anchors, limit)))
         if i >= 0:
-            return where(owner("concept_anchor", i), f"concept_anchor {anchors[i].as_py()} is not "
-                                                     f"a word position 1..{limit[i].as_py() - 1}")
+            return where(
+                owner("concept_anchor", i),
+                f"concept_anchor {anchors[i].as_py()} is not "
+                f"a word position 1..{limit[i].as_py() - 1}",
+            )
     for name in ("context_intensity", "concept_weight", "concept_intensity"):
         floats = flat(name)
         if len(floats):
@@ -657,7 +736,9 @@ def write_graphs(
                         writer.write_batch(record_batch)
         except OSError as exc:  # disk full, quota, I/O error: name the file the user asked for
             reason = exc.strerror or str(exc).replace("\n", " ")
-            raise OSError(exc.errno or errno.EIO, f"cannot write the graph file ({reason})", str(final)) from None
+            raise OSError(
+                exc.errno or errno.EIO, f"cannot write the graph file ({reason})", str(final)
+            ) from None
     return final
 
 
@@ -792,9 +873,7 @@ def open_graphs(
     return GraphFile(table=table, vocab=vocab, provenance=provenance, paths=tuple(files))
 
 
-def edge_lists(
-    num_words: int, concept_anchor: Sequence[int]
-) -> dict[str, list[tuple[int, int]]]:
+def edge_lists(num_words: int, concept_anchor: Sequence[int]) -> dict[str, list[tuple[int, int]]]:
     """The three undirected edge types of one example's graph, as (u, v) vertex pairs with u < v.
 
     Args:

@@ -40,13 +40,30 @@ from kemp_kg.errors import KempError
 
 #: The official KEMP/MoEL contraction table (``data/preprocess.py`` ``word_pairs``), in order.
 CONTRACTIONS: dict[str, str] = {
-    "it's": "it is", "don't": "do not", "doesn't": "does not", "didn't": "did not",
-    "you'd": "you would", "you're": "you are", "you'll": "you will", "i'm": "i am",
-    "they're": "they are", "that's": "that is", "what's": "what is", "couldn't": "could not",
-    "i've": "i have", "we've": "we have", "can't": "cannot", "i'd": "i would",
-    "aren't": "are not", "isn't": "is not", "wasn't": "was not", "weren't": "were not",
-    "won't": "will not", "there's": "there is", "there're": "there are",
-}  # fmt: skip
+    "it's": "it is",
+    "don't": "do not",
+    "doesn't": "does not",
+    "didn't": "did not",
+    "you'd": "you would",
+    "you're": "you are",
+    "you'll": "you will",
+    "i'm": "i am",
+    "they're": "they are",
+    "that's": "that is",
+    "what's": "what is",
+    "couldn't": "could not",
+    "i've": "i have",
+    "we've": "we have",
+    "can't": "cannot",
+    "i'd": "i would",
+    "aren't": "are not",
+    "isn't": "is not",
+    "wasn't": "was not",
+    "weren't": "were not",
+    "won't": "will not",
+    "there's": "there is",
+    "there're": "there are",
+}
 _CONTRACTION_RE = re.compile(
     r"(?<![\w'])(" + "|".join(re.escape(k) for k in CONTRACTIONS) + r")(?![\w'])"
 )
@@ -108,9 +125,12 @@ def ensure_nltk_data(*, download: bool = True) -> None:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     nltk.download(
-                        package, download_dir=target, quiet=True, raise_on_error=True,
+                        package,
+                        download_dir=target,
+                        quiet=True,
+                        raise_on_error=True,
                         print_error_to=sink,
-                    )  # fmt: skip
+                    )
             except Exception:  # noqa: BLE001 - offline or blocked: reported below
                 break
         if target not in nltk.data.path:
@@ -419,10 +439,27 @@ def process_texts(
 
 #: WordNet's detachment rules (NLTK ``WordNetCorpusReader.MORPHOLOGICAL_SUBSTITUTIONS``).
 _SUBSTITUTIONS: dict[str, tuple[tuple[str, str], ...]] = {
-    "n": (("s", ""), ("ses", "s"), ("ves", "f"), ("xes", "x"), ("zes", "z"), ("ches", "ch"),
-          ("shes", "sh"), ("men", "man"), ("ies", "y")),
-    "v": (("s", ""), ("ies", "y"), ("es", "e"), ("es", ""), ("ed", "e"), ("ed", ""),
-          ("ing", "e"), ("ing", "")),
+    "n": (
+        ("s", ""),
+        ("ses", "s"),
+        ("ves", "f"),
+        ("xes", "x"),
+        ("zes", "z"),
+        ("ches", "ch"),
+        ("shes", "sh"),
+        ("men", "man"),
+        ("ies", "y"),
+    ),
+    "v": (
+        ("s", ""),
+        ("ies", "y"),
+        ("es", "e"),
+        ("es", ""),
+        ("ed", "e"),
+        ("ed", ""),
+        ("ing", "e"),
+        ("ing", ""),
+    ),
     "a": (("er", ""), ("est", ""), ("er", "e"), ("est", "e")),
     "r": (),
 }
@@ -464,8 +501,9 @@ class Morphy:
         if word in self.exceptions[pos]:
             forms = self.exceptions[pos][word]
         else:
-            forms = [word[: -len(old)] + new for old, new in _SUBSTITUTIONS[pos]
-                     if word.endswith(old)]
+            forms = [
+                word[: -len(old)] + new for old, new in _SUBSTITUTIONS[pos] if word.endswith(old)
+            ]
         found = [f for f in dict.fromkeys([word, *forms]) if f in known]
         return min(found, key=len) if found else word
 

@@ -30,7 +30,6 @@ from pathlib import Path
 from kemp_kg.errors import InputError
 from kemp_kg.schema import SPECIAL_TOKENS, GraphFileError, open_graphs
 
-
 #: What a vocabulary built by ``kemp-kg enrich`` counts (``--vocab-scope``): ``train`` (the
 #: default) the training split's turns; ``official`` every turn of every split plus each
 #: conversation's situation, as the released KEMP code builds it (contexts, targets and

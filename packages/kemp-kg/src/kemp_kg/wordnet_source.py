@@ -182,13 +182,17 @@ class WordNetRules:
             raise ValueError(f"senses must be 'frequent' or 'all', got {self.senses!r}")
         if self.proper_nouns not in ("separate", "merge"):
             raise ValueError(
-                f"proper_nouns must be 'separate' or 'merge', got {self.proper_nouns!r}")
+                f"proper_nouns must be 'separate' or 'merge', got {self.proper_nouns!r}"
+            )
         if self.max_senses < 1:
             raise ValueError(f"max_senses must be >= 1, got {self.max_senses}")
         if not 0.0 <= self.min_share <= 1.0:
             raise ValueError(f"min_share must be in [0, 1], got {self.min_share}")
-        if self.preset == "conceptnet" and (
-            self.senses, self.proper_nouns, self.directed) != ("all", "merge", False):
+        if self.preset == "conceptnet" and (self.senses, self.proper_nouns, self.directed) != (
+            "all",
+            "merge",
+            False,
+        ):
             raise ValueError("the conceptnet preset has no sense options to tune")
 
     def replace(self, **overrides: object) -> WordNetRules:
@@ -203,18 +207,31 @@ class WordNetRules:
 
 def sense_rules() -> WordNetRules:
     """The default: frequent senses only, names kept apart, edges read word -> concept."""
-    return WordNetRules(preset="sense", senses="frequent", max_senses=3, min_share=0.25,
-                        proper_nouns="separate", directed=True)
+    return WordNetRules(
+        preset="sense",
+        senses="frequent",
+        max_senses=3,
+        min_share=0.25,
+        proper_nouns="separate",
+        directed=True,
+    )
 
 
 def conceptnet_rules() -> WordNetRules:
     """The earlier mapping: every sense, as ConceptNet imports WordNet, read both ways."""
-    return WordNetRules(preset="conceptnet", senses="all", max_senses=1, min_share=0.0,
-                        proper_nouns="merge", directed=False)
+    return WordNetRules(
+        preset="conceptnet",
+        senses="all",
+        max_senses=1,
+        min_share=0.0,
+        proper_nouns="merge",
+        directed=False,
+    )
 
 
 WORDNET_PRESETS: dict[str, Callable[[], WordNetRules]] = {
-    "sense": sense_rules, "conceptnet": conceptnet_rules,
+    "sense": sense_rules,
+    "conceptnet": conceptnet_rules,
 }
 
 
@@ -281,8 +298,9 @@ def wordnet_edges(wordnet=None) -> tuple[pa.Table, dict[str, int]]:
             for other in lemma.derivationally_related_forms():
                 add(name, pos, DERIVED[0], _term(other.name()), other.synset().pos(), DERIVED[1])
             for other in lemma.pertainyms():
-                add(name, pos, PERTAINYM[0], _term(other.name()), other.synset().pos(),
-                    PERTAINYM[1])
+                add(
+                    name, pos, PERTAINYM[0], _term(other.name()), other.synset().pos(), PERTAINYM[1]
+                )
         for method, relation, weight, reverse in pointer_methods:
             targets: Iterable = getattr(synset, method)()
             for target in targets:
@@ -335,8 +353,9 @@ SENSE_SYNONYM_WEIGHT = 1.0
 _SS_TYPE = {"1": "n", "2": "v", "3": "a", "4": "r", "5": "s"}
 
 
-def sense_counts(folder: str | os.PathLike[str] | None = None) -> dict[tuple[str, str, int],
-                                                                         tuple[int, int]]:
+def sense_counts(
+    folder: str | os.PathLike[str] | None = None,
+) -> dict[tuple[str, str, int], tuple[int, int]]:
     """WordNet's ``index.sense``: (lemma lowercased with ``_``, POS n/v/a/r/s, synset offset) ->
     (sense number, SemCor tag count), the numbers NLTK's ``Lemma.count()`` reads one at a time
     (parsed in one pass: 0.3 s instead of 18 s for every lemma)."""
@@ -381,8 +400,10 @@ def kept_senses(wn, rules: WordNetRules, counts=None) -> dict[tuple[str, str], l
         chosen = []
         for rank, (_, count, synset, lemma) in enumerate(senses):
             share = (count + 1) / (top + 1)
-            if rules.senses == "frequent" and rank > 0 and (
-                rank >= rules.max_senses or count < 1 or share < rules.min_share
+            if (
+                rules.senses == "frequent"
+                and rank > 0
+                and (rank >= rules.max_senses or count < 1 or share < rules.min_share)
             ):
                 continue
             chosen.append((synset, lemma, share))
@@ -390,8 +411,9 @@ def kept_senses(wn, rules: WordNetRules, counts=None) -> dict[tuple[str, str], l
     return kept
 
 
-def sense_edges(rules: WordNetRules | None = None, wordnet=None,
-                counts=None) -> tuple[pa.Table, dict[str, int]]:
+def sense_edges(
+    rules: WordNetRules | None = None, wordnet=None, counts=None
+) -> tuple[pa.Table, dict[str, int]]:
     """WordNet edges under the ``sense`` rules (word -> concept, sense-weighted; see the module
     docstring), as an Arrow table with the columns of :func:`wordnet_edges`, plus counts."""
     rules = rules or sense_rules()
@@ -419,8 +441,15 @@ def sense_edges(rules: WordNetRules | None = None, wordnet=None,
             senses_kept += 1
             pos = synset.pos()
 
-            def add(relation: str, base: float, tail: str, tpos: str,
-                    word: str = word, pos: str = pos, share: float = share) -> None:
+            def add(
+                relation: str,
+                base: float,
+                tail: str,
+                tpos: str,
+                word: str = word,
+                pos: str = pos,
+                share: float = share,
+            ) -> None:
                 heads.append(word)
                 head_pos.append(pos)
                 relations.append(relation)
@@ -453,8 +482,9 @@ def sense_edges(rules: WordNetRules | None = None, wordnet=None,
     return table, {"words": len(kept), "senses_kept": senses_kept, "rows_kept": len(heads)}
 
 
-def load_wordnet(con: duckdb.DuckDBPyConnection, table: str,
-                 rules: WordNetRules | None = None) -> WordNetLoad:
+def load_wordnet(
+    con: duckdb.DuckDBPyConnection, table: str, rules: WordNetRules | None = None
+) -> WordNetLoad:
     """Append WordNet's edges under ``rules`` (default :func:`sense_rules`) to ``table``
     (columns head, head_pos, relation, tail, tail_pos, weight, dataset)."""
     rules = rules or sense_rules()

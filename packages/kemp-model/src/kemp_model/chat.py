@@ -240,8 +240,16 @@ class ChatSession:
             if _user_error(exc):
                 raise KempModelError(f"graph builder: {exc}") from None
             raise
-        session = cls(run.model, run.vocab, builder, config.decode, run.device, run.provenance,
-                      config.max_history_turns, config.max_message_chars)  # fmt: skip
+        session = cls(
+            run.model,
+            run.vocab,
+            builder,
+            config.decode,
+            run.device,
+            run.provenance,
+            config.max_history_turns,
+            config.max_message_chars,
+        )
         session.notes = notes
         return session
 
@@ -290,14 +298,21 @@ class ChatSession:
         history = [*turns, ("listener", response)] if response else turns
         self.history = history[-self.max_history_turns :]
         emotions = tuple(emotion_top(logits.cpu())[0]) if self.classifier else ()
-        concepts = tuple(
-            ("" if str(w) in _SPECIAL else str(w), str(c), str(r), float(i))
-            for w, c, r, i in self.builder.concepts(table)
-            if str(c) not in _SPECIAL
-        ) if self.knowledge else ()  # fmt: skip
+        concepts = (
+            tuple(
+                ("" if str(w) in _SPECIAL else str(w), str(c), str(r), float(i))
+                for w, c, r, i in self.builder.concepts(table)
+                if str(c) not in _SPECIAL
+            )
+            if self.knowledge
+            else ()
+        )
         new = tuple(c for c in concepts if (c[0], c[1]) not in self.seen_concepts)
         self.seen_concepts.update((c[0], c[1]) for c in concepts)
         return ChatReply(
-            emotions=emotions, concepts=concepts, response=response, turns=len(self.history),
+            emotions=emotions,
+            concepts=concepts,
+            response=response,
+            turns=len(self.history),
             new_concepts=new,
         )

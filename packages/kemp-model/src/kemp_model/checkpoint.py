@@ -165,22 +165,30 @@ def read_run_config(run_dir: str | Path) -> tuple[RunConfig, tuple[str, ...]]:
     run_dir = Path(run_dir)
     config_path, vocab_path = run_dir / CONFIG_FILE, run_dir / VOCAB_FILE
     if not config_path.is_file():
-        raise CheckpointError(f"{run_dir}: no {CONFIG_FILE}; train a model there with `kemp-model train --out {run_dir}`")
+        raise CheckpointError(
+            f"{run_dir}: no {CONFIG_FILE}; train a model there with `kemp-model train --out {run_dir}`"
+        )
     try:
         data = json.loads(config_path.read_text(encoding="utf-8"))
         if data.get("format") != FORMAT:
             raise ValueError(f"format {data.get('format')!r}, expected {FORMAT!r}")
         config = RunConfig.from_json(data)
     except (ValueError, KeyError, TypeError) as exc:
-        raise CheckpointError(f"{config_path}: unreadable run config ({exc}); retrain with `kemp-model train`") from None
+        raise CheckpointError(
+            f"{config_path}: unreadable run config ({exc}); retrain with `kemp-model train`"
+        ) from None
     if not vocab_path.is_file():
-        raise CheckpointError(f"{vocab_path}: vocabulary missing; retrain with `kemp-model train --out {run_dir}`")
+        raise CheckpointError(
+            f"{vocab_path}: vocabulary missing; retrain with `kemp-model train --out {run_dir}`"
+        )
     try:
         vocab = tuple(json.loads(vocab_path.read_text(encoding="utf-8")))
     except ValueError as exc:
         raise CheckpointError(f"{vocab_path}: unreadable vocabulary ({exc})") from None
     if vocab_checksum(vocab) != config.vocab_sha256:
-        raise CheckpointError(f"{vocab_path}: does not match the checksum in {CONFIG_FILE}; the run folder was edited")
+        raise CheckpointError(
+            f"{vocab_path}: does not match the checksum in {CONFIG_FILE}; the run folder was edited"
+        )
     return config, vocab
 
 
@@ -213,7 +221,9 @@ def save_weights(path: Path, model: torch.nn.Module, metadata: Mapping[str, str]
 
 def _read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint missing; train with `kemp-model train --out {path.parent}`")
+        raise CheckpointError(
+            f"{path}: checkpoint missing; train with `kemp-model train --out {path.parent}`"
+        )
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
@@ -224,14 +234,21 @@ def _read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         ) from None
 
 
-def _load_model_tensors(path: Path, model: torch.nn.Module, tensors: Mapping[str, torch.Tensor]) -> None:
+def _load_model_tensors(
+    path: Path, model: torch.nn.Module, tensors: Mapping[str, torch.Tensor]
+) -> None:
     expected = model.state_dict()
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
     wrong = [k for k in expected if k in tensors and tensors[k].shape != expected[k].shape]
     if missing or unexpected or wrong:
-        what = (f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}" if unexpected
-                else f"shape of {wrong[0]} {tuple(tensors[wrong[0]].shape)} != {tuple(expected[wrong[0]].shape)}")  # fmt: skip
+        what = (
+            f"missing {missing[:3]}"
+            if missing
+            else f"unexpected {unexpected[:3]}"
+            if unexpected
+            else f"shape of {wrong[0]} {tuple(tensors[wrong[0]].shape)} != {tuple(expected[wrong[0]].shape)}"
+        )
         raise CheckpointError(
             f"{path}: weights do not fit this model ({what}); it is from another preset or vocabulary"
         )
@@ -294,7 +311,9 @@ class TrainingState:
     tensors: dict[str, torch.Tensor]
 
 
-def load_training_state(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> TrainingState:
+def load_training_state(
+    path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer
+) -> TrainingState:
     """Restore model and optimizer from ``last.state.safetensors``. Raises :class:`CheckpointError`."""
     path = Path(path)
     tensors, metadata = _read_tensors(path)
@@ -308,7 +327,9 @@ def load_training_state(path: str | Path, model: torch.nn.Module, optimizer: tor
         raise CheckpointError(
             f"{path}: damaged training state ({exc!r}); resume from another or retrain"
         ) from None
-    _load_model_tensors(path, model, {k[6:]: v for k, v in tensors.items() if k.startswith("model/")})
+    _load_model_tensors(
+        path, model, {k[6:]: v for k, v in tensors.items() if k.startswith("model/")}
+    )
     state: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
         if key.startswith("optim/"):
@@ -370,7 +391,9 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu", which: str
     model = KEMP(config.model, len(vocab))
     metadata = load_weights(path, model)
     if metadata.get("vocab_sha256", config.vocab_sha256) != config.vocab_sha256:
-        raise CheckpointError(f"{path}: weights belong to another vocabulary than {run_dir / CONFIG_FILE}")
+        raise CheckpointError(
+            f"{path}: weights belong to another vocabulary than {run_dir / CONFIG_FILE}"
+        )
     return model.to(device).eval(), config, vocab
 
 

@@ -160,8 +160,14 @@ class TrainConfig:
     compile: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "max_steps", "warmup_steps", "eval_every", "log_every",
-                     "bucket_batches"):  # fmt: skip
+        for name in (
+            "batch_size",
+            "max_steps",
+            "warmup_steps",
+            "eval_every",
+            "log_every",
+            "bucket_batches",
+        ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"TrainConfig.{name} must be positive, got {getattr(self, name)}")
         if min(self.patience, self.eval_examples, self.grad_clip, self.early_stopping_from) < 0:
@@ -202,7 +208,9 @@ def kemp() -> Preset:
 
 def wo_ece() -> Preset:
     """Ablation "w/o ECE": no emotional context encoder (no concepts, no graph attention)."""
-    return Preset("wo-ece", dataclasses.replace(OFFICIAL_MODEL, use_knowledge=False), OFFICIAL_TRAIN)
+    return Preset(
+        "wo-ece", dataclasses.replace(OFFICIAL_MODEL, use_knowledge=False), OFFICIAL_TRAIN
+    )
 
 
 def wo_edd() -> Preset:
@@ -217,9 +225,15 @@ def transformer() -> Preset:
     MoEL validates every 2,000 steps with patience 3 and no late start of the comparison.
     """
     model = dataclasses.replace(
-        OFFICIAL_MODEL, encoder_layers=2, decoder_layers=2, copy=False, use_knowledge=False,
-        emotion_classifier=False, emotion_decoder=False, attention_loss=False,
-    )  # fmt: skip
+        OFFICIAL_MODEL,
+        encoder_layers=2,
+        decoder_layers=2,
+        copy=False,
+        use_knowledge=False,
+        emotion_classifier=False,
+        emotion_decoder=False,
+        attention_loss=False,
+    )
     train = dataclasses.replace(OFFICIAL_TRAIN, early_stopping_from=0)
     return Preset("transformer", model, train, LossConfig(emotion_weight=0.0, attention_weight=0.0))
 
@@ -235,9 +249,14 @@ def transformer_small() -> Preset:
     """The Transformer baseline at ``kemp-small``'s size (this project's earlier ``transformer``:
     1 + 1 layers with the copy mechanism, 50-wide tied word table, linear feed-forwards)."""
     model = ModelConfig(
-        use_knowledge=False, emotion_classifier=False, emotion_decoder=False, attention_loss=False,
-    )  # fmt: skip
-    return Preset("transformer-small", model, loss=LossConfig(emotion_weight=0.0, attention_weight=0.0))
+        use_knowledge=False,
+        emotion_classifier=False,
+        emotion_decoder=False,
+        attention_loss=False,
+    )
+    return Preset(
+        "transformer-small", model, loss=LossConfig(emotion_weight=0.0, attention_weight=0.0)
+    )
 
 
 #: ``tiny`` validates on at most this many examples: a short run on a big file (ED's valid split
@@ -250,15 +269,26 @@ def tiny() -> Preset:
     return Preset(
         "tiny",
         ModelConfig(
-            embedding_dim=16, hidden_dim=32, num_heads=2, attention_dim=16, ffn_dim=32,
-            dropout=0.1, graph_dropout=0.1,
+            embedding_dim=16,
+            hidden_dim=32,
+            num_heads=2,
+            attention_dim=16,
+            ffn_dim=32,
+            dropout=0.1,
+            graph_dropout=0.1,
         ),
         TrainConfig(
-            batch_size=8, max_steps=200, warmup_steps=40, noam_factor=1.0, eval_every=50,
-            log_every=5, bucket_batches=8, eval_examples=TINY_EVAL_EXAMPLES,
+            batch_size=8,
+            max_steps=200,
+            warmup_steps=40,
+            noam_factor=1.0,
+            eval_every=50,
+            log_every=5,
+            bucket_batches=8,
+            eval_examples=TINY_EVAL_EXAMPLES,
         ),
         LossConfig(label_smoothing=0.0),
-    )  # fmt: skip
+    )
 
 
 #: Preset name -> function. Names use dashes on the command line (``wo_ece`` works too).
@@ -283,7 +313,9 @@ def get_preset(name: str) -> Preset:
 
 def to_dict(config: ModelConfig | TrainConfig | LossConfig) -> dict[str, Any]:
     """A JSON-ready dict of a config (tuples become lists)."""
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}
+    return {
+        k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()
+    }
 
 
 def model_config_from_dict(data: Mapping[str, Any]) -> ModelConfig:

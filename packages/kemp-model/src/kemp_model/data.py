@@ -69,14 +69,18 @@ class Batch:
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
         """A copy on ``device`` (pass ``non_blocking=True`` with pinned batches on CUDA)."""
-        return Batch(**{
-            f.name: getattr(self, f.name).to(device, non_blocking=non_blocking)
-            for f in dataclasses.fields(self)
-        })  # fmt: skip
+        return Batch(
+            **{
+                f.name: getattr(self, f.name).to(device, non_blocking=non_blocking)
+                for f in dataclasses.fields(self)
+            }
+        )
 
     def pin_memory(self) -> Batch:
         """A copy in page-locked memory so host-to-GPU copies can be asynchronous."""
-        return Batch(**{f.name: getattr(self, f.name).pin_memory() for f in dataclasses.fields(self)})
+        return Batch(
+            **{f.name: getattr(self, f.name).pin_memory() for f in dataclasses.fields(self)}
+        )
 
     def __len__(self) -> int:
         return int(self.context_ids.shape[0])
@@ -135,8 +139,9 @@ def _list_column(column: pa.ChunkedArray, span_limit: int) -> ListColumn:
     if len(real) <= 1:
         base_array = real[0][1] if real else np.zeros(0, dtype=dtype)
         starts = np.concatenate([o[:-1] for _, _, o in pieces])
-        return ListColumn(_as_tensor(base_array), torch.from_numpy(starts),
-                          torch.from_numpy(lengths), False)  # fmt: skip
+        return ListColumn(
+            _as_tensor(base_array), torch.from_numpy(starts), torch.from_numpy(lengths), False
+        )
     base = min(a for a, _, _ in real)
     end = max(a + arr.nbytes for a, arr, _ in real)
     total = sum(arr.nbytes for _, arr, _ in real)
@@ -144,14 +149,18 @@ def _list_column(column: pa.ChunkedArray, span_limit: int) -> ListColumn:
     if aligned and end - base <= max(span_limit, 2 * total):  # one mapped file (or adjacent maps)
         region = pa.foreign_buffer(base, end - base, base=column)  # keeps the mapping alive
         flat = np.frombuffer(region, dtype=dtype, count=(end - base) // itemsize)
-        starts = np.concatenate([
-            o[:-1] + ((a - base) // itemsize if a is not None else 0) for a, _, o in pieces
-        ])  # fmt: skip
-        return ListColumn(_as_tensor(flat), torch.from_numpy(starts), torch.from_numpy(lengths), False)
+        starts = np.concatenate(
+            [o[:-1] + ((a - base) // itemsize if a is not None else 0) for a, _, o in pieces]
+        )
+        return ListColumn(
+            _as_tensor(flat), torch.from_numpy(starts), torch.from_numpy(lengths), False
+        )
     flat = np.concatenate([arr for _, arr, _ in pieces])  # shards far apart: one copy
     shift = np.cumsum([0] + [len(arr) for _, arr, _ in pieces[:-1]])
     starts = np.concatenate([o[:-1] + s for (_, _, o), s in zip(pieces, shift)])
-    return ListColumn(torch.from_numpy(flat), torch.from_numpy(starts), torch.from_numpy(lengths), True)
+    return ListColumn(
+        torch.from_numpy(flat), torch.from_numpy(starts), torch.from_numpy(lengths), True
+    )
 
 
 class GraphDataset:
@@ -171,9 +180,16 @@ class GraphDataset:
         if split is None:
             selected = np.arange(table.num_rows, dtype=np.int64)
         else:
-            is_split = np.concatenate(
-                [(c.to_numpy(zero_copy_only=False) == split) for c in table.column("split").chunks]
-            ) if table.num_rows else np.zeros(0, dtype=bool)  # fmt: skip
+            is_split = (
+                np.concatenate(
+                    [
+                        (c.to_numpy(zero_copy_only=False) == split)
+                        for c in table.column("split").chunks
+                    ]
+                )
+                if table.num_rows
+                else np.zeros(0, dtype=bool)
+            )
             selected = np.flatnonzero(is_split)
         #: dataset row -> table row
         self.table_rows = selected
@@ -182,9 +198,13 @@ class GraphDataset:
         rows = torch.from_numpy(selected)
         self._starts = {name: col.starts[rows] for name, col in self.columns.items()}
         self._lengths_of = {name: col.lengths[rows] for name, col in self.columns.items()}
-        emotion = np.concatenate(
-            [c.to_numpy(zero_copy_only=False) for c in table.column("emotion").chunks]
-        ) if table.num_rows else np.zeros(0, dtype=np.int8)  # fmt: skip
+        emotion = (
+            np.concatenate(
+                [c.to_numpy(zero_copy_only=False) for c in table.column("emotion").chunks]
+            )
+            if table.num_rows
+            else np.zeros(0, dtype=np.int8)
+        )
         self.emotion = torch.from_numpy(emotion[selected].astype(np.int64))
         self.num_words = self._lengths("context_ids")
         self.num_concepts = self._lengths("concept_ids")
@@ -324,7 +344,9 @@ class BatchSampler:
         for start in range(0, count, window):
             chunk = order[start : start + window]
             chunk = chunk[np.argsort(self.sizes[chunk], kind="stable")]
-            batches.extend(chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size))
+            batches.extend(
+                chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)
+            )
         if self.drop_last:
             batches = [b for b in batches if len(b) == self.batch_size]
         if self.shuffle:

@@ -342,9 +342,7 @@ def _search(model: GeneratorModel, batch: Any, config: DecodeConfig) -> list[lis
     # live rows: `rows[i]` is the batch index of live row i; hypotheses are laid out row-major
     rows = list(range(batch_size))
     if width > 1:
-        state = state.index_select(
-            torch.arange(batch_size, device=device).repeat_interleave(width)
-        )
+        state = state.index_select(torch.arange(batch_size, device=device).repeat_interleave(width))
     prefix = torch.full((batch_size * width, 1), SOS_ID, dtype=torch.long, device=device)
     scores = torch.zeros(batch_size, width, device=device)
     if width > 1:  # all beams start identical: expand only the first, or the beam holds copies

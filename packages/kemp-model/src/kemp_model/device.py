@@ -28,7 +28,9 @@ def resolve_device(name: str = "auto") -> torch.device:
         return torch.device("cpu")
     if name == "cuda" or name.startswith("cuda:"):
         if not torch.cuda.is_available():
-            raise KempModelError(f"--device {name}: no CUDA device visible to torch; use --device cpu")
+            raise KempModelError(
+                f"--device {name}: no CUDA device visible to torch; use --device cpu"
+            )
         index_text = name.partition(":")[2] or os.environ.get("LOCAL_RANK", "0")
         if not index_text.isdigit():
             raise KempModelError(f"--device {name}: use {DEVICE_CHOICES}")

@@ -51,7 +51,9 @@ class Vectors:
         give 50d GloVe the 300-wide table of the ``kemp`` preset.
         """
         if dim < self.dim:
-            raise ValueError(f"cannot place {self.dim}-d vectors in {dim} columns: choose a width >= {self.dim}")
+            raise ValueError(
+                f"cannot place {self.dim}-d vectors in {dim} columns: choose a width >= {self.dim}"
+            )
         if placement == "prefix":
             table = torch.zeros(self.table.shape[0], dim, dtype=self.table.dtype)
             table[:, : self.dim] = self.table
@@ -59,7 +61,9 @@ class Vectors:
         if placement != "orthonormal":
             raise ValueError(f"placement must be 'orthonormal' or 'prefix', got {placement!r}")
         generator = torch.Generator().manual_seed(seed)
-        q, _ = torch.linalg.qr(torch.randn(dim, self.dim, generator=generator))  # [dim, d], orthonormal columns
+        q, _ = torch.linalg.qr(
+            torch.randn(dim, self.dim, generator=generator)
+        )  # [dim, d], orthonormal columns
         return Vectors(table=self.table @ q.T, present=self.present, path=self.path)
 
 
@@ -74,7 +78,9 @@ def _lookup(vocab: Sequence[str], index: dict[str, int]) -> np.ndarray:
     return rows
 
 
-def load_vectors(path: str | Path, vocab: Sequence[str], vocab_file: str | Path | None = None) -> Vectors:
+def load_vectors(
+    path: str | Path, vocab: Sequence[str], vocab_file: str | Path | None = None
+) -> Vectors:
     """Read the vectors of ``vocab`` from ``path`` (see the module docstring for formats).
 
     Raises:
@@ -84,7 +90,9 @@ def load_vectors(path: str | Path, vocab: Sequence[str], vocab_file: str | Path 
     if not path.is_file():
         raise KempModelError(f"{path}: no such embeddings file; pass a GloVe .txt or .npy file")
     if path.suffix == ".npy":
-        words_path = Path(vocab_file) if vocab_file else path.with_name(path.name[:-4] + ".vocab.txt")
+        words_path = (
+            Path(vocab_file) if vocab_file else path.with_name(path.name[:-4] + ".vocab.txt")
+        )
         if not words_path.is_file():
             raise KempModelError(
                 f"{words_path}: vocabulary for {path.name} not found; pass --embeddings-vocab FILE"
@@ -127,7 +135,9 @@ def load_vectors(path: str | Path, vocab: Sequence[str], vocab_file: str | Path 
                 if dim is None:
                     dim = len(values)
                 elif len(values) != dim:
-                    raise KempModelError(f"{path}:{line_number}: {len(values)} values, expected {dim}")
+                    raise KempModelError(
+                        f"{path}:{line_number}: {len(values)} values, expected {dim}"
+                    )
                 for i in wanted[word]:
                     if i not in table_rows or vocab[i] == word:
                         table_rows[i] = values

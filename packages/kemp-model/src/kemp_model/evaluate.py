@@ -34,8 +34,8 @@ from typing import Any
 import torch
 
 from kemp_kg import schema
-from kemp_model.data import Batch, GraphDataset, load_split
 from kemp_model import checkpoint as ckpt
+from kemp_model.data import Batch, GraphDataset, load_split
 from kemp_model.decoding import DecodeConfig, generate
 from kemp_model.device import resolve_device
 from kemp_model.errors import CheckpointError, KempModelError
@@ -193,8 +193,9 @@ def split_counts(graphs: schema.GraphFile) -> str:
         str(item["values"]): int(item["counts"])
         for item in pc.value_counts(graphs.table.column("split")).to_pylist()
     }
-    order = sorted(counts, key=lambda name: (schema.SPLITS.index(name)
-                                             if name in schema.SPLITS else 99, name))  # fmt: skip
+    order = sorted(
+        counts, key=lambda name: (schema.SPLITS.index(name) if name in schema.SPLITS else 99, name)
+    )
     return ", ".join(f"{name} ({counts[name]:,})" for name in order) or "no rows at all"
 
 
@@ -440,10 +441,15 @@ def _predict_split(
     dataset = _open_split(run, config.graphs, config.split)
     rows = _rows(dataset, config.limit)
     predictions, metrics = predict(
-        run.model, dataset, config.decode, rows=rows, batch_size=config.batch_size,
-        device=run.device, teacher_forced=teacher_forced,
+        run.model,
+        dataset,
+        config.decode,
+        rows=rows,
+        batch_size=config.batch_size,
+        device=run.device,
+        teacher_forced=teacher_forced,
         on_batch=progress(len(rows)) if progress is not None else None,
-    )  # fmt: skip
+    )
     return run, dataset, predictions, metrics
 
 

@@ -80,12 +80,18 @@ class GraphAttention(nn.Module):
     """
 
     def __init__(
-        self, hidden_dim: int, num_heads: int, attention_dim: int | None = None, dropout: float = 0.0
+        self,
+        hidden_dim: int,
+        num_heads: int,
+        attention_dim: int | None = None,
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
         attention_dim = attention_dim or hidden_dim
         if attention_dim % num_heads:
-            raise ValueError(f"attention_dim={attention_dim} not divisible by num_heads={num_heads}")
+            raise ValueError(
+                f"attention_dim={attention_dim} not divisible by num_heads={num_heads}"
+            )
         self.num_heads = num_heads
         self.head_dim = attention_dim // num_heads
         self.query = nn.Linear(hidden_dim, attention_dim)

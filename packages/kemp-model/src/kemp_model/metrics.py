@@ -91,9 +91,7 @@ class Metric:
         if other is None:  # type: ignore[comparison-overlap]
             return self
         if type(other) is not type(self):
-            raise ValueError(
-                f"cannot merge {type(self).__name__} with {type(other).__name__}"
-            )
+            raise ValueError(f"cannot merge {type(self).__name__} with {type(other).__name__}")
         return type(self).from_state([a + b for a, b in zip(self.state(), other.state())])
 
     def __radd__(self, other: Any) -> Metric:

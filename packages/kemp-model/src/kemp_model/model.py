@@ -146,9 +146,13 @@ class SelfAttention(nn.Module):
         q, k, v = (t.view(batch, length, self.num_heads, -1).transpose(1, 2) for t in (q, k, v))
         mask = None if key_mask is None else key_mask[:, None, None, :]  # [B, 1, 1, L]
         y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0,
+            q,
+            k,
+            v,
+            attn_mask=mask,
+            dropout_p=self.dropout if self.training else 0.0,
             is_causal=causal,
-        )  # [B, H, L, d]  # fmt: skip
+        )  # [B, H, L, d]
         return self.out(y.transpose(1, 2).reshape(batch, length, -1))  # [B, L, D]
 
 
@@ -267,7 +271,9 @@ class EncoderState:
 
     def index_select(self, index: torch.Tensor) -> EncoderState:
         """Rows ``index`` of every field (beam search expands ``B`` to ``B * beam`` with it)."""
-        return EncoderState(**{f.name: getattr(self, f.name).index_select(0, index) for f in fields(self)})
+        return EncoderState(
+            **{f.name: getattr(self, f.name).index_select(0, index) for f in fields(self)}
+        )
 
     def __len__(self) -> int:
         return int(self.memory.shape[0])
@@ -310,19 +316,25 @@ class KEMP(nn.Module):
         d, e = config.hidden_dim, config.embedding_dim
         self.embedding = nn.Embedding(vocab_size, e, padding_idx=schema.PAD_ID)  # [V, E]
         self.embed_scale = math.sqrt(e) if config.embedding_scale else 1.0
-        self.embed_proj = nn.Linear(e, d, bias=False) if e != d or config.init == "xavier" else nn.Identity()
+        self.embed_proj = (
+            nn.Linear(e, d, bias=False) if e != d or config.init == "xavier" else nn.Identity()
+        )
         self.role_embedding = nn.Embedding(NUM_ROLES, d)  # vertex state, Eq. 2
         self.embed_dropout = nn.Dropout(config.dropout)
         self.graph_layers = nn.ModuleList(
             GraphAttention(d, config.num_heads, config.attention_dim, config.graph_dropout)
             for _ in range(config.graph_layers if config.use_knowledge else 0)
         )
-        self.encoder_layers = nn.ModuleList(EncoderLayer(config) for _ in range(config.encoder_layers))
+        self.encoder_layers = nn.ModuleList(
+            EncoderLayer(config) for _ in range(config.encoder_layers)
+        )
         self.encoder_norm = nn.LayerNorm(d)
         self.emotion_head = nn.Linear(d, NUM_EMOTIONS, bias=False)  # W_e, Eq. 8
         # W_z, Eq. 11 (only the emotion-dependency decoder starts from e_p)
         self.emotion_start = nn.Linear(NUM_EMOTIONS, d) if config.emotion_decoder else None
-        self.decoder_layers = nn.ModuleList(DecoderLayer(config) for _ in range(config.decoder_layers))
+        self.decoder_layers = nn.ModuleList(
+            DecoderLayer(config) for _ in range(config.decoder_layers)
+        )
         self.decoder_norm = nn.LayerNorm(d)
         if config.tie_embeddings:
             self.output_proj = nn.Linear(d, e)  # then @ embedding.T
@@ -365,7 +377,12 @@ class KEMP(nn.Module):
         table = self.embedding.weight.numel()
         output = 0 if self.output is None else sum(p.numel() for p in self.output.parameters())
         total = sum(p.numel() for p in self.parameters())
-        return {"word_table": table, "output": output, "other": total - table - output, "total": total}
+        return {
+            "word_table": table,
+            "output": output,
+            "other": total - table - output,
+            "total": total,
+        }
 
     def compile_layers(self) -> None:
         """``torch.compile`` each graph, encoder and decoder layer (dynamic shapes), in place.
@@ -397,7 +414,9 @@ class KEMP(nn.Module):
         Shapes: ``vectors`` ``[V, E]``, ``present`` ``[V]`` bool.
         """
         if vectors.shape != self.embedding.weight.shape:
-            raise ValueError(f"vectors {tuple(vectors.shape)} != table {tuple(self.embedding.weight.shape)}")
+            raise ValueError(
+                f"vectors {tuple(vectors.shape)} != table {tuple(self.embedding.weight.shape)}"
+            )
         with torch.no_grad():
             rows = vectors[present].to(self.embedding.weight.dtype)
             if len(rows) and self.config.init == "normal":
@@ -449,7 +468,9 @@ class KEMP(nn.Module):
         return EncoderState(memory, mask, intensity, c_e, emotion_logits, source, start)
 
     # ---------------------------------------------------------------- decoder
-    def decoder_states(self, state: EncoderState, prefix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def decoder_states(
+        self, state: EncoderState, prefix: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Decoder output ``[B, t, D]`` and last-layer head-averaged cross-attention ``[B, t, N]``.
 
         ``prefix`` is ``[B, t]`` and starts with SOS, which is replaced by y_0 (Eq. 11).
@@ -460,7 +481,9 @@ class KEMP(nn.Module):
         y = self.embed_dropout(y + sinusoid(positions, self.config.hidden_dim))
         weights = state.memory.new_zeros(prefix.shape[0], steps, state.memory.shape[1])
         for layer in self.decoder_layers:
-            y, weights = layer(y, state.memory, state.memory_mask, state.intensity, state.emotion_context)
+            y, weights = layer(
+                y, state.memory, state.memory_mask, state.intensity, state.emotion_context
+            )
         return self.decoder_norm(y), weights  # [B, t, D], [B, t, N]
 
     def vocab_logits(self, y: torch.Tensor) -> torch.Tensor:
@@ -536,7 +559,9 @@ class KEMP(nn.Module):
             else:
                 p_gen = self.copy_gate_prob(y_real)  # [M, 1]
                 attention = weights.float()[tokens]  # [M, N]
-                sources = state.source_ids[:, None, :].expand(-1, target.shape[1], -1)[tokens]  # [M, N]
+                sources = state.source_ids[:, None, :].expand(-1, target.shape[1], -1)[
+                    tokens
+                ]  # [M, N]
                 dist = (p_gen * F.softmax(logits, dim=-1)).scatter_add(
                     1, sources, (1.0 - p_gen) * attention
                 )  # [M, V]
@@ -585,7 +610,9 @@ class KEMP(nn.Module):
             emo_sum = zero
         correct = ((state.emotion_logits.argmax(-1) == batch.emotion) & labelled).sum()
         if cfg.attention_loss:
-            att_sum = emotional_attention_loss(weights, tokens, state.intensity, state.memory_mask).sum()
+            att_sum = emotional_attention_loss(
+                weights, tokens, state.intensity, state.memory_mask
+            ).sum()
         else:
             att_sum = zero
         return ModelOutput(
@@ -594,13 +621,16 @@ class KEMP(nn.Module):
             emotion_nll_sum=emo_sum,
             attention_loss_sum=att_sum,
             token_count=tokens.sum(),
-            example_count=(labelled.sum() if cfg.emotion_classifier
-                           else torch.tensor(len(batch), device=target.device)),
+            example_count=(
+                labelled.sum()
+                if cfg.emotion_classifier
+                else torch.tensor(len(batch), device=target.device)
+            ),
             emotion_correct=correct,
             example_mean_nll_sum=example_mean,
             scored_examples=scored.sum(),
             emotion_logits=state.emotion_logits.detach(),
-        )  # fmt: skip
+        )
 
 
 def emotional_attention_loss(

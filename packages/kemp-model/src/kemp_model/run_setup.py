@@ -109,7 +109,9 @@ def _absolute(paths: Sequence[str | os.PathLike[str]]) -> tuple[str, ...]:
     return tuple(os.path.abspath(p) for p in paths)
 
 
-def _changed(stored: Any, overrides: Sequence[tuple[str, Any]], allowed: frozenset[str]) -> list[str]:
+def _changed(
+    stored: Any, overrides: Sequence[tuple[str, Any]], allowed: frozenset[str]
+) -> list[str]:
     return sorted(
         f"{key} ({getattr(stored, key)!r} -> {value!r})"
         for key, value in overrides
@@ -149,7 +151,11 @@ def _resume_config(job: TrainJob, stored: ckpt.RunConfig, digest: str) -> ckpt.R
 
 
 def _load_vectors(
-    job: TrainJob, preset: Preset, model_overrides: Mapping[str, Any], vocab: Sequence[str], seed: int
+    job: TrainJob,
+    preset: Preset,
+    model_overrides: Mapping[str, Any],
+    vocab: Sequence[str],
+    seed: int,
 ) -> tuple[Vectors, dict[str, Any], list[str], int]:
     """The vectors for a new run's table: ``(vectors, record, notes, table width)``."""
     from kemp_model.embeddings import load_vectors
@@ -245,18 +251,24 @@ def resolve_run(job: TrainJob) -> ResolvedRun:
             )
             model_config = dataclasses.replace(model_config, embedding_dim=width)
         config = ckpt.RunConfig(
-            preset=preset.name, model=model_config, train=train_config, loss=loss_config,
-            vocab_size=len(vocab), vocab_sha256=digest, provenance=dict(provenance),
-            embeddings=embeddings, graphs=_absolute(job.graphs),
-        )  # fmt: skip
+            preset=preset.name,
+            model=model_config,
+            train=train_config,
+            loss=loss_config,
+            vocab_size=len(vocab),
+            vocab_sha256=digest,
+            provenance=dict(provenance),
+            embeddings=embeddings,
+            graphs=_absolute(job.graphs),
+        )
     tc = config.train
     if len(train_data) == 0:
         from kemp_model.evaluate import split_counts
 
         raise KempModelError(
             f"{job.graphs[0]}: split {tc.train_split!r} has no rows (it holds "
-            f"{split_counts(train_data.graphs)}); give the dialogues a \"split\": "
-            f"\"{tc.train_split}\" (or enrich them with --split {tc.train_split})"
+            f'{split_counts(train_data.graphs)}); give the dialogues a "split": '
+            f'"{tc.train_split}" (or enrich them with --split {tc.train_split})'
         )
     if len(train_data) < tc.batch_size and stored is None:
         # a handful of conversations: a batch cannot hold more examples than the split has
@@ -272,9 +284,13 @@ def resolve_run(job: TrainJob) -> ResolvedRun:
             f"the run's batch of {tc.batch_size}; resume with the graph file it was trained on"
         )
     return ResolvedRun(
-        config=config, vocab=tuple(vocab), train_data=train_data, vectors=vectors,
-        resume=stored is not None and checkpointed, notes=tuple(notes),
-    )  # fmt: skip
+        config=config,
+        vocab=tuple(vocab),
+        train_data=train_data,
+        vectors=vectors,
+        resume=stored is not None and checkpointed,
+        notes=tuple(notes),
+    )
 
 
 __all__ = ["RESUMABLE_FIELDS", "ResolvedRun", "TrainJob", "apply_overrides", "resolve_run"]

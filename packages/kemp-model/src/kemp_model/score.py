@@ -78,9 +78,19 @@ class PredictionRecord:
 # --------------------------------------------------------------------------------------------
 
 _ESCAPES = {
-    "\\": "\\", "'": "'", '"': '"', "n": "\n", "t": "\t", "r": "\r", "a": "\a", "b": "\b",
-    "f": "\f", "v": "\v", "0": "\0", "\n": "",
-}  # fmt: skip
+    "\\": "\\",
+    "'": "'",
+    '"': '"',
+    "n": "\n",
+    "t": "\t",
+    "r": "\r",
+    "a": "\a",
+    "b": "\b",
+    "f": "\f",
+    "v": "\v",
+    "0": "\0",
+    "\n": "",
+}
 
 
 class _LiteralReader:
@@ -438,4 +448,3 @@ def concepts_by_word(pairs: Iterable[tuple[str, str]]) -> tuple[tuple[str, tuple
     for word, concept in pairs:
         grouped.setdefault(word, []).append(concept)
     return tuple((w, tuple(c)) for w, c in grouped.items())
-

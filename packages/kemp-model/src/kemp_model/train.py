@@ -47,8 +47,16 @@ from kemp_model.run_setup import ResolvedRun, TrainJob, resolve_run
 #: Seconds between curve plots during training (the final save always plots).
 PLOT_EVERY_S = 300.0
 #: Order of the per-step statistics vector.
-STATS = ("generation_loss", "generation_nll", "emotion_nll", "attention_loss", "tokens",
-         "examples", "emotion_correct", "loss")  # fmt: skip
+STATS = (
+    "generation_loss",
+    "generation_nll",
+    "emotion_nll",
+    "attention_loss",
+    "tokens",
+    "examples",
+    "emotion_correct",
+    "loss",
+)
 
 
 @dataclass
@@ -88,8 +96,10 @@ def cpu_guidance(
     if not device.startswith("cpu") or eta <= GUIDANCE_OVER_S:
         return None
     options = [] if preset == "tiny" else ["--preset tiny (minutes)"]
-    options.append(f"--max-steps {max(100, int(GUIDANCE_OVER_S / 4 / seconds_per_step)):,} "
-                   "(about 15 minutes, enough to see the curves move)")  # fmt: skip
+    options.append(
+        f"--max-steps {max(100, int(GUIDANCE_OVER_S / 4 / seconds_per_step)):,} "
+        "(about 15 minutes, enough to see the curves move)"
+    )
     return (
         f"about {eta / 3600:.1f} h to go on this CPU ({seconds_per_step:.2f} s per step); for a "
         f"first try use {' or '.join(options)}; the full schedule wants a GPU (--device cuda), "
@@ -139,7 +149,9 @@ def valid_perplexity(record: dict[str, Any]) -> float | None:
     return None if value is None else float(value)
 
 
-def plot_curves(records: Sequence[dict[str, Any]], out: Path, title: str, emotion: bool = True) -> None:
+def plot_curves(
+    records: Sequence[dict[str, Any]], out: Path, title: str, emotion: bool = True
+) -> None:
     """Training curves as a PNG (atomically): train loss and token NLL; valid perplexity and,
     when the model has an emotion head (``emotion``), valid emotion accuracy."""
     import matplotlib
@@ -151,21 +163,37 @@ def plot_curves(records: Sequence[dict[str, Any]], out: Path, title: str, emotio
     valid = [r for r in records if r.get("kind") == "valid" and valid_perplexity(r) is not None]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     left.plot([r["step"] for r in train], [r["loss"] for r in train], label="train loss (Eq. 21)")
-    left.plot([r["step"] for r in train], [r["generation_nll"] for r in train], label="train token NLL")
+    left.plot(
+        [r["step"] for r in train], [r["generation_nll"] for r in train], label="train token NLL"
+    )
     left.set_xlabel("step")
     left.legend()
     if valid:
         steps = [r["step"] for r in valid]
-        right.plot(steps, [valid_perplexity(r) for r in valid], "o-",
-                   label="valid perplexity (per-example, the paper's)")  # fmt: skip
+        right.plot(
+            steps,
+            [valid_perplexity(r) for r in valid],
+            "o-",
+            label="valid perplexity (per-example, the paper's)",
+        )
         if all("ppl_pooled" in r for r in valid):
-            right.plot(steps, [r["ppl_pooled"] for r in valid], ".:", color="tab:blue",
-                       label="valid perplexity (pooled tokens)")  # fmt: skip
+            right.plot(
+                steps,
+                [r["ppl_pooled"] for r in valid],
+                ".:",
+                color="tab:blue",
+                label="valid perplexity (pooled tokens)",
+            )
         handles = right.get_legend_handles_labels()[0]
         if emotion and all("emotion_accuracy" in r for r in valid):
             twin = right.twinx()
-            twin.plot([r["step"] for r in valid], [r["emotion_accuracy"] for r in valid], "s--",
-                      color="tab:orange", label="valid emotion accuracy")  # fmt: skip
+            twin.plot(
+                [r["step"] for r in valid],
+                [r["emotion_accuracy"] for r in valid],
+                "s--",
+                color="tab:orange",
+                label="valid emotion accuracy",
+            )
             twin.set_ylabel("emotion accuracy")
             handles += twin.get_legend_handles_labels()[0]
         right.legend(handles, [h.get_label() for h in handles], loc="upper right")
@@ -219,7 +247,9 @@ class Trainer:
         self.run_dir = Path(job.out)
         self.notes = list(run.notes)
         if tc.batch_size % world_size:
-            raise ValueError(f"--batch-size {tc.batch_size} is not divisible by {world_size} processes")
+            raise ValueError(
+                f"--batch-size {tc.batch_size} is not divisible by {world_size} processes"
+            )
         self.train_data = run.train_data
         self.valid_data = GraphDataset(run.train_data.graphs, tc.valid_split)
         if len(self.valid_data) == 0:
@@ -266,10 +296,14 @@ class Trainer:
                 find_unused_parameters=not config.model.emotion_classifier,
             )
         self.sampler = BatchSampler(
-            self.train_data.sizes(), batch_size=tc.batch_size, seed=tc.seed,
-            epoch=self.counters.epoch, bucket_batches=tc.bucket_batches, rank=rank,
+            self.train_data.sizes(),
+            batch_size=tc.batch_size,
+            seed=tc.seed,
+            epoch=self.counters.epoch,
+            bucket_batches=tc.bucket_batches,
+            rank=rank,
             world_size=world_size,
-        )  # fmt: skip
+        )
         # this session's clock: wall time and examples/s count from here
         self.session_started = time.perf_counter()
         self.session_first_step = self.counters.step
@@ -279,7 +313,9 @@ class Trainer:
         self.window_first_step = self.counters.step
 
     @classmethod
-    def setup(cls, job: TrainJob, rank: int | None = None, world_size: int | None = None) -> Trainer:
+    def setup(
+        cls, job: TrainJob, rank: int | None = None, world_size: int | None = None
+    ) -> Trainer:
         """Join the process group (if any), resolve the job and build the trainer."""
         rank = rank if rank is not None else int(os.environ.get("RANK", 0))
         world_size = world_size if world_size is not None else int(os.environ.get("WORLD_SIZE", 1))
@@ -311,10 +347,14 @@ class Trainer:
             )
         self.resumed_from = self.counters.step
         # metrics.jsonl: keep what the restored state had logged (a killed run may have written more)
-        self.history = [r for r in read_metrics(self.run_dir) if r.get("step", 0) <= self.counters.step]
+        self.history = [
+            r for r in read_metrics(self.run_dir) if r.get("step", 0) <= self.counters.step
+        ]
         if self.is_main:
             with ckpt.atomic_path(self.run_dir / ckpt.METRICS_FILE) as tmp:
-                tmp.write_text("".join(json.dumps(r) + "\n" for r in self.history), encoding="utf-8")
+                tmp.write_text(
+                    "".join(json.dumps(r) + "\n" for r in self.history), encoding="utf-8"
+                )
 
     # ------------------------------------------------------------------ steps
     def _all_reduce(self, tensor: torch.Tensor) -> torch.Tensor:
@@ -334,8 +374,9 @@ class Trainer:
 
         Call it on the CPU batch (before the device copy) so it costs no device sync.
         """
-        examples = (int((batch.emotion >= 0).sum()) if self.config.model.emotion_classifier
-                    else len(batch))  # fmt: skip
+        examples = (
+            int((batch.emotion >= 0).sum()) if self.config.model.emotion_classifier else len(batch)
+        )
         counts = torch.tensor([batch.token_count, examples], dtype=torch.float64)
         return self._all_reduce(counts).clamp(min=1)
 
@@ -355,16 +396,25 @@ class Trainer:
         if tc.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.grad_clip)
         self.counters.step += 1
-        lr = noam_lr(self.counters.step, self.config.model.hidden_dim, tc.warmup_steps, tc.noam_factor)
+        lr = noam_lr(
+            self.counters.step, self.config.model.hidden_dim, tc.warmup_steps, tc.noam_factor
+        )
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return torch.stack([
-            self.loss.generation_sum(out).detach(), out.generation_nll_sum.detach(),
-            out.emotion_nll_sum.detach(), out.attention_loss_sum.detach(), out.token_count,
-            out.example_count, out.emotion_correct, loss.detach(),
-        ]).double()  # fmt: skip
+        return torch.stack(
+            [
+                self.loss.generation_sum(out).detach(),
+                out.generation_nll_sum.detach(),
+                out.emotion_nll_sum.detach(),
+                out.attention_loss_sum.detach(),
+                out.token_count,
+                out.example_count,
+                out.emotion_correct,
+                loss.detach(),
+            ]
+        ).double()
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
@@ -377,9 +427,14 @@ class Trainer:
             sizes = sizes[: tc.eval_examples]
         per_rank = max(tc.batch_size // self.world_size, 1) * 4
         sampler = BatchSampler(
-            sizes, batch_size=per_rank * self.world_size, shuffle=False, bucket_batches=10**9,
-            rank=self.rank, world_size=self.world_size, drop_last=False,
-        )  # fmt: skip
+            sizes,
+            batch_size=per_rank * self.world_size,
+            shuffle=False,
+            bucket_batches=10**9,
+            rank=self.rank,
+            world_size=self.world_size,
+            drop_last=False,
+        )
         total = Metrics()
         for rows in sampler:
             if len(rows) == 0:
@@ -412,18 +467,28 @@ class Trainer:
         rng = _rng_state(self.device)
         if self.distributed:
             backend_device = self.device if self.device.type == "cuda" else torch.device("cpu")
-            gathered = [torch.empty_like(rng, device=backend_device) for _ in range(self.world_size)]
+            gathered = [
+                torch.empty_like(rng, device=backend_device) for _ in range(self.world_size)
+            ]
             dist.all_gather(gathered, rng.to(backend_device))
             rng_states = [g.cpu() for g in gathered]
         else:
             rng_states = [rng]
         if self.is_main:
             identity = {"preset": self.config.preset, "vocab_sha256": self.config.vocab_sha256}
-            counters = {**asdict(self.counters), "elapsed_s": self._elapsed(), "examples": self._examples()}
+            counters = {
+                **asdict(self.counters),
+                "elapsed_s": self._elapsed(),
+                "examples": self._examples(),
+            }
             ckpt.save_training_state(
-                self.run_dir / ckpt.STATE_FILE, self.model, self.optimizer, rng_states,
-                {**counters, **identity}, tensors={"window": self.window},
-            )  # fmt: skip
+                self.run_dir / ckpt.STATE_FILE,
+                self.model,
+                self.optimizer,
+                rng_states,
+                {**counters, **identity},
+                tensors={"window": self.window},
+            )
             metadata = {"step": str(self.counters.step), **identity}
             ckpt.save_weights(self.run_dir / ckpt.LAST_FILE, self.model, metadata)
             if best:
@@ -433,9 +498,12 @@ class Trainer:
                 self.config_pending = False
             if final or time.perf_counter() - self.plotted_at > PLOT_EVERY_S:
                 self.plotted_at = time.perf_counter()
-                plot_curves(self.history, self.run_dir / ckpt.CURVES_FILE,
-                            f"{self.run_dir.name}: preset {self.config.preset}",
-                            emotion=self.config.model.emotion_classifier)  # fmt: skip
+                plot_curves(
+                    self.history,
+                    self.run_dir / ckpt.CURVES_FILE,
+                    f"{self.run_dir.name}: preset {self.config.preset}",
+                    emotion=self.config.model.emotion_classifier,
+                )
         if self.distributed:
             dist.barrier()
 
@@ -459,18 +527,26 @@ class Trainer:
         tokens, examples = max(values["tokens"], 1.0), max(values["examples"], 1.0)
         elapsed = time.perf_counter() - self.window_started
         steps_done = self.counters.step - self.window_first_step
-        self._log(self._without_absent_heads({
-            "kind": "train", "step": self.counters.step, "epoch": self.counters.epoch,
-            "loss": values["loss"] / max(self.counters.window_steps, 1),
-            "generation_loss": values["generation_loss"] / tokens,
-            "generation_nll": values["generation_nll"] / tokens,
-            "ppl_pooled": math.exp(min(values["generation_nll"] / tokens, 50.0)),
-            "emotion_nll": values["emotion_nll"] / examples,
-            "emotion_accuracy": values["emotion_correct"] / examples,
-            "attention_loss": values["attention_loss"] / examples,
-            "lr": self.optimizer.param_groups[0]["lr"],
-            "examples_per_s": steps_done * self.config.train.batch_size / max(elapsed, 1e-9),
-        }))  # fmt: skip
+        self._log(
+            self._without_absent_heads(
+                {
+                    "kind": "train",
+                    "step": self.counters.step,
+                    "epoch": self.counters.epoch,
+                    "loss": values["loss"] / max(self.counters.window_steps, 1),
+                    "generation_loss": values["generation_loss"] / tokens,
+                    "generation_nll": values["generation_nll"] / tokens,
+                    "ppl_pooled": math.exp(min(values["generation_nll"] / tokens, 50.0)),
+                    "emotion_nll": values["emotion_nll"] / examples,
+                    "emotion_accuracy": values["emotion_correct"] / examples,
+                    "attention_loss": values["attention_loss"] / examples,
+                    "lr": self.optimizer.param_groups[0]["lr"],
+                    "examples_per_s": steps_done
+                    * self.config.train.batch_size
+                    / max(elapsed, 1e-9),
+                }
+            )
+        )
         self.window.zero_()
         self.counters.window_steps = 0
         self.window_started = time.perf_counter()
@@ -481,13 +557,18 @@ class Trainer:
         import sys
 
         counts = self.model.parameter_counts()
-        start = f"resuming at step {self.counters.step:,}" if self.resumed_from is not None else "starting"
+        start = (
+            f"resuming at step {self.counters.step:,}"
+            if self.resumed_from is not None
+            else "starting"
+        )
         print(
             f"kemp-model train: preset {self.config.preset}, {counts['total']:,} parameters "
             f"(word table {counts['word_table']:,}, output layer {counts['output']:,}, other "
             f"{counts['other']:,}), {self.device} x {self.world_size}, {start}",
-            file=sys.stderr, flush=True,
-        )  # fmt: skip
+            file=sys.stderr,
+            flush=True,
+        )
 
     def _validate(self) -> tuple[dict[str, float], bool, bool]:
         """Validate (when the step calls for it): ``(record, is the best so far, stop now)``."""
@@ -513,7 +594,9 @@ class Trainer:
         last_valid: dict[str, float] = {}
         if self.is_main:
             self._announce()
-        progress = _progress_bar(tc.max_steps, c.step) if self.job.progress and self.is_main else None
+        progress = (
+            _progress_bar(tc.max_steps, c.step) if self.job.progress and self.is_main else None
+        )
         try:
             while c.step < tc.max_steps and not stopped:
                 self.sampler.set_epoch(c.epoch)
@@ -551,18 +634,34 @@ class Trainer:
         training = time.perf_counter() - self.session_started - self.paused_s
         done = c.step - self.session_first_step
         return TrainSummary(
-            run_dir=self.run_dir, steps=c.step, examples=self._examples(), elapsed_s=self._elapsed(),
-            examples_per_s=done * tc.batch_size / max(training, 1e-9), best_perplexity=c.best_ppl,
-            best_step=c.best_step, last_valid=last_valid, stopped_early=stopped,
-            resumed_from=self.resumed_from, device=str(self.device), world_size=self.world_size,
-            parameters=self.parameters, notes=self.notes, validation_s=self.paused_s,
-        )  # fmt: skip
+            run_dir=self.run_dir,
+            steps=c.step,
+            examples=self._examples(),
+            elapsed_s=self._elapsed(),
+            examples_per_s=done * tc.batch_size / max(training, 1e-9),
+            best_perplexity=c.best_ppl,
+            best_step=c.best_step,
+            last_valid=last_valid,
+            stopped_early=stopped,
+            resumed_from=self.resumed_from,
+            device=str(self.device),
+            world_size=self.world_size,
+            parameters=self.parameters,
+            notes=self.notes,
+            validation_s=self.paused_s,
+        )
 
     def _guide(self, progress: _ProgressBar | None) -> None:
         """After the first steps, one guidance line if the schedule would take hours on a CPU."""
-        seconds = (time.perf_counter() - self.session_started - self.paused_s) / GUIDANCE_AFTER_STEPS
-        line = cpu_guidance(str(self.device), self.config.preset,
-                            self.config.train.max_steps - self.counters.step, seconds)  # fmt: skip
+        seconds = (
+            time.perf_counter() - self.session_started - self.paused_s
+        ) / GUIDANCE_AFTER_STEPS
+        line = cpu_guidance(
+            str(self.device),
+            self.config.preset,
+            self.config.train.max_steps - self.counters.step,
+            seconds,
+        )
         if line is None:
             return
         self.notes.append(line)
@@ -578,7 +677,9 @@ def validation_metrics(out: ModelOutput, rows: int) -> Metrics:
     """The mergeable validation figures of one batch's forward pass."""
     examples = out.example_count.item()
     return Metrics(
-        ppl_per_example=PerplexityMetric(out.example_mean_nll_sum.item(), out.scored_examples.item()),
+        ppl_per_example=PerplexityMetric(
+            out.example_mean_nll_sum.item(), out.scored_examples.item()
+        ),
         ppl_pooled=PerplexityMetric(out.generation_nll_sum.item(), out.token_count.item()),
         emotion_accuracy=AverageMetric(out.emotion_correct.item(), examples),
         emotion_nll=AverageMetric(out.emotion_nll_sum.item(), examples),
@@ -590,23 +691,39 @@ class _ProgressBar:
     """The rich progress bar of a training run (rank 0 only)."""
 
     def __init__(self, total: int, completed: int) -> None:
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                   TimeElapsedColumn, TimeRemainingColumn)  # fmt: skip
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         self.bar = Progress(
-            TextColumn("[bold]train[/]"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[speed]} ex/s"),
-            TimeElapsedColumn(), TimeRemainingColumn(),
-        )  # fmt: skip
+            TextColumn("[bold]train[/]"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}"),
+            TextColumn("{task.fields[speed]} ex/s"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+        )
         self.bar.start()
-        self.task = self.bar.add_task("train", total=total, completed=completed, loss="-", speed="-")
+        self.task = self.bar.add_task(
+            "train", total=total, completed=completed, loss="-", speed="-"
+        )
         self.logged_step = -1
 
     def advance(self, step: int, last: dict[str, Any] | None) -> None:
         if last is not None and last.get("kind") == "train" and last["step"] != self.logged_step:
             self.logged_step = last["step"]
-            self.bar.update(self.task, completed=step, loss=f"{last['loss']:.3f}",
-                            speed=f"{last['examples_per_s']:.0f}")  # fmt: skip
+            self.bar.update(
+                self.task,
+                completed=step,
+                loss=f"{last['loss']:.3f}",
+                speed=f"{last['examples_per_s']:.0f}",
+            )
         else:
             self.bar.update(self.task, completed=step)
 
@@ -632,6 +749,13 @@ def train(job: TrainJob, rank: int | None = None, world_size: int | None = None)
 
 
 __all__ = [
-    "Counters", "TrainJob", "TrainSummary", "Trainer", "noam_lr", "read_metrics", "train",
-    "valid_perplexity", "validation_metrics",
-]  # fmt: skip
+    "Counters",
+    "TrainJob",
+    "TrainSummary",
+    "Trainer",
+    "noam_lr",
+    "read_metrics",
+    "train",
+    "valid_perplexity",
+    "validation_metrics",
+]

@@ -4,11 +4,12 @@ Each command module registers its commands on :data:`kemp_kg.cli.app.app`; impor
 what makes them part of the command.
 """
 
-from kemp_kg.cli.app import app, main  # noqa: F401
-
 # Command modules (each registers on `app` at import).
-from kemp_kg.cli import download  # noqa: F401,E402
-from kemp_kg.cli import index  # noqa: F401,E402
-from kemp_kg.cli import enrich  # noqa: F401,E402
-from kemp_kg.cli import inspect  # noqa: F401,E402
-from kemp_kg.cli import sample  # noqa: F401,E402
+from kemp_kg.cli import (
+    download,  # noqa: F401,E402
+    enrich,  # noqa: F401,E402
+    index,  # noqa: F401,E402
+    inspect,  # noqa: F401,E402
+    sample,  # noqa: F401,E402
+)
+from kemp_kg.cli.app import app, main  # noqa: F401

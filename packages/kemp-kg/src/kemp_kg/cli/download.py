@@ -26,8 +26,10 @@ class DataSet(str, enum.Enum):
 @app.command("download")
 def download_command(
     names: list[DataSet] = typer.Argument(
-        ..., metavar="NAME", help="What to fetch: conceptnet, empathetic-dialogues, nrc-vad, "
-        "glove, or all (several allowed)."
+        ...,
+        metavar="NAME",
+        help="What to fetch: conceptnet, empathetic-dialogues, nrc-vad, "
+        "glove, or all (several allowed).",
     ),
     to: Path = typer.Option(Path("data"), "--to", help="Download folder."),
     mirror: str = typer.Option(
@@ -51,9 +53,14 @@ def download_command(
     chosen = NAMES if DataSet.all in names else tuple(dict.fromkeys(n.value for n in names))
     try:
         config = DownloadConfig(
-            names=chosen, to=to, mirror=mirror, sha256=sha256, extract=extract,
-            retries=retries, timeout_s=timeout,
-        )  # fmt: skip
+            names=chosen,
+            to=to,
+            mirror=mirror,
+            sha256=sha256,
+            extract=extract,
+            retries=retries,
+            timeout_s=timeout,
+        )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     results = download(config)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -20,7 +19,7 @@ out = Console()
 err = Console(stderr=True)
 
 
-def _split_list(text: Optional[str]) -> Optional[tuple[str, ...]]:
+def _split_list(text: str | None) -> tuple[str, ...] | None:
     if text is None:
         return None
     return tuple(part.strip() for part in text.split(",") if part.strip())
@@ -29,56 +28,87 @@ def _split_list(text: Optional[str]) -> Optional[tuple[str, ...]]:
 @app.command("enrich")
 def enrich_command(
     dialogues: list[Path] = typer.Argument(
-        ..., metavar="DIALOGUES",
+        ...,
+        metavar="DIALOGUES",
         help="kemp dialogues .jsonl/.json, ED train/valid/test.csv, or their folder.",
     ),
     index: Path = typer.Option(
-        Path("index"), "--index", help="Index folder (kemp-kg build-index)."),
+        Path("index"), "--index", help="Index folder (kemp-kg build-index)."
+    ),
     out_path: Path = typer.Option(Path("out.arrow"), "--out", help="Graph file to write."),
     preset_name: str = typer.Option(
-        "sense", "--preset", metavar="[sense|paper|official]",
+        "sense",
+        "--preset",
+        metavar="[sense|paper|official]",
         help="Retrieval thresholds (README: Dialogues and enrich). sense: for a 'sense' WordNet "
         "index (base form in its own POS, light words skipped, weight x intensity).",
-        show_default=True),
-    min_confidence: Optional[float] = typer.Option(
-        None, "--min-confidence", help="Edge weight threshold (alpha; paper 0.1, official 1.0)."),
-    confidence_inclusive: Optional[bool] = typer.Option(
-        None, "--confidence-inclusive/--confidence-exclusive",
-        help="weight >= threshold (official) or > threshold (paper)."),
-    min_intensity: Optional[float] = typer.Option(
-        None, "--min-intensity", help="Concept Eq. 1 intensity floor (paper 0, official 0.6)."),
-    top_k: Optional[int] = typer.Option(
-        None, "--top-k-per-token", help="K': concepts per query word (paper 5, official 1)."),
-    max_concepts: Optional[int] = typer.Option(
-        None, "--max-concepts", help="N: concepts per example (10 in both presets)."),
-    rank_by: Optional[str] = typer.Option(
-        None, "--rank-by", help="intensity (paper, official) | weight_x_intensity (sense)."),
-    exclude_relations: Optional[str] = typer.Option(
-        None, "--exclude-relations", help="Comma-separated relations never followed."),
-    query_pos: Optional[str] = typer.Option(
-        None, "--query-pos", help="Comma-separated WordNet POS of query words (n,v,a,r)."),
-    min_count: Optional[int] = typer.Option(
-        None, "--min-count", help="Vocabulary: drop training tokens seen fewer times."),
-    max_history_turns: Optional[int] = typer.Option(
-        None, "--max-history-turns", min=1,
-        help="Keep the newest N turns of a history (default 16; ED has at most 7)."),
-    max_turn_chars: Optional[int] = typer.Option(
-        None, "--max-turn-chars", min=1,
-        help="Cut longer turns to N characters (default 1000; ED's longest is 613)."),
-    split: Optional[str] = typer.Option(
-        None, "--split", metavar="[train|valid|test]",
-        help="Put every conversation in this split (default: each record's own \"split\")."),
-    shard: Optional[str] = typer.Option(
-        None, "--shard", help="i/n: write only the i-th of n shards (by conversation)."),
-    vocab: Optional[Path] = typer.Option(
-        None, "--vocab", help="Reuse a vocabulary (JSON token list or a graph file)."),
+        show_default=True,
+    ),
+    min_confidence: float | None = typer.Option(
+        None, "--min-confidence", help="Edge weight threshold (alpha; paper 0.1, official 1.0)."
+    ),
+    confidence_inclusive: bool | None = typer.Option(
+        None,
+        "--confidence-inclusive/--confidence-exclusive",
+        help="weight >= threshold (official) or > threshold (paper).",
+    ),
+    min_intensity: float | None = typer.Option(
+        None, "--min-intensity", help="Concept Eq. 1 intensity floor (paper 0, official 0.6)."
+    ),
+    top_k: int | None = typer.Option(
+        None, "--top-k-per-token", help="K': concepts per query word (paper 5, official 1)."
+    ),
+    max_concepts: int | None = typer.Option(
+        None, "--max-concepts", help="N: concepts per example (10 in both presets)."
+    ),
+    rank_by: str | None = typer.Option(
+        None, "--rank-by", help="intensity (paper, official) | weight_x_intensity (sense)."
+    ),
+    exclude_relations: str | None = typer.Option(
+        None, "--exclude-relations", help="Comma-separated relations never followed."
+    ),
+    query_pos: str | None = typer.Option(
+        None, "--query-pos", help="Comma-separated WordNet POS of query words (n,v,a,r)."
+    ),
+    min_count: int | None = typer.Option(
+        None, "--min-count", help="Vocabulary: drop training tokens seen fewer times."
+    ),
+    max_history_turns: int | None = typer.Option(
+        None,
+        "--max-history-turns",
+        min=1,
+        help="Keep the newest N turns of a history (default 16; ED has at most 7).",
+    ),
+    max_turn_chars: int | None = typer.Option(
+        None,
+        "--max-turn-chars",
+        min=1,
+        help="Cut longer turns to N characters (default 1000; ED's longest is 613).",
+    ),
+    split: str | None = typer.Option(
+        None,
+        "--split",
+        metavar="[train|valid|test]",
+        help='Put every conversation in this split (default: each record\'s own "split").',
+    ),
+    shard: str | None = typer.Option(
+        None, "--shard", help="i/n: write only the i-th of n shards (by conversation)."
+    ),
+    vocab: Path | None = typer.Option(
+        None, "--vocab", help="Reuse a vocabulary (JSON token list or a graph file)."
+    ),
     vocab_scope: str = typer.Option(
-        "train", "--vocab-scope", metavar="[train|official]",
+        "train",
+        "--vocab-scope",
+        metavar="[train|official]",
         help="What the vocabulary counts: the training turns, or (official) every split's turns "
-        "and situations as the released KEMP code does.", show_default=True),
+        "and situations as the released KEMP code does.",
+        show_default=True,
+    ),
     strict: bool = typer.Option(False, "--strict", help="Stop at the first bad record."),
-    workers: Optional[int] = typer.Option(
-        None, "--workers", help="Text-pipeline processes (default: all usable CPUs)."),
+    workers: int | None = typer.Option(
+        None, "--workers", help="Text-pipeline processes (default: all usable CPUs)."
+    ),
 ) -> None:
     """Enrich dialogues into emotional context graphs (one row per listener turn).
 
@@ -120,8 +150,13 @@ def enrich_command(
         )
 
     progress = Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=err, transient=True, disable=not err.is_terminal,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
     )
 
     def hook(stage: str, total: int):
@@ -131,8 +166,16 @@ def enrich_command(
     inputs = [*dialogues, *([vocab] if vocab else [])]
     with schema.claim_output(out_path, inputs=inputs, input_folders=[index]), progress:
         result = enrich(
-            dialogues, index, out_path, config=config, split=split, shard=shard_pair,
-            strict=strict, vocab_file=vocab, vocab_scope=vocab_scope, workers=workers,
+            dialogues,
+            index,
+            out_path,
+            config=config,
+            split=split,
+            shard=shard_pair,
+            strict=strict,
+            vocab_file=vocab,
+            vocab_scope=vocab_scope,
+            workers=workers,
             progress=hook,
         )
     _summary(result, config.preset)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -19,8 +18,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from kemp_kg.cli.app import app
 from kemp_kg import schema
+from kemp_kg.cli.app import app
 from kemp_kg.index import (
     MAX_THREADS,
     SOURCE_DIGEST,
@@ -64,12 +63,13 @@ def _progress_reporter(total_bytes: int):
 @app.command("build-index")
 def build_index_command(
     source: str = typer.Argument(
-        ..., metavar="SOURCE",
+        ...,
+        metavar="SOURCE",
         help="ConceptNet assertions dump (.csv / .csv.gz), 'wordnet' (NLTK WordNet 3.0, read "
         "from NLTK_DATA: corpora/wordnet), or a triples file (.tsv with header head, relation, "
         "tail, weight; or .parquet).",
     ),
-    lexicon: Optional[Path] = typer.Option(
+    lexicon: Path | None = typer.Option(
         None,
         "--lexicon",
         help="NRC-VAD lexicon (NRC-VAD-Lexicon.txt layout). Without it every intensity is 0 and "
@@ -78,29 +78,42 @@ def build_index_command(
     index: Path = typer.Option(Path("index"), "--index", help="Index folder to create."),
     force: bool = typer.Option(False, "--force", help="Rebuild even if the input is unchanged."),
     memory_limit: str = typer.Option(
-        "3GB", "--memory-limit", help="DuckDB memory limit (e.g. 3GB, 500MB, 80%)."),
-    threads: Optional[int] = typer.Option(
-        None, "--threads", min=1, max=MAX_THREADS,
-        help=f"DuckDB threads, 1..{MAX_THREADS} (default: all cores)."),
+        "3GB", "--memory-limit", help="DuckDB memory limit (e.g. 3GB, 500MB, 80%)."
+    ),
+    threads: int | None = typer.Option(
+        None,
+        "--threads",
+        min=1,
+        max=MAX_THREADS,
+        help=f"DuckDB threads, 1..{MAX_THREADS} (default: all cores).",
+    ),
     wordnet_rules: str = typer.Option(
-        "sense", "--wordnet-rules",
+        "sense",
+        "--wordnet-rules",
         help="For 'wordnet': 'sense' (frequent senses, SemCor-weighted, read word -> concept) or "
         "'conceptnet' (every sense, weights 2.0/1.0, read both ways: the earlier mapping).",
     ),
-    max_senses: Optional[int] = typer.Option(
-        None, "--wordnet-max-senses", min=1,
+    max_senses: int | None = typer.Option(
+        None,
+        "--wordnet-max-senses",
+        min=1,
         help="'sense' rules: a word keeps at most its first N senses per POS (default 3).",
     ),
-    min_share: Optional[float] = typer.Option(
-        None, "--wordnet-min-share", min=0.0, max=1.0,
+    min_share: float | None = typer.Option(
+        None,
+        "--wordnet-min-share",
+        min=0.0,
+        max=1.0,
         help="'sense' rules: a later sense needs (count+1)/(top count+1) >= this (default 0.25).",
     ),
     all_senses: bool = typer.Option(
-        False, "--wordnet-all-senses",
+        False,
+        "--wordnet-all-senses",
         help="'sense' rules: keep every sense (still weighted by frequency).",
     ),
     merge_proper_nouns: bool = typer.Option(
-        False, "--wordnet-merge-proper-nouns",
+        False,
+        "--wordnet-merge-proper-nouns",
         help="'sense' rules: count capitalised/instance senses (Job, Paris) as senses of the "
         "lowercase word too.",
     ),
@@ -115,7 +128,8 @@ def build_index_command(
         rules = wordnet_rules_named(wordnet_rules)
         if rules.preset == "sense":
             rules = rules.replace(
-                max_senses=max_senses, min_share=min_share,
+                max_senses=max_senses,
+                min_share=min_share,
                 senses="all" if all_senses else None,
                 proper_nouns="merge" if merge_proper_nouns else None,
             )
@@ -130,9 +144,19 @@ def build_index_command(
     started = time.perf_counter()
     progress, report = _progress_reporter(spec.bytes)
     inputs = [p for p in (spec.path if spec.kind != "wordnet" else None, lexicon) if p]
-    with schema.claim_output(index, inputs=inputs, folder=True, replaces_folder=True,
-                             ours=is_index_folder,
-                             what="knowledge index", force=force, flag="--index"), progress:
+    with (
+        schema.claim_output(
+            index,
+            inputs=inputs,
+            folder=True,
+            replaces_folder=True,
+            ours=is_index_folder,
+            what="knowledge index",
+            force=force,
+            flag="--index",
+        ),
+        progress,
+    ):
         manifest = build_index(
             source, lexicon, index, force=force, options=options, progress=report
         )
@@ -163,8 +187,12 @@ def build_index_command(
     table.add_row("time", f"{seconds:.1f} s")
     out.print(table)
     if not manifest["counts"].get("edges"):
-        err.print(f"[yellow]warning:[/] {source}: no edges were read; the index answers nothing "
-                  "(see the skipped lines above)", highlight=False, soft_wrap=True)
+        err.print(
+            f"[yellow]warning:[/] {source}: no edges were read; the index answers nothing "
+            "(see the skipped lines above)",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @app.command("query")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -24,7 +23,7 @@ def inspect_command(
         ..., metavar="GRAPHS", help="Graph file(s) or a folder of shards."
     ),
     example: int = typer.Option(0, "--example", help="Row number to show (0-based)."),
-    plot: Optional[Path] = typer.Option(None, "--plot", help="Draw the graph to this PNG."),
+    plot: Path | None = typer.Option(None, "--plot", help="Draw the graph to this PNG."),
 ) -> None:
     """Show one example: history, concepts (word -> concept), edge counts; --plot draws it.
 
@@ -39,9 +38,12 @@ def inspect_command(
         view = view_example(opened, example)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--example") from None
-    out.print(f"[bold]{view.example_id}[/] (row {view.index} of {view.num_rows}, split "
-              f"{view.split}, emotion {view.emotion}, preset "
-              f"{opened.provenance.get('preset', '?')})", highlight=False)
+    out.print(
+        f"[bold]{view.example_id}[/] (row {view.index} of {view.num_rows}, split "
+        f"{view.split}, emotion {view.emotion}, preset "
+        f"{opened.provenance.get('preset', '?')})",
+        highlight=False,
+    )
     history = Table(title="history -> target", show_header=True)
     history.add_column("#", justify="right")
     history.add_column("text")
@@ -49,16 +51,22 @@ def inspect_command(
         history.add_row(str(i), text)
     history.add_row("target", f"[bold]{view.target}[/]")
     out.print(history)
-    out.print("tokens: " + " ".join(
-        f"{tok}[dim]({view.intensity[i]:.2f})[/]" if view.intensity[i] > 0 else tok
-        for i, tok in enumerate(view.tokens)), highlight=False)
+    out.print(
+        "tokens: "
+        + " ".join(
+            f"{tok}[dim]({view.intensity[i]:.2f})[/]" if view.intensity[i] > 0 else tok
+            for i, tok in enumerate(view.tokens)
+        ),
+        highlight=False,
+    )
     concepts = Table(title=f"concepts ({len(view.concepts)})", show_header=True)
     for name in ("position", "word", "concept", "relation", "weight", "intensity"):
         numeric = name in ("position", "weight", "intensity")
         concepts.add_column(name, justify="right" if numeric else "left")
     for c in view.concepts:
-        concepts.add_row(str(c.anchor), c.word, c.concept, c.relation, f"{c.weight:.2f}",
-                         f"{c.intensity:.3f}")
+        concepts.add_row(
+            str(c.anchor), c.word, c.concept, c.relation, f"{c.weight:.2f}", f"{c.intensity:.3f}"
+        )
     out.print(concepts)
     edges = Table(title="edges", show_header=True)
     edges.add_column("type")

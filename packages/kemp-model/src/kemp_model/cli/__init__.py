@@ -4,9 +4,10 @@ Each command module registers its commands on :data:`kemp_model.cli.app.app`; im
 is what makes them part of the command.
 """
 
-from kemp_model.cli.app import app, main  # noqa: F401
-
 # Command modules (each registers on `app` at import).
-from kemp_model.cli import evaluate  # noqa: F401,E402
-from kemp_model.cli import train  # noqa: F401,E402
-from kemp_model.cli import chat  # noqa: F401,E402
+from kemp_model.cli import (
+    chat,  # noqa: F401,E402
+    evaluate,  # noqa: F401,E402
+    train,  # noqa: F401,E402
+)
+from kemp_model.cli.app import app, main  # noqa: F401

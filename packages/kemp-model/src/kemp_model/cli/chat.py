@@ -77,7 +77,8 @@ def chat_command(
         ..., metavar="RUN_DIR", help="Run folder written by `kemp-model train`."
     ),
     index: Path = typer.Option(
-        None, "--index",
+        None,
+        "--index",
         help="Knowledge index folder (default: the one recorded when the run's graphs were "
         "enriched; checked against the checksum recorded then).",
     ),
@@ -116,8 +117,17 @@ def chat_command(
     config = ChatConfig(
         run_dir=run_dir,
         index_dir=index,
-        decode=decode_config(decode, beam_size, no_repeat_ngram, top_k, top_p, temperature,
-                             length_penalty, max_len, seed),  # fmt: skip
+        decode=decode_config(
+            decode,
+            beam_size,
+            no_repeat_ngram,
+            top_k,
+            top_p,
+            temperature,
+            length_penalty,
+            max_len,
+            seed,
+        ),
         device=device,
         max_history_turns=max_history_turns,
         max_message_chars=max_message_chars,

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext, suppress
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -36,36 +36,46 @@ def _decode_default(name: str) -> str:
 
 
 DECODE_OPTION = typer.Option(
-    Decode.greedy, "--decode",
+    Decode.greedy,
+    "--decode",
     help="Decoding preset (each option below shows its value per preset).",
-)  # fmt: skip
+)
 BEAM_OPTION = typer.Option(
     None, "--beam-size", min=1, help=f"Beam width (beam). {_decode_default('beam_size')}"
 )
 NGRAM_OPTION = typer.Option(
-    None, "--no-repeat-ngram", min=0,
+    None,
+    "--no-repeat-ngram",
+    min=0,
     help=f"Block repeated n-grams of this order (0 = off). {_decode_default('no_repeat_ngram')}",
-)  # fmt: skip
+)
 TOPK_OPTION = typer.Option(
     None, "--top-k", min=1, help=f"k of top-k sampling (topk). {_decode_default('top_k')}"
 )
 TOPP_OPTION = typer.Option(
-    None, "--top-p",
+    None,
+    "--top-p",
     help=f"p of nucleus sampling, in (0, 1] (topp, diverse). {_decode_default('top_p')}",
-)  # fmt: skip
+)
 TEMP_OPTION = typer.Option(
-    None, "--temperature",
+    None,
+    "--temperature",
     help=f"Sampling temperature, > 0 (topk, topp, diverse). {_decode_default('temperature')}",
-)  # fmt: skip
+)
 LP_OPTION = typer.Option(
-    None, "--length-penalty",
+    None,
+    "--length-penalty",
     help=f"GNMT length penalty alpha (beam). {_decode_default('length_penalty')}",
-)  # fmt: skip
+)
 MAXLEN_OPTION = typer.Option(
     None, "--max-len", min=1, help=f"Most tokens per response. {_decode_default('max_len')}"
 )
 SEED_OPTION = typer.Option(
-    None, "--seed", min=0, max=2**32 - 1, help=f"Sampling seed (topk, topp, diverse). {_decode_default('seed')}"
+    None,
+    "--seed",
+    min=0,
+    max=2**32 - 1,
+    help=f"Sampling seed (topk, topp, diverse). {_decode_default('seed')}",
 )
 
 
@@ -164,8 +174,10 @@ def evaluate_command(
         ..., metavar="RUN_DIR", help="Run folder written by `kemp-model train`."
     ),
     graphs: list[Path] = typer.Option(
-        None, "--graphs", metavar="FILE",
-        help="Graph file(s) (repeat the flag; default: the one recorded in the run)."
+        None,
+        "--graphs",
+        metavar="FILE",
+        help="Graph file(s) (repeat the flag; default: the one recorded in the run).",
     ),
     split: str = typer.Option("test", "--split", help="Split to evaluate."),
     limit: int = typer.Option(None, "--limit", min=1, help="Only the first N examples."),
@@ -196,8 +208,17 @@ def evaluate_command(
         run_dir=run_dir,
         graphs=tuple(graphs or ()),
         split=split,
-        decode=decode_config(decode, beam_size, no_repeat_ngram, top_k, top_p, temperature,
-                             length_penalty, max_len, seed),  # fmt: skip
+        decode=decode_config(
+            decode,
+            beam_size,
+            no_repeat_ngram,
+            top_k,
+            top_p,
+            temperature,
+            length_penalty,
+            max_len,
+            seed,
+        ),
         decode_name=decode.value,
         limit=limit,
         batch_size=batch_size,
@@ -205,8 +226,13 @@ def evaluate_command(
         out_dir=out_dir,
     )
     target = out_dir or run_dir / "eval"
-    with schema.claim_output(target, inputs=_run_inputs(run_dir, graphs), folder=True,
-                             ours=lambda _: True, flag="--out-dir"):  # fmt: skip
+    with schema.claim_output(
+        target,
+        inputs=_run_inputs(run_dir, graphs),
+        folder=True,
+        ours=lambda _: True,
+        flag="--out-dir",
+    ):
         with row_progress(f"evaluate {split}") as progress, _warnings_as_lines():
             result = evaluate_run(config, progress=progress)
     m = result.metrics
@@ -239,8 +265,10 @@ def generate_command(
         ..., metavar="RUN_DIR", help="Run folder written by `kemp-model train`."
     ),
     graphs: list[Path] = typer.Option(
-        None, "--graphs", metavar="FILE",
-        help="Graph file(s) (repeat the flag; default: the one recorded in the run)."
+        None,
+        "--graphs",
+        metavar="FILE",
+        help="Graph file(s) (repeat the flag; default: the one recorded in the run).",
     ),
     split: str = typer.Option("test", "--split", help="Split to answer."),
     limit: int = typer.Option(None, "--limit", min=1, help="Only the first N examples."),
@@ -269,8 +297,17 @@ def generate_command(
         run_dir=run_dir,
         graphs=tuple(graphs or ()),
         split=split,
-        decode=decode_config(decode, beam_size, no_repeat_ngram, top_k, top_p, temperature,
-                             length_penalty, max_len, seed),  # fmt: skip
+        decode=decode_config(
+            decode,
+            beam_size,
+            no_repeat_ngram,
+            top_k,
+            top_p,
+            temperature,
+            length_penalty,
+            max_len,
+            seed,
+        ),
         limit=limit,
         batch_size=batch_size,
         device=device,
@@ -339,8 +376,10 @@ def score_command(
         repeats.add_row(str(count), f"{100 * count / report.examples:.2f}", response)
     console.print(repeats)
     if json_out is not None:
-        with schema.claim_output(json_out, inputs=[predictions], flag="--json"), \
-                atomic_path(json_out) as tmp:
+        with (
+            schema.claim_output(json_out, inputs=[predictions], flag="--json"),
+            atomic_path(json_out) as tmp,
+        ):
             payload = {"predictions": str(predictions), **figures}
             tmp.write_text(json.dumps(payload, indent=2) + "\n")
         console.print(f"figures: {json_out}", highlight=False)

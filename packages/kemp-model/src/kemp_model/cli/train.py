@@ -28,8 +28,12 @@ def _dropout_default() -> str:
 
 def _weights_default() -> str:
     losses = {name: make().loss for name, make in PRESETS.items()}
-    return per_preset({k: f"{x.emotion_weight:g},{x.generation_weight:g},{x.attention_weight:g}"
-                       for k, x in losses.items()})  # fmt: skip
+    return per_preset(
+        {
+            k: f"{x.emotion_weight:g},{x.generation_weight:g},{x.attention_weight:g}"
+            for k, x in losses.items()
+        }
+    )
 
 
 def _check_preset(value: str | None) -> str | None:
@@ -43,31 +47,55 @@ def _check_preset(value: str | None) -> str | None:
 
 @app.command("train")
 def train_command(
-    graphs: list[Path] = typer.Option(..., "--graphs", metavar="FILE", help="Graph file or folder from `kemp-kg enrich` (repeat the flag for several)."),
+    graphs: list[Path] = typer.Option(
+        ...,
+        "--graphs",
+        metavar="FILE",
+        help="Graph file or folder from `kemp-kg enrich` (repeat the flag for several).",
+    ),
     preset: str = typer.Option(
-        None, "--preset", metavar="[" + "|".join(PRESETS) + "]", callback=_check_preset,
+        None,
+        "--preset",
+        metavar="[" + "|".join(PRESETS) + "]",
+        callback=_check_preset,
         help="Model and schedule (README: Training). [default: kemp; with --resume the run's]",
     ),
-    dropout: float = typer.Option(None, "--dropout", min=0.0, max=0.99, help=f"Dropout of the layers and of graph attention. {_dropout_default()} (layers/graph)"),
+    dropout: float = typer.Option(
+        None,
+        "--dropout",
+        min=0.0,
+        max=0.99,
+        help=f"Dropout of the layers and of graph attention. {_dropout_default()} (layers/graph)",
+    ),
     embedding_dim: int = typer.Option(
-        None, "--embedding-dim", min=1,
+        None,
+        "--embedding-dim",
+        min=1,
         help=f"Word-table width; narrower vectors are placed by --embedding-placement, wider ones widen the table. {_default('embedding_dim', 'model')}",
     ),
     loss_reduction: str = typer.Option(
-        None, "--loss-reduction",
+        None,
+        "--loss-reduction",
         metavar="[official|sum|mean]",
         help=f"How the loss terms combine (README: Training). {_default('reduction', 'loss')}",
     ),
     loss_weights: str = typer.Option(
-        None, "--loss-weights", metavar="E,G,A",
+        None,
+        "--loss-weights",
+        metavar="E,G,A",
         help=f"gamma of Eq. 21: emotion, generation, attention weights. {_weights_default()}",
     ),
     label_smoothing: float = typer.Option(
-        None, "--label-smoothing", min=0.0, max=0.99,
+        None,
+        "--label-smoothing",
+        min=0.0,
+        max=0.99,
         help=f"Label smoothing of the generation loss (0 = plain NLL). {_default('label_smoothing', 'loss')}",
     ),
     embedding_placement: str = typer.Option(
-        "orthonormal", "--embedding-placement", metavar="[orthonormal|prefix]",
+        "orthonormal",
+        "--embedding-placement",
+        metavar="[orthonormal|prefix]",
         help="How narrower vectors fill a wider word table: a fixed orthonormal map, or the first columns.",
     ),
     out: Path = typer.Option(None, "--out", help="Run folder (default runs/PRESET)."),
@@ -75,22 +103,61 @@ def train_command(
         None, "--embeddings", help="GloVe .txt, or .npy with FILE.vocab.txt next to it."
     ),
     embeddings_vocab: Path = typer.Option(None, "--embeddings-vocab", help="Words of a .npy file."),
-    max_steps: int = typer.Option(None, "--max-steps", min=1, help=f"Optimiser steps. {_default('max_steps')}"),
-    batch_size: int = typer.Option(None, "--batch-size", min=1, help=f"GLOBAL batch size (all ranks). {_default('batch_size')}"),
-    eval_every: int = typer.Option(None, "--eval-every", min=1, help=f"Steps between validations/checkpoints. {_default('eval_every')}"),
-    eval_examples: int = typer.Option(None, "--eval-examples", min=0, help=f"Validate on at most N examples (0 = all). {_default('eval_examples')}"),
-    patience: int = typer.Option(None, "--patience", min=0, help=f"Stop after P validations without improvement (0 = never). {_default('patience')}"),
+    max_steps: int = typer.Option(
+        None, "--max-steps", min=1, help=f"Optimiser steps. {_default('max_steps')}"
+    ),
+    batch_size: int = typer.Option(
+        None, "--batch-size", min=1, help=f"GLOBAL batch size (all ranks). {_default('batch_size')}"
+    ),
+    eval_every: int = typer.Option(
+        None,
+        "--eval-every",
+        min=1,
+        help=f"Steps between validations/checkpoints. {_default('eval_every')}",
+    ),
+    eval_examples: int = typer.Option(
+        None,
+        "--eval-examples",
+        min=0,
+        help=f"Validate on at most N examples (0 = all). {_default('eval_examples')}",
+    ),
+    patience: int = typer.Option(
+        None,
+        "--patience",
+        min=0,
+        help=f"Stop after P validations without improvement (0 = never). {_default('patience')}",
+    ),
     early_stopping_from: int = typer.Option(
-        None, "--early-stopping-from", min=0,
+        None,
+        "--early-stopping-from",
+        min=0,
         help=f"Validations before this step neither keep a best checkpoint nor count for --patience. {_default('early_stopping_from')}",
     ),
-    seed: int = typer.Option(None, "--seed", min=0, max=2**32 - 1, help=f"Seed for initialisation, dropout and batch order. {_default('seed')}"),
+    seed: int = typer.Option(
+        None,
+        "--seed",
+        min=0,
+        max=2**32 - 1,
+        help=f"Seed for initialisation, dropout and batch order. {_default('seed')}",
+    ),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
-    threads: int = typer.Option(None, "--threads", min=1, help="CPU threads for torch (default: torch's)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out exactly where it stopped."),
-    force: bool = typer.Option(False, "--force", help="Start afresh even if --out holds a run (replaces its files)."),
-    bf16: bool = typer.Option(None, "--bf16/--no-bf16", help="bfloat16 autocast (CUDA only). [default: no-bf16]"),
-    compile_model: bool = typer.Option(None, "--compile/--no-compile", help="torch.compile the layers (a minute of compiling first). [default: no-compile]"),
+    threads: int = typer.Option(
+        None, "--threads", min=1, help="CPU threads for torch (default: torch's)."
+    ),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue the run in --out exactly where it stopped."
+    ),
+    force: bool = typer.Option(
+        False, "--force", help="Start afresh even if --out holds a run (replaces its files)."
+    ),
+    bf16: bool = typer.Option(
+        None, "--bf16/--no-bf16", help="bfloat16 autocast (CUDA only). [default: no-bf16]"
+    ),
+    compile_model: bool = typer.Option(
+        None,
+        "--compile/--no-compile",
+        help="torch.compile the layers (a minute of compiling first). [default: no-compile]",
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
 ) -> None:
     """Train KEMP (or an ablation) on the train split, validating on the valid split.
@@ -106,15 +173,22 @@ def train_command(
     Several processes: torchrun --nproc_per_node 2 $(which kemp-model) train --graphs out.arrow ...
     """
     flags = {
-        "max_steps": max_steps, "batch_size": batch_size, "eval_every": eval_every,
-        "eval_examples": eval_examples, "patience": patience, "seed": seed, "bf16": bf16,
-        "compile": compile_model, "early_stopping_from": early_stopping_from,
-    }  # fmt: skip
+        "max_steps": max_steps,
+        "batch_size": batch_size,
+        "eval_every": eval_every,
+        "eval_examples": eval_examples,
+        "patience": patience,
+        "seed": seed,
+        "bf16": bf16,
+        "compile": compile_model,
+        "early_stopping_from": early_stopping_from,
+    }
     overrides = tuple((k, v) for k, v in flags.items() if v is not None)
     loss_flags = {"reduction": loss_reduction, "label_smoothing": label_smoothing}
     if loss_weights is not None:
-        loss_flags.update(zip(("emotion_weight", "generation_weight", "attention_weight"),
-                              _weights(loss_weights)))  # fmt: skip
+        loss_flags.update(
+            zip(("emotion_weight", "generation_weight", "attention_weight"), _weights(loss_weights))
+        )
     loss_overrides = tuple((k, v) for k, v in loss_flags.items() if v is not None)
     model_overrides: tuple[tuple[str, object], ...] = ()
     if dropout is not None:
@@ -122,22 +196,37 @@ def train_command(
     if embedding_dim is not None:
         model_overrides += (("embedding_dim", embedding_dim),)
     run_dir = out or Path("runs") / (preset or "kemp").replace("_", "-")
-    rule = dict(inputs=[*graphs, *(p for p in (embeddings, embeddings_vocab) if p)], folder=True,
-                ours=ckpt.is_run_folder, what="run folder", force=force)  # fmt: skip
+    rule = dict(
+        inputs=[*graphs, *(p for p in (embeddings, embeddings_vocab) if p)],
+        folder=True,
+        ours=ckpt.is_run_folder,
+        what="run folder",
+        force=force,
+    )
     try:
         job = TrainJob(
-            graphs=tuple(graphs), out=run_dir, preset=preset,
-            model_overrides=model_overrides, loss_overrides=loss_overrides,
-            train_overrides=overrides, embeddings=embeddings, embeddings_vocab=embeddings_vocab,
+            graphs=tuple(graphs),
+            out=run_dir,
+            preset=preset,
+            model_overrides=model_overrides,
+            loss_overrides=loss_overrides,
+            train_overrides=overrides,
+            embeddings=embeddings,
+            embeddings_vocab=embeddings_vocab,
             embedding_placement=embedding_placement,
-            device=device, threads=threads, resume=resume, force=force, progress=progress,
-        )  # fmt: skip
+            device=device,
+            threads=threads,
+            resume=resume,
+            force=force,
+            progress=progress,
+        )
         if _rank() != 0:  # the ranks of one job share rank 0's claim of the run folder
             schema.check_output(run_dir, **rule)
             summary = train(job)
         else:
-            with schema.claim_output(run_dir, kept=lambda: _kept(run_dir),
-                                     rerun=_resume_command(), **rule):  # fmt: skip
+            with schema.claim_output(
+                run_dir, kept=lambda: _kept(run_dir), rerun=_resume_command(), **rule
+            ):
                 summary = train(job)
     except ValueError as exc:
         if type(exc) is not ValueError:  # GraphFileError and friends: mapped by cli.app.main
@@ -149,17 +238,32 @@ def train_command(
     table.add_column("")
     table.add_column("value", justify="right")
     rows = [
-        ("steps", f"{summary.steps:,}" + (f" (resumed at {summary.resumed_from:,})" if summary.resumed_from is not None else "")),
+        (
+            "steps",
+            f"{summary.steps:,}"
+            + (
+                f" (resumed at {summary.resumed_from:,})"
+                if summary.resumed_from is not None
+                else ""
+            ),
+        ),
         ("examples", f"{summary.examples:,}"),
         ("examples/s (training steps, as the bar)", f"{summary.examples_per_s:,.1f}"),
         ("validation + checkpoints", f"{summary.validation_s:,.1f} s"),
         ("device x processes", f"{summary.device} x {summary.world_size}"),
         ("parameters", f"{summary.parameters:,}"),
-        ("best valid perplexity (per example)", f"{summary.best_perplexity:.3f} @ step {summary.best_step}" if summary.best_perplexity else "-"),
-    ]  # fmt: skip
-    for key, label in (("ppl_per_example", "perplexity, per example (paper)"),
-                       ("ppl_pooled", "perplexity, pooled tokens"),
-                       ("emotion_accuracy", "emotion accuracy")):  # fmt: skip
+        (
+            "best valid perplexity (per example)",
+            f"{summary.best_perplexity:.3f} @ step {summary.best_step}"
+            if summary.best_perplexity
+            else "-",
+        ),
+    ]
+    for key, label in (
+        ("ppl_per_example", "perplexity, per example (paper)"),
+        ("ppl_pooled", "perplexity, pooled tokens"),
+        ("emotion_accuracy", "emotion accuracy"),
+    ):
         if key in summary.last_valid:
             rows.append((f"last valid {label}", f"{summary.last_valid[key]:.4f}"))
     rows.append(("stopped early", "yes" if summary.stopped_early else "no"))
