@@ -9,6 +9,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
+SHARED = (REPO.parent / "shared").resolve()  # a link in a worktree: name its target too
+
+
 def repo_relative(text: str) -> str:
-    """``text`` with the repository's absolute path removed and its parent's shown as ``..``."""
+    """``text`` with the repository's absolute path removed, the shared data shown as
+    ``../shared`` (also where ``../shared`` is a link) and the parent folder as ``..``."""
+    text = text.replace(str(SHARED) + "/", "../shared/")
     return text.replace(str(REPO) + "/", "").replace(str(REPO.parent) + "/", "../")

@@ -26,6 +26,8 @@ from pathlib import Path
 
 from _paths import repo_relative  # bench/ is sys.path[0] when run as a script
 
+from kemp_model.checkpoint import read_metrics
+
 HERE = Path(__file__).resolve().parent
 VECTORS = HERE.parent.parent / "shared" / "data" / "vectors" / "glove.6B.50d.npy"
 
@@ -41,16 +43,7 @@ ARMS: dict[str, tuple[str, list[str]]] = {
 
 
 def _finished(run: Path, steps: int) -> bool:
-    records = (
-        [
-            json.loads(line)
-            for line in (run / "metrics.jsonl").read_text().splitlines()
-            if line.strip()
-        ]
-        if (run / "metrics.jsonl").is_file()
-        else []
-    )
-    return any(r.get("kind") == "valid" and r.get("step") == steps for r in records)
+    return any(r.get("kind") == "valid" and r.get("step") == steps for r in read_metrics(run))
 
 
 def train_arm(name: str, args: argparse.Namespace) -> dict:
@@ -90,11 +83,7 @@ def train_arm(name: str, args: argparse.Namespace) -> dict:
         args.work.mkdir(parents=True, exist_ok=True)
         with open(args.work / f"{name}.log", "a") as log:
             subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=True)
-    records = [
-        json.loads(line)
-        for line in (run / "metrics.jsonl").read_text().splitlines()
-        if line.strip()
-    ]
+    records = read_metrics(run)
     config = json.loads((run / "config.json").read_text())
     valid = [r for r in records if r.get("kind") == "valid"]
     return {
@@ -159,7 +148,7 @@ def main() -> None:
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(payload, indent=2) + "\n")
+    args.out.write_text(repo_relative(json.dumps(payload, indent=2)) + "\n")
     print(text)
     print(f"wrote {repo_relative(str(args.out))}")
 

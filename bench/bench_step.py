@@ -219,7 +219,7 @@ def main() -> None:
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    args.out.write_text(repo_relative(json.dumps(result, indent=2)) + "\n")
     ours, naive = paired["ours"], paired["naive"]
     print(
         f"preset {args.preset} ({paired['parameters']['total']:,} parameters, V={paired['vocab_size']:,}), "
