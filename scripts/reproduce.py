@@ -30,6 +30,14 @@ the cap continues the same run to the full schedule.
 A run folder trained on other knowledge than WORK/ed.arrow (another index source, index rules
 or retrieval thresholds, as recorded in its config.json provenance) is never continued or
 replaced: train the new knowledge in another --work and compare both with ``--compare``.
+
+WORK does not outlive a session on a fresh machine, and the four presets do not fit in one CPU
+session. So a finished, evaluated run is also kept as a *record* in docs/results/runs/NAME
+(``scripts/run_records.py``: config, logs, metrics and predictions, no weights; commit it), and a
+record that matches what would be trained now (preset, knowledge, schedule, decodings) stands in
+for a run WORK does not hold: a later session trains only what is missing, and RESULTS.md shows
+every recorded run. ``--records DIR`` moves them, ``--no-records`` turns them off; ``--limit``
+smoke runs neither use nor write them.
 """
 
 from __future__ import annotations
@@ -93,6 +101,8 @@ class Stage:
         leftover: the outputs hold a start that cannot be resumed (a run folder without a
             checkpoint): the stage starts afresh with ``force_flag``.
         redo_on_new_command: a finished stage whose recorded command differs is redone.
+        recorded: a committed run record stands in for this stage (returns what it says, or
+            None: run the stage as usual); see :mod:`run_records`.
     """
 
     name: str
@@ -106,6 +116,7 @@ class Stage:
     resume_command: list[str] | None = None
     leftover: Callable[[], bool] | None = None
     redo_on_new_command: bool = False
+    recorded: Callable[[], str | None] | None = None
 
 
 def machine() -> str:
@@ -157,6 +168,9 @@ def _command_changed(stage: Stage, recorded: dict) -> str | None:
 
 
 def run_stage(stage: Stage, state: State, log_dir: Path, env: dict[str, str]) -> None:
+    if stage.recorded is not None and (note := stage.recorded()) is not None:
+        print(f"[rec ] {stage.name}: {note}", flush=True)
+        return
     recorded = state.data.get(stage.name, {})
     why = stage.stale() if stage.stale is not None else None
     why = why or _command_changed(stage, recorded)
@@ -340,6 +354,97 @@ def _older_than_checkpoint(run: Path, decode: str) -> str | None:
     return None
 
 
+def record_stands_in(
+    run: Path,
+    record: Path | None,
+    preset: str,
+    changes: dict[str, object],
+    graphs: Path,
+    max_steps: int,
+    decodes: list[str],
+) -> tuple[str | None, str | None]:
+    """Whether the committed record RECORD stands in for the run RUN, which WORK does not hold.
+
+    Returns:
+        ``(use, why_not)``: ``use`` describes the record when it stands in (the run is neither
+        trained nor evaluated); ``why_not`` says why an existing record does not (it is then
+        retrained and its record rewritten). Both None: no record, or WORK holds the run.
+    """
+    from run_records import has_evaluation, read_record
+
+    if record is None or (run / "config.json").is_file():
+        return None, None
+    kept = read_record(record)
+    if kept is None:
+        return None, None
+    shown = record.relative_to(REPO) if record.is_relative_to(REPO) else record
+    stale = stale_run(record, preset, changes)
+    if stale is not None:
+        return None, f"record {shown} not used: {stale.split(' was trained with ', 1)[-1]}"
+    other = knowledge_change(record, graphs)
+    if other is not None:
+        return None, f"record {shown} not used: other knowledge ({other})"
+    config = json.loads((record / "config.json").read_text())
+    planned = int((config.get("train") or {}).get("max_steps", 0) or 0)
+    counters = kept.get("counters") or {}
+    step, bad = int(counters.get("step", 0)), int(counters.get("bad_evals", 0))
+    patience = int((config.get("train") or {}).get("patience", 0) or 0)
+    if planned != max_steps or not (step >= planned or (patience > 0 and bad >= patience)):
+        return None, (
+            f"record {shown} not used: {step:,} of {planned:,} steps recorded, {max_steps:,} asked"
+        )
+    missing = [d for d in decodes if not has_evaluation(record, d)]
+    if missing:
+        return None, f"record {shown} not used: no {', '.join(missing)} evaluation"
+    early = f", stopped early at best step {counters['best_step']:,}" if step < planned else ""
+    machine_name = (kept.get("train") or {}).get("machine", "n/a")
+    return (
+        f"finished run recorded in {shown} ({step:,} steps{early}, {machine_name}); "
+        "its weights are not kept: delete the record to retrain",
+        None,
+    )
+
+
+@dataclass(frozen=True)
+class RecordStage:
+    """Writes (or refreshes) the committed record of a finished, evaluated run."""
+
+    name: str
+    run: Path
+    record: Path | None
+    max_steps: int
+    decodes: list[str]
+
+    def execute(self, state: State) -> None:
+        from run_records import write_record
+
+        from kemp_model.checkpoint import read_training_counters
+
+        if self.record is None or not (self.run / "config.json").is_file():
+            return  # records off (smoke runs), or a record stands in for the run
+        evaluated = all(
+            (self.run / "eval" / f"test-{d}.metrics.json").is_file()
+            and _older_than_checkpoint(self.run, d) is None
+            for d in self.decodes
+        )
+        counters = read_training_counters(self.run)
+        if counters is None or not evaluated or not train_complete(self.run, self.max_steps):
+            return
+        keep = ("command", "machine", "wall_seconds", "log")
+        stage_of = lambda key: {k: v for k, v in state.data.get(key, {}).items() if k in keep}  # noqa: E731
+        info = {
+            "train": stage_of(f"train-{self.run.name}"),
+            "evaluations": {d: stage_of(f"evaluate-{self.run.name}-{d}") for d in self.decodes},
+            "weights": evaluated_checkpoint(self.run).name,
+        }
+        wrote = write_record(self.run, self.record, self.decodes, info, counters)
+        shown = self.record.relative_to(REPO) if self.record.is_relative_to(REPO) else self.record
+        if wrote:
+            print(f"[done] {self.name}: wrote {shown} (commit it to keep the run)", flush=True)
+        else:
+            print(f"[skip] {self.name}: {shown} up to date", flush=True)
+
+
 def schedule(name: str, preset: str, steps: dict[str, int]) -> int:
     """The steps run NAME (built on PRESET) is trained for: its cap, its preset's, or the
     preset's own schedule."""
@@ -348,7 +453,7 @@ def schedule(name: str, preset: str, steps: dict[str, int]) -> int:
     return steps.get(name, steps.get(preset, get_preset(preset).train.max_steps))
 
 
-def build_stages(args: argparse.Namespace, steps: dict[str, int]) -> list[Stage]:
+def build_stages(args: argparse.Namespace, steps: dict[str, int]) -> list[Stage | RecordStage]:
     bin_dir = Path(sys.executable).parent
     kg, model = str(bin_dir / "kemp-kg"), str(bin_dir / "kemp-model")
     work: Path = args.work
@@ -356,7 +461,9 @@ def build_stages(args: argparse.Namespace, steps: dict[str, int]) -> list[Stage]
     graphs = work / "ed.arrow"
     index_flags = shlex.split(getattr(args, "index_flags", "") or "")
     enrich_flags = shlex.split(getattr(args, "enrich_flags", "") or "")
-    stages = [
+    # records: only for full evaluations (a --limit smoke run neither uses nor writes them)
+    records: Path | None = None if args.limit else getattr(args, "records", None)
+    stages: list[Stage | RecordStage] = [
         Stage(
             "index",
             [
@@ -436,6 +543,18 @@ def build_stages(args: argparse.Namespace, steps: dict[str, int]) -> list[Stage]
                 command += [VARIANT_FLAGS[field], str(value)]
         # resuming names only what --resume may change: the rest is the stored run's
         resume = [model, "train", "--graphs", str(graphs), "--out", str(run), "--resume", *common]
+        record = None if records is None else records / name
+
+        def stand_in(
+            say: bool, run=run, record=record, preset=preset, changes=changes, n=max_steps
+        ) -> str | None:
+            use, why_not = record_stands_in(
+                run, record, preset, changes, graphs, n, list(args.decodes)
+            )
+            if why_not is not None and say:
+                print(f"[note] {why_not}", flush=True)
+            return use
+
         stages.append(
             Stage(
                 f"train-{name}",
@@ -448,6 +567,7 @@ def build_stages(args: argparse.Namespace, steps: dict[str, int]) -> list[Stage]
                 resume_when=lambda run=run: (run / "last.state.safetensors").is_file(),
                 resume_command=resume,
                 leftover=lambda run=run: (run / "config.json").is_file(),
+                recorded=lambda stand_in=stand_in: stand_in(True),
             )
         )
         for decode in args.decodes:
@@ -471,8 +591,10 @@ def build_stages(args: argparse.Namespace, steps: dict[str, int]) -> list[Stage]
                     [run / "eval" / f"test-{decode}.metrics.json"],
                     stale=lambda run=run, decode=decode: _older_than_checkpoint(run, decode),
                     redo_on_new_command=True,
+                    recorded=lambda stand_in=stand_in: stand_in(False),
                 )
             )
+        stages.append(RecordStage(f"record-{name}", run, record, max_steps, list(args.decodes)))
     return stages
 
 
@@ -538,12 +660,26 @@ def main(argv: list[str] | None = None) -> int:
         "(RESULTS' knowledge ablation shows them beside these)",
     )
     parser.add_argument("--results", type=Path, default=REPO / "docs" / "RESULTS.md")
+    parser.add_argument(
+        "--records",
+        type=Path,
+        default=None,
+        help="committed records of finished runs (default docs/results/runs): written when a "
+        "run is finished and evaluated, and standing in for a matching run WORK does not hold "
+        "(a later session trains only what is missing)",
+    )
+    parser.add_argument(
+        "--no-records", action="store_true", help="neither use nor write run records"
+    )
     parser.add_argument("--only-results", action="store_true", help="just rewrite RESULTS.md")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)
     args.work = args.work.resolve()
     args.data = args.data.resolve()
     args.compare = [p.resolve() for p in args.compare]
+    from run_records import DEFAULT_RECORDS
+
+    args.records = None if args.no_records else (args.records or DEFAULT_RECORDS).resolve()
     steps = parse_steps(args.steps, (*PRESETS, *CPU_PRESETS))
     if args.valid_examples < 0 or args.limit < 0:
         raise SystemExit("--valid-examples and --limit must be >= 0")
@@ -562,7 +698,10 @@ def main(argv: list[str] | None = None) -> int:
     stages = build_stages(args, steps)
     if not args.only_results:
         for stage in stages:
-            run_stage(stage, state, log_dir, env)
+            if isinstance(stage, RecordStage):
+                stage.execute(state)
+            else:
+                run_stage(stage, state, log_dir, env)
     from results_table import write_results  # scripts/results_table.py
 
     write_results(args, state, args.results)

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from run_records import predictions_file, read_record, run_folder, run_folders
+
 from kemp_model.checkpoint import read_training_counters
 from kemp_model.score import read_predictions
 from kemp_model.train import plot_curves, read_metrics, valid_perplexity
@@ -242,12 +244,18 @@ class RunInfo:
 
 
 def read_run(folder: Path, state: Any, decodes: list[str]) -> RunInfo | None:
-    """The run in FOLDER (None without a config.json)."""
+    """The run in FOLDER, a run folder or a committed record (scripts/run_records.py; its
+    record.json holds the training counters and stage); None without a config.json."""
     config = _read_json(folder / "config.json")
     if config is None:
         return None
     stage = state.data.get(f"train-{folder.name}", {}) if state is not None else {}
-    info = RunInfo(folder.name, folder, config, stage, read_training_counters(folder))
+    counters = read_training_counters(folder)
+    record = read_record(folder)
+    if record is not None:
+        stage = {**(record.get("train") or {}), **stage}
+        counters = counters or record.get("counters")
+    info = RunInfo(folder.name, folder, config, stage, counters)
     for decode in decodes:
         metrics = load_evaluation(folder / "eval" / f"test-{decode}.metrics.json")
         if metrics is not None:
@@ -316,7 +324,8 @@ def write_results(args: Any, state: Any, out: Path) -> None:
     figures = out.parent / "results"
     figures.mkdir(parents=True, exist_ok=True)
     presets = [p for p in args.presets]
-    runs = {p: read_run(work / "runs" / p, state, decodes) for p in presets}
+    kept: Path | None = getattr(args, "records", None)  # committed run records
+    runs = {p: read_run(run_folder(work, kept, p), state, decodes) for p in presets}
     rows: list[str] = []
     details: list[str] = []
     predictions: dict[str, Path] = {}
@@ -340,7 +349,7 @@ def write_results(args: Any, state: Any, out: Path) -> None:
             )
         if info.evaluations:
             first = next(iter(info.evaluations))
-            predictions[preset] = info.folder / "eval" / f"test-{first}.predictions.txt"
+            predictions[preset] = predictions_file(info.folder, first)
             details.append(_run_detail(LABELS.get(preset, preset), info))
         records = read_metrics(info.folder)
         if records:  # drawn anew from the run's own log
@@ -395,10 +404,11 @@ def write_results(args: Any, state: Any, out: Path) -> None:
     lines += _differences(work, runs, getattr(args, "data", None))
     lines += _ranking(runs, decodes[0] if decodes else "greedy")
     lines += _against_paper(runs, decodes)
-    lines += _knowledge_ablation(work, list(getattr(args, "compare", []) or []), state, decodes)
-    lines += _perplexity_gap(work, runs, decodes[0] if decodes else "greedy")
-    lines += _variants(work, decodes, state)
-    compared = _compare_runs(work, figures / "valid-all.png")
+    compare = list(getattr(args, "compare", []) or [])
+    lines += _knowledge_ablation(work, compare, state, decodes, kept)
+    lines += _perplexity_gap(runs, kept, work, decodes[0] if decodes else "greedy")
+    lines += _variants(work, decodes, state, kept)
+    compared = _compare_runs(work, kept, figures / "valid-all.png")
     curve_files = sorted(figures.glob("curves-*.png"))
     if curve_files or compared:
         lines += ["## Training curves", ""]
@@ -626,9 +636,11 @@ def _against_paper(runs: dict[str, RunInfo | None], decodes: list[str]) -> list[
     return lines + [""]
 
 
-def _runs_in(work: Path, state: Any, decodes: list[str]) -> list[RunInfo]:
+def _runs_in(
+    work: Path, state: Any, decodes: list[str], records: Path | None = None
+) -> list[RunInfo]:
     found = []
-    for folder in sorted((work / "runs").glob("*")):
+    for folder in run_folders(work, records).values():
         info = read_run(folder, state, decodes)
         if info is not None:
             found.append(info)
@@ -636,14 +648,15 @@ def _runs_in(work: Path, state: Any, decodes: list[str]) -> list[RunInfo]:
 
 
 def _knowledge_ablation(
-    work: Path, compare: list[Path], state: Any, decodes: list[str]
+    work: Path, compare: list[Path], state: Any, decodes: list[str], records: Path | None = None
 ) -> list[str]:
     """KEMP against w/o ECE for each knowledge the runs were trained on (this WORK and any
     --compare folders), read from the knowledge each run's config.json records."""
     groups: dict[str, dict[str, Any]] = {}
     for folder_work in [work, *compare]:
         own_state = state if folder_work == work else _state_of(folder_work)
-        for info in _runs_in(folder_work, own_state, decodes):
+        own_records = records if folder_work == work else None
+        for info in _runs_in(folder_work, own_state, decodes, own_records):
             if info.preset not in ("kemp", "wo-ece") or info.name not in ("kemp", "wo-ece"):
                 continue
             key = json.dumps(knowledge_identity(info.provenance), sort_keys=True, default=str)
@@ -735,14 +748,14 @@ def _case_study(predictions: dict[str, Path]) -> list[str]:
     return lines
 
 
-def _variants(work: Path, decodes: list[str], state: Any) -> list[str]:
+def _variants(work: Path, decodes: list[str], state: Any, records: Path | None = None) -> list[str]:
     """Extra run folders in WORK/runs (not a preset's own): one setting changed on a preset.
     Each row names what differs from the preset as the code defines it now."""
     from kemp_model.config import get_preset, split_legacy_model_dict, to_dict
 
     rows: list[str] = []
     commands: list[str] = []
-    for info in _runs_in(work, state, decodes):
+    for info in _runs_in(work, state, decodes, records):
         if info.name in LABELS:
             continue
         try:
@@ -808,7 +821,7 @@ def _valid_ppl(run: Path) -> dict[int, float]:
     return {r["step"]: r["ppl"] for r in _valid(run)}
 
 
-def _compare_runs(work: Path, out: Path) -> Path | None:
+def _compare_runs(work: Path, records: Path | None, out: Path) -> Path | None:
     """One figure with the validation curves of every run folder (presets and variants)."""
     import matplotlib
 
@@ -816,7 +829,7 @@ def _compare_runs(work: Path, out: Path) -> Path | None:
     import matplotlib.pyplot as plt
 
     curves = {}
-    for run in sorted((work / "runs").glob("*")):
+    for run in run_folders(work, records).values():
         valid = _valid(run)
         config = _read_json(run / "config.json") or {}
         emotion = (config.get("model") or {}).get("emotion_classifier", True)
@@ -867,7 +880,9 @@ GAP_VARIANTS = {
 }
 
 
-def _perplexity_gap(work: Path, runs: dict[str, RunInfo | None], decode: str) -> list[str]:
+def _perplexity_gap(
+    runs: dict[str, RunInfo | None], records: Path | None, work: Path, decode: str
+) -> list[str]:
     """Where the perplexity gap to the paper sits, computed from the runs (no fixed numbers)."""
     paper = CITED["KEMP, paper (cited)"][0]["ppl_paper"]
     found = {
@@ -892,10 +907,10 @@ def _perplexity_gap(work: Path, runs: dict[str, RunInfo | None], decode: str) ->
     if len(found) > 1:
         low, high = min(found.values()), max(found.values())
         lines.append(f"Our models lie within {high / low - 1:.1%} of each other.")
-    base = _valid_ppl(work / "runs" / "kemp")
+    base = _valid_ppl(run_folder(work, records, "kemp"))
     measured = False
     for name, cause in GAP_VARIANTS.items():
-        other = _valid_ppl(work / "runs" / name)
+        other = _valid_ppl(run_folder(work, records, name))
         common = sorted(set(base) & set(other))
         if common:
             step = common[-1]

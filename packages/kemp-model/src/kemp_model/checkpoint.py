@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gzip
 import hashlib
 import json
 from collections.abc import Iterator, Mapping, Sequence
@@ -412,12 +413,17 @@ def eval_paths(out_dir: str | Path, split: str, decode: str) -> tuple[Path, Path
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     """The records of a JSONL file written line by line; a line cut by ``kill -9`` (the last
-    one, usually) is skipped. A missing file has no records."""
+    one, usually) is skipped. A missing file has no records; a ``.gz`` path is read through
+    gzip (the committed run records of ``scripts/run_records.py``)."""
     path = Path(path)
     if not path.is_file():
         return []
+    if path.suffix == ".gz":
+        text = gzip.decompress(path.read_bytes()).decode("utf-8")
+    else:
+        text = path.read_text(encoding="utf-8")
     out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in text.splitlines():
         try:
             record = json.loads(line)
         except ValueError:
@@ -428,5 +434,8 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
-    """The records of a run's ``metrics.jsonl`` (see :func:`read_jsonl`)."""
-    return read_jsonl(Path(run_dir) / METRICS_FILE)
+    """The records of a run's ``metrics.jsonl`` (see :func:`read_jsonl`), or of the
+    ``metrics.jsonl.gz`` a run record keeps instead."""
+    path = Path(run_dir) / METRICS_FILE
+    packed = path.with_name(METRICS_FILE + ".gz")
+    return read_jsonl(packed if not path.exists() and packed.exists() else path)

@@ -20,6 +20,7 @@ characters ``P r e d :`` from both ends, so "Pred:exactly" becomes "xactly").
 
 from __future__ import annotations
 
+import gzip
 import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -258,13 +259,18 @@ def read_predictions(path: str | os.PathLike[str]) -> list[PredictionRecord]:
     """
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8").split("\n")  # not splitlines(): \x85 is text
+        raw = path.read_bytes()
+        if path.suffix == ".gz":  # a committed run record keeps its predictions gzipped
+            raw = gzip.decompress(raw)
+        lines = raw.decode("utf-8").split("\n")  # not splitlines(): \x85 is text
     except FileNotFoundError:
         raise PredictionsError(
             f"{path}: no such predictions file; write one with `kemp-model evaluate`"
         ) from None
     except UnicodeDecodeError as exc:
         raise PredictionsError(f"{path}: not UTF-8 text ({exc.reason})") from None
+    except (gzip.BadGzipFile, EOFError) as exc:
+        raise PredictionsError(f"{path}: damaged gzip file ({exc})") from None
 
     records: list[PredictionRecord] = []
     block: dict[str, Any] = {}
