@@ -925,8 +925,49 @@ def _perplexity_gap(
             "No variant has a validation at a step `kemp` also validated at, so no "
             "cause is measured by an A/B here yet."
         )
+    lines += _bench_ab(BENCH_RESULTS)
     lines.append(
         "A cause is named here only with its A/B; the part of the gap no A/B accounts for "
         "is unexplained."
     )
     return lines + [""]
+
+
+#: Committed benchmark results holding short A/Bs at equal steps (bench/README.md).
+BENCH_RESULTS = REPO / "bench" / "results"
+BENCH_AB = {
+    "presets_ab.json": "the released architecture against the earlier smaller models, and "
+    "50d GloVe against a random table",
+    "placement_ab.json": "where 50d GloVe goes in the 300-wide table",
+    "knowledge_ab.json": "the WordNet knowledge before and after the sense-aware rules",
+}
+
+
+def _bench_ab(folder: Path) -> list[str]:
+    """The short A/Bs the benchmarks measured at equal steps (read from their JSON files in
+    bench/results/; each names its command and its reduced schedule)."""
+    lines: list[str] = []
+    for name, what in BENCH_AB.items():
+        data = _read_json(folder / name)
+        if not data:
+            continue
+        commands = data.get("commands") or [data.get("command")]
+        label = data.get("label") or data.get("schedule") or "reduced schedule"
+        lines += ["", f"A/B of {what} (`bench/results/{name}`, {label}; `{commands[0]}`):", ""]
+        if data.get("table"):
+            lines += str(data["table"]).strip().splitlines()
+            continue
+        lines += [
+            "| arm | valid PPL per example | pooled | emotion acc % | step |",
+            "|---|---|---|---|---|",
+        ]
+        for arm, run in (data.get("runs") or {}).items():
+            last = run.get("last_validation") or {}
+            acc = last.get("emotion_accuracy")
+            lines.append(
+                f"| {arm} | {_fmt(last.get('ppl_per_example'))} | {_fmt(last.get('ppl_pooled'))} "
+                f"| {_fmt(acc * 100 if acc is not None else None, 1)} | {_count(last.get('step'))} |"
+            )
+    if lines:
+        lines = ["", "Shorter A/Bs measured by the benchmarks (validation subsets):", *lines, ""]
+    return lines

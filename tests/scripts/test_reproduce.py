@@ -678,3 +678,36 @@ def test_the_whole_pipeline_on_real_data_with_tiny_caps(
     assert "train-kemp: " in longer and "--resume --max-steps 5" in longer
     assert "[run ] evaluate-kemp-greedy" in longer and "[run ] train-transformer" not in longer
     assert "| 5 / 5 (paper: 26,000)" in results.read_text()
+
+
+def test_the_gap_section_shows_the_benchmarks_short_ab_measurements(tmp_path: Path) -> None:
+    (tmp_path / "presets_ab.json").write_text(
+        json.dumps(
+            {
+                "command": "python bench/bench_presets_ab.py --steps 2000",
+                "label": "reduced schedule: 2,000 of the paper's 26,000 steps",
+                "table": "| arm | ppl |\n|---|---|\n| kemp | 80.91 |",
+            }
+        )
+    )
+    valid = {
+        "step": 1500,
+        "ppl_per_example": 103.6,
+        "ppl_pooled": 120.44,
+        "emotion_accuracy": 0.151,
+    }
+    (tmp_path / "knowledge_ab.json").write_text(
+        json.dumps(
+            {
+                "commands": ["python bench/knowledge_ab.py --steps 1500"],
+                "schedule": "REDUCED: 1500 steps",
+                "runs": {"kemp/after": {"last_validation": valid}},
+            }
+        )
+    )
+    text = "\n".join(results_table._bench_ab(tmp_path))
+    assert "(`bench/results/presets_ab.json`, reduced schedule: 2,000 of the paper's" in text
+    assert "`python bench/bench_presets_ab.py --steps 2000`" in text and "| kemp | 80.91 |" in text
+    assert "| kemp/after | 103.60 | 120.44 | 15.1 | 1,500 |" in text
+    assert "placement_ab" not in text  # absent files are skipped
+    assert results_table._bench_ab(tmp_path / "none") == []
