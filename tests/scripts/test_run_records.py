@@ -17,7 +17,7 @@ sys.path.insert(0, str(SCRIPTS))
 import reproduce  # noqa: E402
 import results_table  # noqa: E402
 import run_records  # noqa: E402
-from test_reproduce import _fake_run, _graph_file, _provenance  # noqa: E402
+from test_reproduce import _fake_run, _graph_file, _provenance, _train_args  # noqa: E402
 
 from kemp_model import checkpoint as ckpt  # noqa: E402
 from kemp_model.score import PredictionsError, read_predictions  # noqa: E402
@@ -76,35 +76,30 @@ def _state(work: Path) -> reproduce.State:
 
 
 def _args(work: Path, records: Path | None, **changes: object) -> SimpleNamespace:
-    values = {
-        "work": work,
-        "data": work,
-        "presets": ["kemp"],
-        "variants": [],
-        "decodes": ["greedy"],
-        "device": "cpu",
-        "threads": 1,
-        "limit": 0,
-        "valid_examples": 0,
-        "records": records,
-        "compare": [],
-    }
-    return SimpleNamespace(**{**values, **changes})
+    return _train_args(work, records=records, compare=[], **changes)
 
 
 def _stages(args: SimpleNamespace, steps: dict[str, int] | None = None) -> dict:
     return {s.name: s for s in reproduce.build_stages(args, steps or {})}
 
 
-def test_a_finished_run_is_recorded_and_stands_in_for_it_in_a_fresh_work(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def _recorded(tmp_path: Path) -> tuple[Path, Path, Path, dict, Path, reproduce.State]:
+    """A finished kemp run in WORK "first", recorded into "records"; "later" is a fresh WORK
+    with the same knowledge. Returns (first, later, records, provenance, run, first's state)."""
     first, later, records = tmp_path / "first", tmp_path / "later", tmp_path / "records"
     provenance = _provenance("sense", rules="sense")
     _graph_file(first / "ed.arrow", provenance)
     run = _finished_kemp(first, provenance)
     state = _state(first)
     _stages(_args(first, records))["record-kemp"].execute(state)
+    _graph_file(later / "ed.arrow", provenance)
+    return first, later, records, provenance, run, state
+
+
+def test_a_finished_run_is_recorded_and_stands_in_for_it_in_a_fresh_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first, later, records, provenance, run, state = _recorded(tmp_path)
     record = records / "kemp"
     assert sorted(str(p.relative_to(record)) for p in record.rglob("*") if p.is_file()) == [
         "config.json",
@@ -129,7 +124,6 @@ def test_a_finished_run_is_recorded_and_stands_in_for_it_in_a_fresh_work(
     assert {p: p.stat().st_mtime_ns for p in record.rglob("*")} == before  # nothing rewritten
 
     # a later session: a fresh WORK with the same knowledge, no runs/
-    _graph_file(later / "ed.arrow", provenance)
     stages = _stages(_args(later, records))
     later_state = reproduce.State(later / "state.json")
     for name in ("train-kemp", "evaluate-kemp-greedy"):
@@ -154,12 +148,7 @@ def test_a_finished_run_is_recorded_and_stands_in_for_it_in_a_fresh_work(
 def test_a_record_stands_in_only_for_the_run_that_would_be_trained_now(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    first, later, records = tmp_path / "first", tmp_path / "later", tmp_path / "records"
-    provenance = _provenance("sense", rules="sense")
-    _graph_file(first / "ed.arrow", provenance)
-    _finished_kemp(first, provenance)
-    _stages(_args(first, records))["record-kemp"].execute(_state(first))
-    _graph_file(later / "ed.arrow", provenance)
+    _, later, records, provenance, _, _ = _recorded(tmp_path)
 
     def used(args: SimpleNamespace, steps: dict[str, int] | None = None) -> str | None:
         capsys.readouterr()
