@@ -407,6 +407,7 @@ def write_results(args: Any, state: Any, out: Path) -> None:
     compare = list(getattr(args, "compare", []) or [])
     lines += _knowledge_ablation(work, compare, state, decodes, kept)
     lines += _perplexity_gap(runs, kept, work, decodes[0] if decodes else "greedy")
+    lines += _accuracy_course(runs, decodes[0] if decodes else "greedy")
     lines += _variants(work, decodes, state, kept)
     compared = _compare_runs(work, kept, figures / "valid-all.png")
     curve_files = sorted(figures.glob("curves-*.png"))
@@ -931,6 +932,44 @@ def _perplexity_gap(
         "is unexplained."
     )
     return lines + [""]
+
+
+def _accuracy_course(runs: dict[str, RunInfo | None], decode: str) -> list[str]:
+    """Emotion accuracy along each run's validations: its peak, and its value at the step whose
+    checkpoint was evaluated (the best validation perplexity, which the official stopping keeps),
+    from the run's own log."""
+    rows = []
+    for preset, info in runs.items():
+        if info is None:
+            continue
+        valid = [r for r in _valid(info.folder) if r.get("emotion_accuracy") is not None]
+        if not valid:
+            continue
+        peak = max(valid, key=lambda r: (r["emotion_accuracy"], -r["step"]))
+        best_step = (info.counters or {}).get("best_step")
+        kept = next((r for r in valid if r["step"] == best_step), None)
+        if kept is None:  # no best checkpoint kept (a run shorter than early_stopping_from)
+            kept = valid[-1]
+        test = (info.evaluations.get(decode) or {}).get("emotion_accuracy")
+        rows.append(
+            f"| {_short(preset)}{info.flags()} | {100 * peak['emotion_accuracy']:.2f} at step "
+            f"{peak['step']:,} | {100 * kept['emotion_accuracy']:.2f} at step {kept['step']:,} "
+            f"(PPL {kept['ppl']:.2f}) | {_percent(test)} |"
+        )
+    if not rows:
+        return []
+    return [
+        "## Emotion accuracy along training",
+        "",
+        "Validation accuracy at its peak and at the step whose checkpoint was evaluated (the",
+        "lowest validation perplexity, as the official stopping keeps it), from each run's log;",
+        "the test accuracy of that checkpoint beside them.",
+        "",
+        "| run | valid acc % at its peak | valid acc % at the evaluated step | test acc % |",
+        "|---|---|---|---|",
+        *rows,
+        "",
+    ]
 
 
 #: Committed benchmark results holding short A/Bs at equal steps (bench/README.md).
