@@ -713,12 +713,12 @@ def test_the_gap_section_shows_the_benchmarks_short_ab_measurements(tmp_path: Pa
     assert results_table._bench_ab(tmp_path / "none") == []
 
 
-def test_the_accuracy_course_reads_the_peak_and_the_evaluated_step_from_the_log(
+def test_the_validation_course_reads_the_lowest_the_peak_and_the_evaluated_step(
     tmp_path: Path,
 ) -> None:
     _fake_run(tmp_path, "kemp", "kemp", {"emotion_accuracy": 0.331})
     run = tmp_path / "runs" / "kemp"
-    valid = [(4000, 0.384, 43.5), (10000, 0.345, 35.2), (14000, 0.33, 34.9), (16000, 0.32, 35.0)]
+    valid = [(4000, 0.384, 43.5), (10000, 0.345, 35.2), (14000, 0.33, 37.3), (16000, 0.32, 38.0)]
     (run / "metrics.jsonl").write_text(
         "".join(
             json.dumps({"kind": "valid", "step": s, "emotion_accuracy": a, "ppl_per_example": p})
@@ -728,8 +728,18 @@ def test_the_accuracy_course_reads_the_peak_and_the_evaluated_step_from_the_log(
     )
     info = results_table.read_run(run, None, ["greedy"])
     info.counters = {"step": 20000, "best_step": 14000, "bad_evals": 3}
-    lines = results_table._accuracy_course({"kemp": info, "wo-edd": None}, "greedy")
-    assert "| KEMP | 38.40 at step 4,000 | 33.00 at step 14,000 (PPL 34.90) | 33.10 |" in lines
+    lines = results_table._validation_course({"kemp": info, "wo-edd": None}, "greedy")
+    assert (
+        "| KEMP | 35.20 at step 10,000 | 38.40 at step 4,000 | 14,000 | 37.30 (+6.0%) | 33.00 "
+        "| 33.10 |"
+    ) in lines
     info.counters = None  # no best kept: the last validation was evaluated
-    lines = results_table._accuracy_course({"kemp": info}, "greedy")
-    assert any("32.00 at step 16,000 (PPL 35.00)" in line for line in lines)
+    lines = results_table._validation_course({"kemp": info}, "greedy")
+    assert any("| 16,000 | 38.00 (+8.0%) | 32.00 |" in line for line in lines)
+    # a run without an emotion head
+    (run / "metrics.jsonl").write_text(
+        json.dumps({"kind": "valid", "step": 2, "ppl_per_example": 9})
+    )
+    info.evaluations = {}
+    lines = results_table._validation_course({"transformer": info}, "greedy")
+    assert any("| 9.00 at step 2 | - | 2 | 9.00 (+0.0%) | - | - |" in line for line in lines)
