@@ -13,7 +13,9 @@ SHARED = (REPO.parent / "shared").resolve()  # a link in a worktree: name its ta
 
 
 def repo_relative(text: str) -> str:
-    """``text`` with the repository's absolute path removed, the shared data shown as
-    ``../shared`` (also where ``../shared`` is a link) and the parent folder as ``..``."""
-    text = text.replace(str(SHARED) + "/", "../shared/")
-    return text.replace(str(REPO) + "/", "").replace(str(REPO.parent) + "/", "../")
+    """``text`` with the repository's absolute path removed and the shared data shown as
+    ``../shared`` (also where ``../shared`` is a link); other paths are left as they are (the
+    parent folder may be ``/tmp``, which is no name for it)."""
+    for shared in {str(SHARED), str(REPO.parent / "shared")}:
+        text = text.replace(shared + "/", "../shared/")
+    return text.replace(str(REPO) + "/", "")

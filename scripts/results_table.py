@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from run_records import predictions_file, read_record, run_folder, run_folders
+from run_records import predictions_file, read_record, repo_relative, run_folder, run_folders
 
 from kemp_model.checkpoint import read_training_counters
 from kemp_model.score import read_predictions
@@ -426,7 +426,9 @@ def write_results(args: Any, state: Any, out: Path) -> None:
     lines += _case_study(predictions)
     text = "\n".join(lines) + "\n"
     # paths relative to the repository, so the file reads the same on every machine
-    text = text.replace(str(REPO) + "/", "").replace(str(REPO.parent) + "/", "../")
+    if not work.is_relative_to(REPO):  # a --work folder elsewhere is named WORK
+        text = text.replace(str(work) + "/", "WORK/").replace(f"`{work}`", "`WORK`")
+    text = repo_relative(text)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".md.tmp")
     tmp.write_text(text)

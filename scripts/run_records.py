@@ -42,10 +42,18 @@ RECORD_FILE = "record.json"
 FORMAT = "kemp-run-record/1"
 
 
+#: The shared data beside the checkout, named ``../shared`` in committed files (resolved too:
+#: in a worktree ``../shared`` is a link).
+SHARED = REPO.parent / "shared"
+
+
 def repo_relative(text: str) -> str:
     """``text`` with this checkout's absolute paths made relative (the repository itself -> ``""``,
-    its parent -> ``../``), so a committed file reads the same on every machine."""
-    return text.replace(str(REPO) + "/", "").replace(str(REPO.parent) + "/", "../")
+    the shared data beside it -> ``../shared/``), so a committed file reads the same on every
+    machine. Other paths are left as they are (the parent folder may be ``/tmp``)."""
+    for shared in {str(SHARED.resolve()), str(SHARED)}:
+        text = text.replace(shared + "/", "../shared/")
+    return text.replace(str(REPO) + "/", "")
 
 
 def _gzip_bytes(data: bytes) -> bytes:

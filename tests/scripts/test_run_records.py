@@ -203,3 +203,13 @@ def test_gzipped_logs_and_predictions_read_like_plain_ones(tmp_path: Path) -> No
     predictions.write_bytes(gzip.compress(PREDICTIONS.encode())[:20])
     with pytest.raises(PredictionsError, match="damaged gzip file"):
         read_predictions(predictions)
+
+
+def test_committed_text_names_the_repository_and_shared_data_relatively_and_nothing_else(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A checkout in /tmp must not turn every /tmp path into ../ (the parent is no name)."""
+    monkeypatch.setattr(run_records, "REPO", tmp_path / "repo")
+    monkeypatch.setattr(run_records, "SHARED", tmp_path / "shared")
+    text = f"{tmp_path}/repo/work/a.log {tmp_path}/shared/data/ed {tmp_path}/other/b"
+    assert run_records.repo_relative(text) == f"work/a.log ../shared/data/ed {tmp_path}/other/b"
