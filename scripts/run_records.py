@@ -9,6 +9,7 @@ needs of a finished run, without its weights, in the repository:
     NAME/metrics.jsonl.gz                  its training and validation log
     NAME/eval/test-D.metrics.json          each evaluation's metrics (D = decoding)
     NAME/eval/test-D.predictions.txt.gz    each evaluation's responses
+    NAME/logs/*.log                        the training and evaluation logs (their output)
     NAME/record.json                       format, training counters (steps, best step, early
                                            stop, the trainer's clock), the commands that trained
                                            and evaluated it, the machine, the evaluated weights'
@@ -98,6 +99,11 @@ def record_files(
         files[f"eval/test-{decode}.predictions.txt.gz"] = _gzip_bytes(
             Path(f"{stem}.predictions.txt").read_bytes()
         )
+    stages = [info.get("train") or {}, *(info.get("evaluations") or {}).values()]
+    for stage in stages:  # the stage logs (the trainer's summary table, evaluate's figures)
+        log = Path(str(stage.get("log", "")))
+        if stage.get("log") and log.is_file():
+            files[f"logs/{log.name}"] = repo_relative(log.read_text(errors="replace")).encode()
     record = {"format": FORMAT, "name": run.name, "counters": counters, **info}
     text = json.dumps(record, indent=2, sort_keys=True) + "\n"
     files[RECORD_FILE] = repo_relative(text).encode()

@@ -70,8 +70,10 @@ def _state(work: Path) -> reproduce.State:
         command=command,
         machine="x86_64 CPU x2",
         wall_seconds=5400.0,
-        log=f"{run_records.REPO}/work/reproduce/logs/train-kemp.log",
+        log=str(work / "logs" / "train-kemp.log"),
     )
+    (work / "logs").mkdir(parents=True, exist_ok=True)
+    (work / "logs" / "train-kemp.log").write_text(f"trained {run_records.REPO}/work/runs/kemp\n")
     return state
 
 
@@ -105,14 +107,16 @@ def test_a_finished_run_is_recorded_and_stands_in_for_it_in_a_fresh_work(
         "config.json",
         "eval/test-greedy.metrics.json",
         "eval/test-greedy.predictions.txt.gz",
+        "logs/train-kemp.log",
         "metrics.jsonl.gz",
         "record.json",
     ]
+    assert (record / "logs" / "train-kemp.log").read_text() == "trained work/runs/kemp\n"
     kept = run_records.read_record(record)
     assert kept["counters"]["step"] == 26000 and kept["counters"]["best_step"] == 14000
     assert kept["weights"]["file"] == "best.safetensors" and len(kept["weights"]["sha256"]) == 64
     assert kept["train"]["command"].startswith(".venv/bin/kemp-model train")  # no machine path
-    assert kept["train"]["log"] == "work/reproduce/logs/train-kemp.log"
+    assert kept["train"]["log"] == str(first / "logs" / "train-kemp.log")
     assert ckpt.read_metrics(record) == ckpt.read_metrics(run)
     assert read_predictions(record / "eval" / "test-greedy.predictions.txt.gz")[0].pred == (
         "i am so sorry ."
