@@ -255,6 +255,9 @@ def read_run(folder: Path, state: Any, decodes: list[str]) -> RunInfo | None:
     if record is not None:
         stage = {**(record.get("train") or {}), **stage}
         counters = counters or record.get("counters")
+        kept_log = folder / "logs" / Path(str(stage.get("log", ""))).name
+        if stage.get("log") and kept_log.is_file():  # the record keeps its log: name that one
+            stage["log"] = str(kept_log)
     info = RunInfo(folder.name, folder, config, stage, counters)
     for decode in decodes:
         metrics = load_evaluation(folder / "eval" / f"test-{decode}.metrics.json")
@@ -329,6 +332,7 @@ def write_results(args: Any, state: Any, out: Path) -> None:
     rows: list[str] = []
     details: list[str] = []
     predictions: dict[str, Path] = {}
+    drawn: set[str] = set()  # curve figures of the runs shown now; older ones are removed
     for preset in presets:
         info = runs[preset]
         if info is None or not info.evaluations:
@@ -353,6 +357,7 @@ def write_results(args: Any, state: Any, out: Path) -> None:
             details.append(_run_detail(LABELS.get(preset, preset), info))
         records = read_metrics(info.folder)
         if records:  # drawn anew from the run's own log
+            drawn.add(f"curves-{preset}.png")
             plot_curves(
                 records,
                 figures / f"curves-{preset}.png",
@@ -410,6 +415,9 @@ def write_results(args: Any, state: Any, out: Path) -> None:
     lines += _validation_course(runs, decodes[0] if decodes else "greedy")
     lines += _variants(work, decodes, state, kept)
     compared = _compare_runs(work, kept, figures / "valid-all.png")
+    for stale in figures.glob("curves-*.png"):
+        if stale.name not in drawn:  # a run no longer shown (deleted, or not asked for)
+            stale.unlink()
     curve_files = sorted(figures.glob("curves-*.png"))
     if curve_files or compared:
         lines += ["## Training curves", ""]

@@ -140,12 +140,17 @@ def test_a_finished_run_is_recorded_and_stands_in_for_it_in_a_fresh_work(
     assert {p: p.stat().st_mtime_ns for p in record.rglob("*")} == before
 
     results = later / "RESULTS.md"
+    (later / "results").mkdir()
+    (later / "results" / "curves-gone.png").write_bytes(b"a run no longer shown")
     results_table.write_results(_args(later, records), later_state, results)
+    assert not (later / "results" / "curves-gone.png").exists()
     text = results.read_text()
     row = next(line for line in text.splitlines() if line.startswith("| KEMP (ours)"))
     assert "| greedy | 5257 | 41.00 | 36.50 | 44.00 |" in row and "[unfinished run]" not in row
     assert "| 26,000 / 26,000 | no | 1.5 h | x86_64 CPU x2 |" in row
     assert "**KEMP (ours)**: i am so sorry ." in text  # case study from the gzipped predictions
+    assert f"log `{record}/logs/train-kemp.log`" in text  # the record's own copy of the log
+    assert (later / "results" / "curves-kemp.png").is_file()
     assert "no test figures yet" not in text
 
 
