@@ -918,18 +918,25 @@ def _perplexity_gap(
     if len(found) > 1:
         low, high = min(found.values()), max(found.values())
         lines.append(f"Our models lie within {high / low - 1:.1%} of each other.")
-    base = _valid_ppl(run_folder(work, records, "kemp"))
+    base = {r["step"]: r for r in _valid(run_folder(work, records, "kemp"))}
     measured = False
     for name, cause in GAP_VARIANTS.items():
-        other = _valid_ppl(run_folder(work, records, name))
+        other = {r["step"]: r for r in _valid(run_folder(work, records, name))}
         common = sorted(set(base) & set(other))
         if common:
             step = common[-1]
             measured = True
+            a, b = other[step], base[step]
+            accuracy = ""
+            if a.get("emotion_accuracy") is not None and b.get("emotion_accuracy") is not None:
+                accuracy = (
+                    f"; emotion accuracy {100 * a['emotion_accuracy']:.2f}% against "
+                    f"{100 * b['emotion_accuracy']:.2f}%"
+                )
             lines.append(
                 f"- A/B at equal steps: at step {step:,} the `{name}` variant ({cause}) "
-                f"validates at {other[step]:.2f} against {base[step]:.2f} for `kemp` "
-                f"({other[step] / base[step] - 1:+.1%})."
+                f"validates at {a['ppl']:.2f} against {b['ppl']:.2f} for `kemp` "
+                f"({a['ppl'] / b['ppl'] - 1:+.1%}){accuracy}."
             )
     if not measured:
         lines.append(
