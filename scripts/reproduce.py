@@ -586,6 +586,7 @@ def build_stages(args: argparse.Namespace, steps: dict[str, int]) -> list[Stage 
                         decode,
                         "--device",
                         args.device,
+                        *(["--threads", str(args.threads)] if args.threads else []),
                         *(["--limit", str(args.limit)] if args.limit else []),
                     ],
                     [run / "eval" / f"test-{decode}.metrics.json"],

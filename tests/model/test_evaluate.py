@@ -185,22 +185,31 @@ def test_bad_inputs_are_one_line_errors(run_dir: Path, tmp_path: Path) -> None:
 
 
 def test_cli_evaluate_and_score(run_dir: Path, tmp_path: Path) -> None:
+    import torch
+
     runner = CliRunner()
-    result = runner.invoke(
-        app,
-        [
-            "evaluate",
-            str(run_dir),
-            "--limit",
-            "6",
-            "--decode",
-            "diverse",
-            "--device",
-            "cpu",
-            "--out-dir",
-            str(tmp_path),
-        ],
-    )
+    threads = torch.get_num_threads()
+    try:
+        result = runner.invoke(
+            app,
+            [
+                "evaluate",
+                str(run_dir),
+                "--limit",
+                "6",
+                "--decode",
+                "diverse",
+                "--device",
+                "cpu",
+                "--threads",
+                "1",
+                "--out-dir",
+                str(tmp_path),
+            ],
+        )
+        assert torch.get_num_threads() == 1  # --threads reached torch
+    finally:
+        torch.set_num_threads(threads)
     assert result.exit_code == 0, result.output
     assert "Distinct-1" in result.output
     preds = tmp_path / "test-diverse.predictions.txt"
@@ -211,6 +220,8 @@ def test_cli_evaluate_and_score(run_dir: Path, tmp_path: Path) -> None:
     assert json.loads((tmp_path / "s.json").read_text())["examples"] == 6
     bad = runner.invoke(app, ["evaluate", str(run_dir), "--decode", "topp", "--top-p", "2"])
     assert bad.exit_code != 0 and "top_p" in bad.output
+    bad = runner.invoke(app, ["evaluate", str(run_dir), "--threads", "0"])
+    assert bad.exit_code == 2 and "--threads" in bad.output
 
 
 def test_cli_score_error_is_one_line(tmp_path: Path) -> None:

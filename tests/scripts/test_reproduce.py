@@ -420,6 +420,8 @@ def test_training_always_names_its_schedule_and_resumes_with_only_resumable_flag
     }
     train = stages["train-kemp"]
     assert train.command[train.command.index("--max-steps") + 1] == "20"
+    evaluate = stages["evaluate-kemp-greedy"].command  # no more threads than asked beside training
+    assert evaluate[evaluate.index("--threads") + 1] == "1"
     assert train.command[train.command.index("--eval-examples") + 1] == "200"
     assert train.resume_command is not None and "--resume" in train.resume_command
     assert "--embeddings" not in train.resume_command and "--preset" not in train.resume_command

@@ -183,6 +183,13 @@ def evaluate_command(
     limit: int = typer.Option(None, "--limit", min=1, help="Only the first N examples."),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Examples per batch."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    threads: int = typer.Option(
+        None,
+        "--threads",
+        min=1,
+        max=1024,
+        help="CPU threads for torch (default: torch's; 1 beside training processes).",
+    ),
     out_dir: Path = typer.Option(None, "--out-dir", help="Output folder (default RUN/eval)."),
     decode: Decode = DECODE_OPTION,
     beam_size: int = BEAM_OPTION,
@@ -204,6 +211,10 @@ def evaluate_command(
     """
     from kemp_model.evaluate import EvalConfig, evaluate_run
 
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
     config = EvalConfig(
         run_dir=run_dir,
         graphs=tuple(graphs or ()),
