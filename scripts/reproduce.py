@@ -324,6 +324,15 @@ def _train_stale(run: Path, preset: str, changes: dict[str, object], graphs: Pat
     return stale_run(run, preset, changes)
 
 
+def schedule_done(counters: dict, config: dict, max_steps: int) -> bool:
+    """Whether training counters say the run reached ``max_steps`` or stopped early (the
+    patience its config.json names spent)."""
+    if int(counters.get("step", 0)) >= max_steps:
+        return True
+    patience = int((config.get("train") or {}).get("patience", 0) or 0)
+    return patience > 0 and int(counters.get("bad_evals", 0)) >= patience
+
+
 def train_complete(run: Path, max_steps: int) -> bool:
     """Whether the run in RUN reached ``max_steps`` or stopped early (patience spent), read from
     its training state; a run that ends before early stopping starts (step 13,000 in the paper's
@@ -333,11 +342,8 @@ def train_complete(run: Path, max_steps: int) -> bool:
     counters = read_training_counters(run)
     if counters is None or not (run / LAST_FILE).is_file():
         return False
-    if int(counters.get("step", 0)) >= max_steps:
-        return True
     config = json.loads((run / "config.json").read_text()) if (run / "config.json").exists() else {}
-    patience = int((config.get("train") or {}).get("patience", 0))
-    return patience > 0 and int(counters.get("bad_evals", 0)) >= patience
+    return schedule_done(counters, config, max_steps)
 
 
 def evaluated_checkpoint(run: Path) -> Path:
@@ -370,6 +376,7 @@ def record_stands_in(
         trained nor evaluated); ``why_not`` says why an existing record does not (it is then
         retrained and its record rewritten). Both None: no record, or WORK holds the run.
     """
+    from repo_paths import repo_relative
     from run_records import has_evaluation, read_record
 
     if record is None or (run / "config.json").is_file():
@@ -377,7 +384,7 @@ def record_stands_in(
     kept = read_record(record)
     if kept is None:
         return None, None
-    shown = record.relative_to(REPO) if record.is_relative_to(REPO) else record
+    shown = repo_relative(str(record))
     stale = stale_run(record, preset, changes)
     if stale is not None:
         return None, f"record {shown} not used: {stale.split(' was trained with ', 1)[-1]}"
@@ -387,9 +394,8 @@ def record_stands_in(
     config = json.loads((record / "config.json").read_text())
     planned = int((config.get("train") or {}).get("max_steps", 0) or 0)
     counters = kept.get("counters") or {}
-    step, bad = int(counters.get("step", 0)), int(counters.get("bad_evals", 0))
-    patience = int((config.get("train") or {}).get("patience", 0) or 0)
-    if planned != max_steps or not (step >= planned or (patience > 0 and bad >= patience)):
+    step = int(counters.get("step", 0))
+    if planned != max_steps or not schedule_done(counters, config, planned):
         return None, (
             f"record {shown} not used: {step:,} of {planned:,} steps recorded, {max_steps:,} asked"
         )
@@ -416,6 +422,7 @@ class RecordStage:
     decodes: list[str]
 
     def execute(self, state: State) -> None:
+        from repo_paths import repo_relative
         from run_records import write_record
 
         from kemp_model.checkpoint import read_training_counters
@@ -431,14 +438,17 @@ class RecordStage:
         if counters is None or not evaluated or not train_complete(self.run, self.max_steps):
             return
         keep = ("command", "machine", "wall_seconds", "log")
-        stage_of = lambda key: {k: v for k, v in state.data.get(key, {}).items() if k in keep}  # noqa: E731
+
+        def stage_of(key: str) -> dict:
+            return {k: v for k, v in state.data.get(key, {}).items() if k in keep}
+
         info = {
             "train": stage_of(f"train-{self.run.name}"),
             "evaluations": {d: stage_of(f"evaluate-{self.run.name}-{d}") for d in self.decodes},
             "weights": evaluated_checkpoint(self.run).name,
         }
         wrote = write_record(self.run, self.record, self.decodes, info, counters)
-        shown = self.record.relative_to(REPO) if self.record.is_relative_to(REPO) else self.record
+        shown = repo_relative(str(self.record))
         if wrote:
             print(f"[done] {self.name}: wrote {shown} (commit it to keep the run)", flush=True)
         else:

@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from run_records import predictions_file, read_record, repo_relative, run_folder, run_folders
+from repo_paths import REPO, repo_relative
+from run_records import predictions_file, read_record, run_folder, run_folders
 
 from kemp_model.checkpoint import read_training_counters
 from kemp_model.score import read_predictions
 from kemp_model.train import plot_curves, read_metrics, valid_perplexity
 
-REPO = Path(__file__).resolve().parents[1]
 LABELS = {
     "kemp": "KEMP (ours)",
     "wo-ece": "w/o ECE (ours)",

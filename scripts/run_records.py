@@ -29,50 +29,25 @@ files and git sees no change.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import os
 import shutil
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+from repo_paths import REPO, repo_relative
+
+from kemp_kg.digest import file_digest
+
 #: Where records live unless ``--records`` says otherwise (tracked in git).
 DEFAULT_RECORDS = REPO / "docs" / "results" / "runs"
 RECORD_FILE = "record.json"
 FORMAT = "kemp-run-record/1"
 
 
-#: The shared data beside the checkout, named ``../shared`` in committed files (resolved too:
-#: in a worktree ``../shared`` is a link).
-SHARED = REPO.parent / "shared"
-
-
-def repo_relative(text: str) -> str:
-    """``text`` with this checkout's absolute paths made relative (the repository itself -> ``""``,
-    the shared data beside it -> ``../shared/``), so a committed file reads the same on every
-    machine. Other paths are left as they are (the parent folder may be ``/tmp``)."""
-    for shared in {str(SHARED.resolve()), str(SHARED)}:
-        text = text.replace(shared + "/", "../shared/")
-    return text.replace(str(REPO) + "/", "")
-
-
 def _gzip_bytes(data: bytes) -> bytes:
     """Deterministic gzip (no file name, zero timestamp)."""
-    import io
-
-    buffer = io.BytesIO()
-    with gzip.GzipFile(filename="", mode="wb", fileobj=buffer, mtime=0) as handle:
-        handle.write(data)
-    return buffer.getvalue()
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return gzip.compress(data, mtime=0)
 
 
 def record_files(
@@ -124,7 +99,10 @@ def write_record(
     """
     weights = info.get("weights")
     if isinstance(weights, str) and (run / weights).is_file():
-        info = {**info, "weights": {"file": weights, "sha256": _sha256(run / weights)}}
+        info = {
+            **info,
+            "weights": {"file": weights, "sha256": file_digest(run / weights, "sha256")},
+        }
     files = record_files(run, decodes, info, counters)
     if dest.is_dir() and _same_files(dest, files):
         return False

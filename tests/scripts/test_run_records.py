@@ -14,6 +14,7 @@ import pytest
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 sys.path.insert(0, str(SCRIPTS))
 
+import repo_paths  # noqa: E402
 import reproduce  # noqa: E402
 import results_table  # noqa: E402
 import run_records  # noqa: E402
@@ -73,7 +74,7 @@ def _state(work: Path) -> reproduce.State:
         log=str(work / "logs" / "train-kemp.log"),
     )
     (work / "logs").mkdir(parents=True, exist_ok=True)
-    (work / "logs" / "train-kemp.log").write_text(f"trained {run_records.REPO}/work/runs/kemp\n")
+    (work / "logs" / "train-kemp.log").write_text(f"trained {run_records.REPO / 'runs' / 'kemp'}\n")
     return state
 
 
@@ -111,7 +112,7 @@ def test_a_finished_run_is_recorded_and_stands_in_for_it_in_a_fresh_work(
         "metrics.jsonl.gz",
         "record.json",
     ]
-    assert (record / "logs" / "train-kemp.log").read_text() == "trained work/runs/kemp\n"
+    assert (record / "logs" / "train-kemp.log").read_text() == "trained runs/kemp\n"
     kept = run_records.read_record(record)
     assert kept["counters"]["step"] == 26000 and kept["counters"]["best_step"] == 14000
     assert kept["weights"]["file"] == "best.safetensors" and len(kept["weights"]["sha256"]) == 64
@@ -218,7 +219,7 @@ def test_committed_text_names_the_repository_and_shared_data_relatively_and_noth
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A checkout in /tmp must not turn every /tmp path into ../ (the parent is no name)."""
-    monkeypatch.setattr(run_records, "REPO", tmp_path / "repo")
-    monkeypatch.setattr(run_records, "SHARED", tmp_path / "shared")
-    text = f"{tmp_path}/repo/work/a.log {tmp_path}/shared/data/ed {tmp_path}/other/b"
-    assert run_records.repo_relative(text) == f"work/a.log ../shared/data/ed {tmp_path}/other/b"
+    monkeypatch.setattr(repo_paths, "REPO", tmp_path / "repo")
+    monkeypatch.setattr(repo_paths, "SHARED", tmp_path / "shared")
+    text = f"{tmp_path}/repo/logs/a.log {tmp_path}/shared/data/ed {tmp_path}/other/b"
+    assert repo_paths.repo_relative(text) == f"logs/a.log ../shared/data/ed {tmp_path}/other/b"
