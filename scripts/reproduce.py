@@ -666,9 +666,10 @@ def main(argv: list[str] | None = None) -> int:
         "--compare",
         type=Path,
         nargs="*",
-        default=[],
-        help="other --work folders whose kemp/wo-ece runs used other knowledge "
-        "(RESULTS' knowledge ablation shows them beside these)",
+        default=None,
+        help="other --work folders, or folders of run records, whose kemp/wo-ece runs used "
+        "other knowledge (RESULTS' knowledge ablation shows them beside these; default: the "
+        "record folders under docs/results/compare; none: --compare with no folder)",
     )
     parser.add_argument("--results", type=Path, default=REPO / "docs" / "RESULTS.md")
     parser.add_argument(
@@ -687,8 +688,11 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     args.work = args.work.resolve()
     args.data = args.data.resolve()
+    from run_records import DEFAULT_COMPARE, DEFAULT_RECORDS, holds_records
+
+    if args.compare is None:
+        args.compare = sorted(p for p in DEFAULT_COMPARE.glob("*") if holds_records(p))
     args.compare = [p.resolve() for p in args.compare]
-    from run_records import DEFAULT_RECORDS
 
     args.records = None if args.no_records else (args.records or DEFAULT_RECORDS).resolve()
     steps = parse_steps(args.steps, (*PRESETS, *CPU_PRESETS))
@@ -698,8 +702,11 @@ def main(argv: list[str] | None = None) -> int:
         if not (args.data / need).exists():
             raise SystemExit(f"{args.data / need}: missing; run `kemp-kg download all --to DIR`")
     for other in args.compare:
-        if not (other / "runs").is_dir():
-            raise SystemExit(f"--compare {other}: no runs/ folder; name a reproduce --work folder")
+        if not (other / "runs").is_dir() and not holds_records(other):
+            raise SystemExit(
+                f"--compare {other}: neither a reproduce --work folder (no runs/) "
+                "nor a folder of run records (no NAME/record.json)"
+            )
     args.work.mkdir(parents=True, exist_ok=True)
     log_dir = args.work / "logs"
     log_dir.mkdir(exist_ok=True)

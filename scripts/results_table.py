@@ -214,6 +214,12 @@ class RunInfo:
         return reached or self.stopped_early or recorded_done
 
     @property
+    def best_step(self) -> int | None:
+        """The step of the kept best checkpoint (None when the run kept none)."""
+        best = (self.counters or {}).get("best_step")
+        return int(best) if best is not None else None
+
+    @property
     def wall_seconds(self) -> float | None:
         if self.counters is not None and self.counters.get("elapsed_s") is not None:
             return float(self.counters["elapsed_s"])  # the trainer's clock over every session
@@ -238,8 +244,7 @@ class RunInfo:
             steps += f" (paper: {_count(_default_steps(self.preset))})"
         if self.valid_examples:
             steps += f", validated on {self.valid_examples:,} examples"
-        best = (self.counters or {}).get("best_step")
-        early = f"yes (best step {_count(best)})" if self.stopped_early else "no"
+        early = f"yes (best step {_count(self.best_step)})" if self.stopped_early else "no"
         return [steps, early, _duration(self.wall_seconds), self.stage.get("machine", "n/a")]
 
 
@@ -457,7 +462,7 @@ def _run_detail(label: str, info: RunInfo) -> str:
     train = info.config.get("train") or {}
     early = ""
     if info.stopped_early:
-        early = f", stopped early (best step {_count((info.counters or {}).get('best_step'))})"
+        early = f", stopped early (best step {_count(info.best_step)})"
     knowledge = describe_knowledge(info.provenance)
     if not (info.config.get("model") or {}).get("use_knowledge", True):
         knowledge += " (in the graph file; this preset injects no concepts)"
@@ -666,13 +671,15 @@ def _knowledge_ablation(
     groups: dict[str, dict[str, Any]] = {}
     for folder_work in [work, *compare]:
         own_state = state if folder_work == work else _state_of(folder_work)
-        own_records = records if folder_work == work else None
+        own_records = records
+        if folder_work != work:  # a --work folder, or a folder of run records
+            own_records = None if (folder_work / "runs").is_dir() else folder_work
         for info in _runs_in(folder_work, own_state, decodes, own_records):
             if info.preset not in ("kemp", "wo-ece") or info.name not in ("kemp", "wo-ece"):
                 continue
             key = json.dumps(knowledge_identity(info.provenance), sort_keys=True, default=str)
             group = groups.setdefault(key, {"provenance": info.provenance, "work": folder_work})
-            group[info.preset] = info
+            group.setdefault(info.preset, info)  # this WORK's run before a compared one
     pairs = [g for g in groups.values() if "kemp" in g and "wo-ece" in g]
     if not pairs:
         return []
@@ -681,12 +688,21 @@ def _knowledge_ablation(
         "",
         "The paper's claim: the emotional context graph (knowledge) helps. Each row pairs the",
         "two presets trained on the same knowledge (as recorded in their config.json); the",
-        "validation columns compare them at the last step both reached.",
+        "validation column compares them at one step: with several rows, the last step every",
+        "run validated at; with one, the step of KEMP's evaluated checkpoint (else the last",
+        "step both reached).",
         "",
-        "| knowledge | work folder | KEMP acc % / PPL | w/o ECE acc % / PPL | Δ acc (points) "
+        "| knowledge | runs from | KEMP acc % / PPL | w/o ECE acc % / PPL | Δ acc (points) "
         "| Δ PPL | valid PPL at equal step | steps (KEMP / w/o ECE) |",
         "|---|---|---|---|---|---|---|---|",
     ]
+    # rows trained on different schedules are compared at one step every run validated at
+    every_row = None
+    if len(pairs) > 1:
+        shared = set.intersection(
+            *(set(_valid_by_step(g[p].folder)) for g in pairs for p in ("kemp", "wo-ece"))
+        )
+        every_row = max(shared, default=None)
     described = []
     for number, group in enumerate(pairs, 1):
         kemp, ablated = group["kemp"], group["wo-ece"]
@@ -705,18 +721,21 @@ def _knowledge_ablation(
                 if a.get(ppl_key) and b.get(ppl_key)
                 else "n/a",
             ]
-        va, vb = _valid_ppl(kemp.folder), _valid_ppl(ablated.folder)
-        common = sorted(set(va) & set(vb))
-        equal = (
-            f"{va[common[-1]]:.2f} vs {vb[common[-1]]:.2f} at step {common[-1]:,}"
-            if common
-            else "n/a"
-        )
+        va, vb = _valid_by_step(kemp.folder), _valid_by_step(ablated.folder)
+        step = every_row if every_row is not None else _equal_step(va, vb, kemp.best_step)
+        equal = "n/a"
+        if step is not None:
+            equal = f"{va[step]['ppl']:.2f} vs {vb[step]['ppl']:.2f}"
+            acc_a, acc_b = va[step].get("emotion_accuracy"), vb[step].get("emotion_accuracy")
+            if acc_a is not None and acc_b is not None:
+                equal += f" (acc {100 * acc_a:.2f}% vs {100 * acc_b:.2f}%)"
+            equal += f" at step {step:,}"
         folder = "this one" if group["work"] == work else f"`{group['work']}`"
         lines.append(
             f"| K{number} | {folder} | "
             + " | ".join(cells)
-            + f" | {equal} | {_count(kemp.done)} / {_count(ablated.done)} |"
+            + f" | {equal} | {_count(kemp.done)}{kemp.flags()} / "
+            f"{_count(ablated.done)}{ablated.flags()} |"
         )
         described.append(f"- K{number}: {describe_knowledge(group['provenance'])}")
     lines += ["", *described]
@@ -828,8 +847,17 @@ def _valid(run: Path) -> list[dict[str, Any]]:
     return [{**r, "ppl": valid_perplexity(r)} for r in records if valid_perplexity(r) is not None]
 
 
-def _valid_ppl(run: Path) -> dict[int, float]:
-    return {r["step"]: r["ppl"] for r in _valid(run)}
+def _valid_by_step(run: Path) -> dict[int, dict[str, Any]]:
+    return {r["step"]: r for r in _valid(run)}
+
+
+def _equal_step(a: dict[int, Any], b: dict[int, Any], prefer: int | None) -> int | None:
+    """The step two runs are compared at: ``prefer`` (the evaluated checkpoint's step) when
+    both validated there, else the last step both validated at."""
+    common = set(a) & set(b)
+    if prefer in common:
+        return prefer
+    return max(common, default=None)
 
 
 def _compare_runs(work: Path, records: Path | None, out: Path) -> Path | None:
@@ -918,13 +946,13 @@ def _perplexity_gap(
     if len(found) > 1:
         low, high = min(found.values()), max(found.values())
         lines.append(f"Our models lie within {high / low - 1:.1%} of each other.")
-    base = {r["step"]: r for r in _valid(run_folder(work, records, "kemp"))}
+    base = _valid_by_step(run_folder(work, records, "kemp"))
+    kept = runs["kemp"].best_step if runs.get("kemp") is not None else None
     measured = False
     for name, cause in GAP_VARIANTS.items():
-        other = {r["step"]: r for r in _valid(run_folder(work, records, name))}
-        common = sorted(set(base) & set(other))
-        if common:
-            step = common[-1]
+        other = _valid_by_step(run_folder(work, records, name))
+        step = _equal_step(base, other, kept)
+        if step is not None:
             measured = True
             a, b = other[step], base[step]
             accuracy = ""
@@ -964,8 +992,7 @@ def _validation_course(runs: dict[str, RunInfo | None], decode: str) -> list[str
         if not valid:
             continue
         lowest = min(valid, key=lambda r: (r["ppl"], r["step"]))
-        best_step = (info.counters or {}).get("best_step")
-        kept = next((r for r in valid if r["step"] == best_step), None)
+        kept = next((r for r in valid if r["step"] == info.best_step), None)
         if kept is None:  # no best checkpoint kept (a run shorter than early_stopping_from)
             kept = valid[-1]
         with_acc = [r for r in valid if r.get("emotion_accuracy") is not None]

@@ -41,6 +41,9 @@ from kemp_kg.digest import file_digest
 
 #: Where records live unless ``--records`` says otherwise (tracked in git).
 DEFAULT_RECORDS = REPO / "docs" / "results" / "runs"
+#: Record folders of runs on other knowledge, each shown beside DEFAULT_RECORDS' in RESULTS'
+#: knowledge ablation (``reproduce.py --compare``'s default).
+DEFAULT_COMPARE = REPO / "docs" / "results" / "compare"
 RECORD_FILE = "record.json"
 FORMAT = "kemp-run-record/1"
 
@@ -159,6 +162,11 @@ def run_folder(work: Path, records: Path | None, name: str) -> Path:
         return live
     recorded = records / name
     return recorded if read_record(recorded) is not None else live
+
+
+def holds_records(folder: Path) -> bool:
+    """Whether ``folder`` is a folder of run records (at least one NAME/record.json)."""
+    return folder.is_dir() and any(read_record(f) is not None for f in folder.iterdir())
 
 
 def run_folders(work: Path, records: Path | None) -> dict[str, Path]:

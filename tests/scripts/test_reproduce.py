@@ -587,6 +587,10 @@ def test_knowledge_ablation_pairs_kemp_and_wo_ece_per_knowledge(tmp_path: Path) 
                 handle.write(
                     json.dumps({"kind": "valid", "step": 2000, "ppl_per_example": ppl}) + "\n"
                 )
+    # the newer knowledge trained longer: its later validation is not what the rows compare
+    for name, ppl in (("kemp", 45.0), ("wo-ece", 44.0)):
+        with open(after / "runs" / name / "metrics.jsonl", "a") as handle:
+            handle.write(json.dumps({"kind": "valid", "step": 4000, "ppl_per_example": ppl}) + "\n")
     args = SimpleNamespace(
         work=after, presets=["kemp", "wo-ece"], decodes=["greedy"], compare=[before]
     )
@@ -603,6 +607,29 @@ def test_knowledge_ablation_pairs_kemp_and_wo_ece_per_knowledge(tmp_path: Path) 
     )
     assert "WordNet rules `sense`, retrieval preset `sense`" in text
     assert "WordNet rules `conceptnet`, retrieval preset `paper`" in text
+    # a later session holds the earlier knowledge's runs only as committed records
+    import run_records
+
+    kept = tmp_path / "compare" / "knowledge-before"
+    assert not run_records.holds_records(kept)
+    for name in ("kemp", "wo-ece"):
+        (before / "runs" / name / "eval" / "test-greedy.predictions.txt").write_text("")
+        run_records.write_record(
+            before / "runs" / name, kept / name, ["greedy"], {}, {"step": 2000}
+        )
+    assert run_records.holds_records(kept)
+    lines = results_table._knowledge_ablation(after, [kept], SimpleNamespace(data={}), ["greedy"])
+    assert any(
+        line.startswith(f"| K2 | `{kept}` | 36.00 / 48.00 | 37.00 / 47.50 | -1.00 | +0.50 ")
+        for line in lines
+    )
+    # one knowledge alone: its own pair at KEMP's evaluated step, with accuracy when logged
+    for name, acc in (("kemp", 0.41), ("wo-ece", 0.39)):
+        with open(after / "runs" / name / "metrics.jsonl", "a") as handle:
+            record = {"kind": "valid", "step": 6000, "ppl_per_example": 43.0}
+            handle.write(json.dumps({**record, "emotion_accuracy": acc}) + "\n")
+    lines = results_table._knowledge_ablation(after, [], SimpleNamespace(data={}), ["greedy"])
+    assert any("| 43.00 vs 43.00 (acc 41.00% vs 39.00%) at step 6,000 |" in x for x in lines)
     assert (
         "K2 differs from K1 in: index options wordnet {'preset': 'sense'} -> "
         "{'preset': 'conceptnet'}, retrieval preset 'sense' -> 'paper'"
@@ -751,7 +778,8 @@ def test_the_gap_ab_compares_a_variant_with_kemp_at_their_last_common_validation
     tmp_path: Path,
 ) -> None:
     def valid_log(name: str, rows: list[tuple[int, float, float]]) -> None:
-        _fake_run(tmp_path, name, "kemp", {"perplexity_per_example": 37.77})
+        if not (tmp_path / "runs" / name).is_dir():
+            _fake_run(tmp_path, name, "kemp", {"perplexity_per_example": 37.77})
         (tmp_path / "runs" / name / "metrics.jsonl").write_text(
             "".join(
                 json.dumps(
@@ -771,3 +799,11 @@ def test_the_gap_ab_compares_a_variant_with_kemp_at_their_last_common_validation
         "orthonormal map) validates at 39.35 against 37.69 for `kemp` (+4.4%); emotion accuracy "
         "39.00% against 34.90%."
     ) in lines
+    # both ran on: the A/B moves to the step whose kemp checkpoint was evaluated
+    valid_log("kemp-glove", [(6000, 44.84, 0.367), (8000, 39.35, 0.39), (10000, 36.0, 0.4)])
+    runs["kemp"].counters = {"step": 10000, "best_step": 8000, "bad_evals": 1}
+    lines = results_table._perplexity_gap(runs, None, tmp_path, "greedy")
+    assert any("at step 8,000 the `kemp-glove` variant" in line for line in lines)
+    runs["kemp"].counters = None
+    lines = results_table._perplexity_gap(runs, None, tmp_path, "greedy")
+    assert any("at step 10,000 the `kemp-glove` variant" in line for line in lines)
