@@ -636,6 +636,18 @@ def test_knowledge_ablation_pairs_kemp_and_wo_ece_per_knowledge(tmp_path: Path) 
     ) in text
 
 
+def test_compare_names_a_work_folder_or_a_record_folder(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    for need in ("ed", "nrc_vad", "vectors", "kemp_reference"):
+        (data / need).mkdir(parents=True)
+    stray = tmp_path / "stray"
+    stray.mkdir()
+    argv = ["--data", str(data), "--work", str(tmp_path / "w"), "--compare", str(stray)]
+    with pytest.raises(SystemExit, match="neither a reproduce --work folder.*nor a folder of run"):
+        reproduce.main(argv)
+    assert not (tmp_path / "w").exists()  # refused before anything was made
+
+
 def test_vocabulary_figures_are_computed_from_the_graph_file(tmp_path: Path) -> None:
     graphs = _graph_file(tmp_path / "ed.arrow", _provenance())
     reference = tmp_path / "kemp_reference" / "KEMP_test_predictions.txt"
