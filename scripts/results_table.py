@@ -20,7 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from repo_paths import REPO, repo_relative
-from run_records import predictions_file, read_record, run_folder, run_folders
+from run_records import (
+    compare_records,
+    predictions_file,
+    read_record,
+    run_folder,
+    run_folders,
+)
 
 from kemp_model.checkpoint import read_training_counters
 from kemp_model.score import read_predictions
@@ -671,9 +677,7 @@ def _knowledge_ablation(
     groups: dict[str, dict[str, Any]] = {}
     for folder_work in [work, *compare]:
         own_state = state if folder_work == work else _state_of(folder_work)
-        own_records = records
-        if folder_work != work:  # a --work folder, or a folder of run records
-            own_records = None if (folder_work / "runs").is_dir() else folder_work
+        own_records = records if folder_work == work else compare_records(folder_work)
         for info in _runs_in(folder_work, own_state, decodes, own_records):
             if info.preset not in ("kemp", "wo-ece") or info.name not in ("kemp", "wo-ece"):
                 continue
@@ -696,15 +700,14 @@ def _knowledge_ablation(
         "| Δ PPL | valid PPL at equal step | steps (KEMP / w/o ECE) |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    # rows trained on different schedules are compared at one step every run validated at
+    # each run's validations, read once; rows trained on different schedules are compared at
+    # one step every run validated at
+    curves = [(_valid_by_step(g["kemp"].folder), _valid_by_step(g["wo-ece"].folder)) for g in pairs]
     every_row = None
     if len(pairs) > 1:
-        shared = set.intersection(
-            *(set(_valid_by_step(g[p].folder)) for g in pairs for p in ("kemp", "wo-ece"))
-        )
-        every_row = max(shared, default=None)
+        every_row = max(set.intersection(*(set(c) for pair in curves for c in pair)), default=None)
     described = []
-    for number, group in enumerate(pairs, 1):
+    for number, (group, (va, vb)) in enumerate(zip(pairs, curves, strict=True), 1):
         kemp, ablated = group["kemp"], group["wo-ece"]
         both = [d for d in decodes if d in kemp.evaluations and d in ablated.evaluations]
         decode = both[0] if both else None
@@ -721,7 +724,6 @@ def _knowledge_ablation(
                 if a.get(ppl_key) and b.get(ppl_key)
                 else "n/a",
             ]
-        va, vb = _valid_by_step(kemp.folder), _valid_by_step(ablated.folder)
         step = every_row if every_row is not None else _equal_step(va, vb, kemp.best_step)
         equal = "n/a"
         if step is not None:

@@ -169,6 +169,12 @@ def holds_records(folder: Path) -> bool:
     return folder.is_dir() and any(read_record(f) is not None for f in folder.iterdir())
 
 
+def compare_records(folder: Path) -> Path | None:
+    """The records a ``--compare`` FOLDER stands for: none for a reproduce --work folder (its
+    runs/ are read), the folder itself for a folder of run records."""
+    return None if (folder / "runs").is_dir() else folder
+
+
 def run_folders(work: Path, records: Path | None) -> dict[str, Path]:
     """Every run by name: WORK/runs/* first, then records of runs WORK does not hold."""
     found = {
