@@ -327,6 +327,9 @@ def _metric_row(label: str, decode: str, metrics: dict[str, Any], extra: list[st
 
 
 def _short(name: str) -> str:
+    base = name.removesuffix("-random")
+    if base != name and base in LABELS:  # a preset's run without pre-trained vectors
+        return f"{_short(base)}, random table (`{name}`)"
     return LABELS.get(name, name).replace(" (ours)", "").replace(" (ours, CPU preset)", "")
 
 
@@ -419,11 +422,23 @@ def write_results(args: Any, state: Any, out: Path) -> None:
     ]
     lines += _differences(work, runs, getattr(args, "data", None))
     lines += _ranking(runs, decodes[0] if decodes else "greedy")
+    # the same presets without pre-trained vectors (their -random variants), when recorded
+    random_runs = {
+        p: read_run(run_folder(work, kept, f"{p}-random"), state, decodes) for p in presets
+    }
+    lines += _ranking(
+        random_runs,
+        decodes[0] if decodes else "greedy",
+        "no pre-trained vectors: the `-random` variants",
+    )
     lines += _against_paper(runs, decodes)
     compare = list(getattr(args, "compare", []) or [])
     lines += _knowledge_ablation(work, compare, state, decodes, kept)
     lines += _perplexity_gap(runs, kept, work, decodes[0] if decodes else "greedy")
-    lines += _validation_course(runs, decodes[0] if decodes else "greedy")
+    lines += _validation_course(
+        {**runs, **{f"{p}-random": info for p, info in random_runs.items()}},
+        decodes[0] if decodes else "greedy",
+    )
     lines += _variants(work, decodes, state, kept)
     compared = _compare_runs(work, kept, figures / "valid-all.png")
     for stale in figures.glob("curves-*.png"):
@@ -454,17 +469,22 @@ def write_results(args: Any, state: Any, out: Path) -> None:
     tmp.replace(out)
 
 
+def _embeddings(config: dict[str, Any]) -> str:
+    """What a run's word table started from, as its config.json records it."""
+    embeddings = config.get("embeddings")
+    if not isinstance(embeddings, dict):
+        return "none (random word table)"
+    emb = f"`{Path(str(embeddings.get('path', '?'))).name}`"
+    if embeddings.get("placement"):
+        emb += (
+            f" ({embeddings.get('dim')}d placed in a {embeddings.get('table_dim')}-wide "
+            f"table, {embeddings['placement']})"
+        )
+    return emb
+
+
 def _run_detail(label: str, info: RunInfo) -> str:
-    embeddings = info.config.get("embeddings")
-    if isinstance(embeddings, dict):
-        emb = f"`{Path(str(embeddings.get('path', '?'))).name}`"
-        if embeddings.get("placement"):
-            emb += (
-                f" ({embeddings.get('dim')}d placed in a {embeddings.get('table_dim')}-wide "
-                f"table, {embeddings['placement']})"
-            )
-    else:
-        emb = "none (random word table)"
+    emb = _embeddings(info.config)
     train = info.config.get("train") or {}
     early = ""
     if info.stopped_early:
@@ -498,10 +518,11 @@ def _differences(work: Path, runs: dict[str, RunInfo | None], data: Path | None)
             "  knowledge is worth to the model.",
         ]
     lines += [
-        "- **Embeddings**: the paper used GloVe 300d; only 6B 50d is available offline. At equal",
-        '  steps a random 300-wide table beat 50d GloVe placed in it (README "Training"), so the',
-        "  published presets train without pre-trained vectors (the runs above name theirs); the",
-        "  `kemp-glove` and `kemp-prefix` variants measure that choice on the full pipeline.",
+        "- **Embeddings**: the paper used GloVe 300d; only 6B 50d is available offline, so the",
+        "  300-wide word table starts from the 50d vectors through a fixed orthonormal map (the",
+        "  runs above name theirs). The `-random` variants train every preset without",
+        "  pre-trained vectors (our earlier default) and `kemp-prefix` places the vectors in the",
+        "  first 50 columns: they measure that choice on the full pipeline.",
         "- **Data**: the rebuilt split misses one conversation per split and keeps the last",
         "  conversation MoEL drops, so counts differ from the official ones by a few examples.",
     ]
@@ -586,8 +607,13 @@ def _value(key: str, metrics: dict[str, Any]) -> float | None:
     return value * 100 if key == "emotion_accuracy" else float(value)
 
 
-def _ranking(runs: dict[str, RunInfo | None], decode: str) -> list[str]:
-    """Our models ordered on each metric; the paper ranks the full KEMP first on every one."""
+def _ranking(runs: dict[str, RunInfo | None], decode: str, family: str = "") -> list[str]:
+    """Our models ordered on each metric; the paper ranks the full KEMP first on every one.
+
+    Args:
+        runs: preset -> its run (or a variant of it: ``family`` names which).
+        family: how these runs differ from the presets ("" for the presets themselves).
+    """
     found = {
         p: i.evaluations[decode]
         for p, i in runs.items()
@@ -595,8 +621,9 @@ def _ranking(runs: dict[str, RunInfo | None], decode: str) -> list[str]:
     }
     if "kemp" not in found or len(found) < 2:
         return []
+    title = f"## Ranking of our models ({decode} decoding{', ' + family if family else ''})"
     lines = [
-        f"## Ranking of our models ({decode} decoding)",
+        title,
         "",
         "The paper (Tables 2-3) puts the full KEMP ahead of both ablations and of the",
         "Transformer on accuracy and perplexity. Ours, best first:",
@@ -669,36 +696,51 @@ def _runs_in(
     return found
 
 
+#: The runs the knowledge ablation pairs (KEMP with w/o ECE): the presets as defined now, and
+#: the two without pre-trained vectors (``scripts/reproduce.py`` VARIANTS).
+ABLATION_RUNS = ("kemp", "wo-ece", "kemp-random", "wo-ece-random")
+
+
 def _knowledge_ablation(
     work: Path, compare: list[Path], state: Any, decodes: list[str], records: Path | None = None
 ) -> list[str]:
     """KEMP against w/o ECE for each knowledge the runs were trained on (this WORK and any
     --compare folders), read from the knowledge each run's config.json records."""
-    groups: dict[str, dict[str, Any]] = {}
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
     for folder_work in [work, *compare]:
         own_state = state if folder_work == work else _state_of(folder_work)
         own_records = records if folder_work == work else compare_records(folder_work)
         for info in _runs_in(folder_work, own_state, decodes, own_records):
-            if info.preset not in ("kemp", "wo-ece") or info.name not in ("kemp", "wo-ece"):
+            if info.preset not in ("kemp", "wo-ece") or info.name not in ABLATION_RUNS:
                 continue
-            key = json.dumps(knowledge_identity(info.provenance), sort_keys=True, default=str)
-            group = groups.setdefault(key, {"provenance": info.provenance, "work": folder_work})
+            knowledge = json.dumps(knowledge_identity(info.provenance), sort_keys=True, default=str)
+            embeddings = _embeddings(info.config)
+            group = groups.setdefault(
+                (knowledge, embeddings),
+                {"provenance": info.provenance, "work": folder_work, "embeddings": embeddings},
+            )
             group.setdefault(info.preset, info)  # this WORK's run before a compared one
     pairs = [g for g in groups.values() if "kemp" in g and "wo-ece" in g]
     if not pairs:
         return []
+    # K1, K2, ...: one number per knowledge, in the order rows first use it
+    numbers: dict[str, int] = {}
+    for (knowledge, _), group in groups.items():
+        if group in pairs:
+            group["number"] = numbers.setdefault(knowledge, len(numbers) + 1)
     lines = [
         "## Knowledge ablation (KEMP against w/o ECE)",
         "",
         "The paper's claim: the emotional context graph (knowledge) helps. Each row pairs the",
-        "two presets trained on the same knowledge (as recorded in their config.json); the",
+        "two presets trained on the same knowledge and word-table start (as recorded in their",
+        "config.json; the `-random` variants are the pair without pre-trained vectors); the",
         "validation column compares them at one step: with several rows, the last step every",
         "run validated at; with one, the step of KEMP's evaluated checkpoint (else the last",
         "step both reached).",
         "",
-        "| knowledge | runs from | KEMP acc % / PPL | w/o ECE acc % / PPL | Δ acc (points) "
-        "| Δ PPL | valid PPL at equal step | steps (KEMP / w/o ECE) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| knowledge | embeddings | runs from | KEMP acc % / PPL | w/o ECE acc % / PPL "
+        "| Δ acc (points) | Δ PPL | valid PPL at equal step | steps (KEMP / w/o ECE) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     # each run's validations, read once; rows trained on different schedules are compared at
     # one step every run validated at
@@ -706,8 +748,7 @@ def _knowledge_ablation(
     every_row = None
     if len(pairs) > 1:
         every_row = max(set.intersection(*(set(c) for pair in curves for c in pair)), default=None)
-    described = []
-    for number, (group, (va, vb)) in enumerate(zip(pairs, curves, strict=True), 1):
+    for group, (va, vb) in zip(pairs, curves, strict=True):
         kemp, ablated = group["kemp"], group["wo-ece"]
         both = [d for d in decodes if d in kemp.evaluations and d in ablated.evaluations]
         decode = both[0] if both else None
@@ -734,18 +775,20 @@ def _knowledge_ablation(
             equal += f" at step {step:,}"
         folder = "this one" if group["work"] == work else f"`{group['work']}`"
         lines.append(
-            f"| K{number} | {folder} | "
+            f"| K{group['number']} | {group['embeddings']} | {folder} | "
             + " | ".join(cells)
             + f" | {equal} | {_count(kemp.done)}{kemp.flags()} / "
             f"{_count(ablated.done)}{ablated.flags()} |"
         )
-        described.append(f"- K{number}: {describe_knowledge(group['provenance'])}")
-    lines += ["", *described]
-    if len(pairs) > 1:
-        base = pairs[0]["provenance"]
-        for number, group in enumerate(pairs[1:], 2):
-            diff = knowledge_differences(base, group["provenance"])
-            lines.append(f"- K{number} differs from K1 in: {', '.join(diff) or 'nothing recorded'}")
+    first: dict[int, dict[str, Any]] = {}
+    for group in pairs:
+        first.setdefault(group["number"], group)
+    lines.append("")
+    for number, group in first.items():
+        lines.append(f"- K{number}: {describe_knowledge(group['provenance'])}")
+    for number, group in list(first.items())[1:]:
+        diff = knowledge_differences(first[1]["provenance"], group["provenance"])
+        lines.append(f"- K{number} differs from K1 in: {', '.join(diff) or 'nothing recorded'}")
     return lines + [""]
 
 
@@ -916,7 +959,7 @@ def _compare_runs(work: Path, records: Path | None, out: Path) -> Path | None:
 #: Variants whose validation curve against ``kemp``'s at equal steps isolates one cause.
 GAP_VARIANTS = {
     "kemp-batchsum": "the emotion term weighed ~tokens-per-batch times more",
-    "kemp-glove": "GloVe 50d placed by the orthonormal map",
+    "kemp-random": "a random word table, no pre-trained vectors",
     "kemp-prefix": "GloVe 50d in the first 50 columns",
 }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -49,8 +50,8 @@ def test_finished_stage_is_skipped_and_unfinished_one_resumes(tmp_path: Path) ->
 def test_steps_flag_is_checked() -> None:
     assert reproduce.parse_steps(["wo-ece=8000"]) == {"wo-ece": 8000}
     # a variant's own cap, and the CPU presets
-    assert reproduce.parse_steps(["kemp-glove=50", "kemp-small=9"]) == {
-        "kemp-glove": 50,
+    assert reproduce.parse_steps(["kemp-random=50", "kemp-small=9"]) == {
+        "kemp-random": 50,
         "kemp-small": 9,
     }
     for bad in ("kemp=lots", "kemp=0", "nope=5"):
@@ -181,7 +182,11 @@ def test_stale_run_names_the_fields_that_changed(tmp_path: Path) -> None:
         p = get_preset(preset)
         loss = to_dict(p.loss)
         legacy = {**{k: loss[v] for k, v in LEGACY_LOSS_FIELDS.items()}, **model_changes}
-        config = {"model": {**to_dict(p.model), **legacy}, "train": to_dict(p.train)}
+        config = {
+            "model": {**to_dict(p.model), **legacy},
+            "train": to_dict(p.train),
+            "embeddings": GLOVE,
+        }
         (run / "config.json").write_text(json.dumps(config))
         return run
 
@@ -202,6 +207,10 @@ def test_stale_run_names_the_fields_that_changed(tmp_path: Path) -> None:
     assert reproduce.stale_run(write("wo-edd"), "wo-edd") is None
 
 
+#: config.json's record of GloVe 50d placed in a 300-wide table (the presets' default).
+GLOVE = {"path": "glove.6B.50d.npy", "dim": 50, "table_dim": 300, "placement": "orthonormal"}
+
+
 def _fake_run(
     work: Path,
     name: str,
@@ -209,10 +218,11 @@ def _fake_run(
     metrics: dict,
     loss: dict | None = None,
     provenance: dict | None = None,
-    embeddings: dict | None = None,
+    embeddings: dict | None = GLOVE,
     **model_changes: object,
 ) -> None:
-    """A finished run folder; without EMBEDDINGS trained without vectors (published presets)."""
+    """A finished run folder, trained with GloVe 50d as every preset is (``embeddings=None``:
+    without pre-trained vectors, as the ``-random`` variants)."""
     from kemp_model.config import get_preset, to_dict
 
     run = work / "runs" / name
@@ -256,7 +266,7 @@ def test_ranking_and_variants_are_read_from_the_runs(tmp_path: Path) -> None:
     assert "KEMP +30.1%, w/o ECE +27.4%" in text and "within 2.1% of each other" in text
     assert "No variant has a validation" in text
     # same knowledge for both presets: one pair in the knowledge ablation
-    assert "| K1 | this one | 36.00 / 48.00 | 35.00 / 47.00 | +1.00 | +1.00 |" in text
+    assert "| this one | 36.00 / 48.00 | 35.00 / 47.00 | +1.00 | +1.00 |" in text
 
 
 def test_variants_train_with_their_setting_and_are_stale_without_it(tmp_path: Path) -> None:
@@ -282,28 +292,34 @@ def test_variants_train_with_their_setting_and_are_stale_without_it(tmp_path: Pa
     assert why is not None and "loss.reduction 'sum' -> 'official'" in why
 
 
-def test_published_presets_train_without_vectors_and_the_glove_variants_with_them(
+def test_every_preset_trains_with_vectors_and_the_random_variants_without(
     tmp_path: Path,
 ) -> None:
     args = _train_args(
-        tmp_path, presets=["kemp", "kemp-small"], variants=["kemp-glove", "kemp-prefix"]
+        tmp_path, presets=["kemp", "kemp-small"], variants=["kemp-random", "kemp-prefix"]
     )
     stages = {s.name: s for s in reproduce.build_stages(args, {})}
-    assert "--embeddings" not in stages["train-kemp"].command
+    glove, prefix = stages["train-kemp"].command, stages["train-kemp-prefix"].command
+    assert "--embeddings" in glove and "--embedding-placement" not in glove  # orthonormal
     assert "--embeddings" in stages["train-kemp-small"].command  # its 50-wide table: GloVe's
-    glove, prefix = stages["train-kemp-glove"].command, stages["train-kemp-prefix"].command
-    assert "--embeddings" in glove and "--embedding-placement" not in glove
+    assert "--embeddings" not in stages["train-kemp-random"].command
     assert prefix[prefix.index("--embedding-placement") + 1] == "prefix"
     vectors = {"path": "glove.6B.50d.npy", "dim": 50, "table_dim": 300}
-    _fake_run(tmp_path, "kemp-glove", "kemp", {})  # trained without vectors
-    assert "no pre-trained vectors -> GloVe 50d" in stages["train-kemp-glove"].stale()
-    config_file = tmp_path / "runs" / "kemp-glove" / "config.json"
+    _fake_run(tmp_path, "kemp", "kemp", {}, embeddings=None)  # the preset's old default
+    assert "no pre-trained vectors -> GloVe 50d" in stages["train-kemp"].stale()
+    _fake_run(tmp_path, "kemp-random", "kemp", {}, embeddings=None)
+    assert stages["train-kemp-random"].stale() is None  # the same run is the -random variant
+    config_file = tmp_path / "runs" / "kemp" / "config.json"
     config = json.loads(config_file.read_text())
     config_file.write_text(
         json.dumps({**config, "embeddings": {**vectors, "placement": "orthonormal"}})
     )
-    assert stages["train-kemp-glove"].stale() is None
-    assert "pre-trained vectors -> none" in reproduce.stale_run(config_file.parent, "kemp")
+    assert stages["train-kemp"].stale() is None
+    assert "pre-trained vectors -> none" in reproduce.stale_run(
+        config_file.parent, "kemp", {"embeddings": False}
+    )
+    # the default variants: every published preset without vectors
+    assert reproduce.DEFAULT_VARIANTS == tuple(f"{p}-random" for p in reproduce.PRESETS)
     _fake_run(
         tmp_path, "kemp-prefix", "kemp", {}, embeddings={**vectors, "placement": "orthonormal"}
     )
@@ -428,10 +444,10 @@ def test_training_always_names_its_schedule_and_resumes_with_only_resumable_flag
     full = {s.name: s for s in reproduce.build_stages(_train_args(tmp_path), {})}["train-kemp"]
     assert full.command[full.command.index("--max-steps") + 1] == "26000"  # the preset's own
     # a variant's own cap beats its preset's
-    args = _train_args(tmp_path, variants=["kemp-glove"])
-    stages = {s.name: s for s in reproduce.build_stages(args, {"kemp": 20, "kemp-glove": 7})}
-    glove = stages["train-kemp-glove"].command
-    assert glove[glove.index("--max-steps") + 1] == "7"
+    args = _train_args(tmp_path, variants=["kemp-random"])
+    stages = {s.name: s for s in reproduce.build_stages(args, {"kemp": 20, "kemp-random": 7})}
+    random = stages["train-kemp-random"].command
+    assert random[random.index("--max-steps") + 1] == "7"
 
 
 def _echo_stage(tmp_path: Path, run: Path, max_steps: int) -> reproduce.Stage:
@@ -559,6 +575,7 @@ def test_knowledge_ablation_pairs_kemp_and_wo_ece_per_knowledge(tmp_path: Path) 
         "kemp",
         {"emotion_accuracy": 0.36, "perplexity_per_example": 48.0},
         provenance=old,
+        embeddings=None,
     )
     _fake_run(
         before,
@@ -566,6 +583,7 @@ def test_knowledge_ablation_pairs_kemp_and_wo_ece_per_knowledge(tmp_path: Path) 
         "wo-ece",
         {"emotion_accuracy": 0.37, "perplexity_per_example": 47.5},
         provenance=old,
+        embeddings=None,
     )
     _fake_run(
         after,
@@ -581,6 +599,14 @@ def test_knowledge_ablation_pairs_kemp_and_wo_ece_per_knowledge(tmp_path: Path) 
         {"emotion_accuracy": 0.38, "perplexity_per_example": 41.0},
         provenance=new,
     )
+    # the same knowledge without vectors: its own row, under the same knowledge number
+    for name, preset, ppl in (("kemp-random", "kemp", 42.0), ("wo-ece-random", "wo-ece", 42.5)):
+        _fake_run(
+            after, name, preset, {"perplexity_per_example": ppl}, provenance=new, embeddings=None
+        )
+        with open(after / "runs" / name / "metrics.jsonl", "a") as handle:
+            record = {"kind": "valid", "step": 2000, "ppl_per_example": ppl + 9}
+            handle.write(json.dumps(record) + "\n")
     for work, kemp, ablated in ((before, 60.0, 59.0), (after, 50.0, 52.0)):
         for name, ppl in (("kemp", kemp), ("wo-ece", ablated)):
             with open(work / "runs" / name / "metrics.jsonl", "a") as handle:
@@ -597,14 +623,20 @@ def test_knowledge_ablation_pairs_kemp_and_wo_ece_per_knowledge(tmp_path: Path) 
     out = tmp_path / "RESULTS.md"
     results_table.write_results(args, SimpleNamespace(data={}), out)
     text = out.read_text()
+    with_glove = "`glove.6B.50d.npy` (50d placed in a 300-wide table, orthonormal)"
     assert (
-        "| K1 | this one | 40.00 / 40.00 | 38.00 / 41.00 | +2.00 | -1.00 "
+        f"| K1 | {with_glove} | this one | 40.00 / 40.00 | 38.00 / 41.00 | +2.00 | -1.00 "
         "| 50.00 vs 52.00 at step 2,000 |" in text
     )
     assert (
-        f"| K2 | `{before}` | 36.00 / 48.00 | 37.00 / 47.50 | -1.00 | +0.50 "
-        "| 60.00 vs 59.00 at step 2,000 |" in text
+        "| K1 | none (random word table) | this one | n/a / 42.00 | n/a / 42.50 | n/a | -0.50 "
+        "| 51.00 vs 51.50 at step 2,000 |" in text
     )
+    assert (
+        f"| K2 | none (random word table) | `{before}` | 36.00 / 48.00 | 37.00 / 47.50 | -1.00 "
+        "| +0.50 | 60.00 vs 59.00 at step 2,000 |" in text
+    )
+    assert text.count("- K1: ") == 1 and text.count("- K2 differs from K1 in") == 1
     assert "WordNet rules `sense`, retrieval preset `sense`" in text
     assert "WordNet rules `conceptnet`, retrieval preset `paper`" in text
     # a later session holds the earlier knowledge's runs only as committed records
@@ -620,10 +652,14 @@ def test_knowledge_ablation_pairs_kemp_and_wo_ece_per_knowledge(tmp_path: Path) 
     assert run_records.holds_records(kept)
     lines = results_table._knowledge_ablation(after, [kept], SimpleNamespace(data={}), ["greedy"])
     assert any(
-        line.startswith(f"| K2 | `{kept}` | 36.00 / 48.00 | 37.00 / 47.50 | -1.00 | +0.50 ")
+        line.startswith(
+            f"| K2 | none (random word table) | `{kept}` | 36.00 / 48.00 | 37.00 / 47.50 | -1.00 "
+        )
         for line in lines
     )
-    # one knowledge alone: its own pair at KEMP's evaluated step, with accuracy when logged
+    # one pair alone: compared at KEMP's evaluated step, with accuracy when logged
+    for name in ("kemp-random", "wo-ece-random"):
+        shutil.rmtree(after / "runs" / name)
     for name, acc in (("kemp", 0.41), ("wo-ece", 0.39)):
         with open(after / "runs" / name / "metrics.jsonl", "a") as handle:
             record = {"kind": "valid", "step": 6000, "ppl_per_example": 43.0}
@@ -803,19 +839,19 @@ def test_the_gap_ab_compares_a_variant_with_kemp_at_their_last_common_validation
         )
 
     valid_log("kemp", [(6000, 42.71, 0.374), (8000, 37.69, 0.349), (10000, 35.18, 0.345)])
-    valid_log("kemp-glove", [(6000, 44.84, 0.367), (8000, 39.35, 0.39)])
+    valid_log("kemp-random", [(6000, 44.84, 0.367), (8000, 39.35, 0.39)])
     runs = {"kemp": results_table.read_run(tmp_path / "runs" / "kemp", None, ["greedy"])}
     lines = results_table._perplexity_gap(runs, None, tmp_path, "greedy")
     assert (
-        "- A/B at equal steps: at step 8,000 the `kemp-glove` variant (GloVe 50d placed by the "
-        "orthonormal map) validates at 39.35 against 37.69 for `kemp` (+4.4%); emotion accuracy "
-        "39.00% against 34.90%."
+        "- A/B at equal steps: at step 8,000 the `kemp-random` variant (a random word table, "
+        "no pre-trained vectors) validates at 39.35 against 37.69 for `kemp` (+4.4%); emotion "
+        "accuracy 39.00% against 34.90%."
     ) in lines
     # both ran on: the A/B moves to the step whose kemp checkpoint was evaluated
-    valid_log("kemp-glove", [(6000, 44.84, 0.367), (8000, 39.35, 0.39), (10000, 36.0, 0.4)])
+    valid_log("kemp-random", [(6000, 44.84, 0.367), (8000, 39.35, 0.39), (10000, 36.0, 0.4)])
     runs["kemp"].counters = {"step": 10000, "best_step": 8000, "bad_evals": 1}
     lines = results_table._perplexity_gap(runs, None, tmp_path, "greedy")
-    assert any("at step 8,000 the `kemp-glove` variant" in line for line in lines)
+    assert any("at step 8,000 the `kemp-random` variant" in line for line in lines)
     runs["kemp"].counters = None
     lines = results_table._perplexity_gap(runs, None, tmp_path, "greedy")
-    assert any("at step 10,000 the `kemp-glove` variant" in line for line in lines)
+    assert any("at step 10,000 the `kemp-random` variant" in line for line in lines)
