@@ -845,7 +845,8 @@ def test_the_gap_ab_compares_a_variant_with_kemp_at_their_last_common_validation
     assert (
         "- A/B at equal steps: at step 8,000 the `kemp-random` variant (a random word table, "
         "no pre-trained vectors) validates at 39.35 against 37.69 for `kemp` (+4.4%); emotion "
-        "accuracy 39.00% against 34.90%."
+        "accuracy 39.00% against 34.90%. Lowest validation of each: 39.35 (step 8,000) against "
+        "35.18 (step 10,000) (+11.9%); test 37.77 against 37.77 (+0.0%)."
     ) in lines
     # both ran on: the A/B moves to the step whose kemp checkpoint was evaluated
     valid_log("kemp-random", [(6000, 44.84, 0.367), (8000, 39.35, 0.39), (10000, 36.0, 0.4)])
@@ -855,3 +856,33 @@ def test_the_gap_ab_compares_a_variant_with_kemp_at_their_last_common_validation
     runs["kemp"].counters = None
     lines = results_table._perplexity_gap(runs, None, tmp_path, "greedy")
     assert any("at step 10,000 the `kemp-random` variant" in line for line in lines)
+
+
+def test_the_accuracy_gap_is_read_from_each_runs_validation_log(tmp_path: Path) -> None:
+    _fake_run(tmp_path, "kemp", "kemp", {"emotion_accuracy": 0.3158, "perplexity_per_example": 35})
+    (tmp_path / "runs" / "kemp" / "metrics.jsonl").write_text(
+        "".join(
+            json.dumps(
+                {
+                    "kind": "valid",
+                    "step": s,
+                    "ppl_per_example": p,
+                    "emotion_accuracy": a,
+                    "emotion_nll": n,
+                }
+            )
+            + "\n"
+            for s, p, a, n in [(12000, 35.4, 0.3945, 2.16), (20000, 34.3, 0.3539, 2.60)]
+        )
+    )
+    info = results_table.read_run(tmp_path / "runs" / "kemp", None, ["greedy"])
+    info.counters = {"step": 26000, "best_step": 20000}
+    lines = results_table._accuracy_gap({"kemp": info, "wo-ece": None}, "greedy")
+    assert (
+        "- KEMP: test 31.58% (-7.73 points); validation accuracy peaks at 39.45% at step 12,000 "
+        "and is 35.39% at the evaluated step 20,000 (-4.06 points) (validation emotion NLL "
+        "2.16 -> 2.60); at that checkpoint test lies -3.81 points from validation."
+    ) in lines
+    # no kept checkpoint, or no emotion head: nothing to say
+    info.counters = None
+    assert results_table._accuracy_gap({"kemp": info}, "greedy") == []
