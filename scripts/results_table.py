@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -897,6 +898,23 @@ def _valid_by_step(run: Path) -> dict[int, dict[str, Any]]:
     return {r["step"]: r for r in _valid(run)}
 
 
+def _lowest(valid: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """The validation with the lowest perplexity (the earliest on a tie)."""
+    return min(valid, key=lambda r: (r["ppl"], r["step"]))
+
+
+def _peak_accuracy(valid: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
+    """The validation with the highest emotion accuracy (the earliest on a tie); None for a
+    run without an emotion head."""
+    with_acc = [r for r in valid if r.get("emotion_accuracy") is not None]
+    return max(with_acc, key=lambda r: (r["emotion_accuracy"], -r["step"]), default=None)
+
+
+def _kept(valid: Iterable[dict[str, Any]], info: RunInfo) -> dict[str, Any] | None:
+    """The validation of the step whose checkpoint the run kept (None when it kept none)."""
+    return next((r for r in valid if r["step"] == info.best_step), None)
+
+
 def _equal_step(a: dict[int, Any], b: dict[int, Any], prefer: int | None) -> int | None:
     """The step two runs are compared at: ``prefer`` (the evaluated checkpoint's step) when
     both validated there, else the last step both validated at."""
@@ -1038,8 +1056,7 @@ def _over_the_schedule(
     """The same A/B read over the whole schedule: each run's lowest validation perplexity
     (with its step) and, when both were evaluated, their test perplexities. One step can
     flatter either side (a run past its best there); these two cannot."""
-    low_a = min(other.values(), key=lambda r: (r["ppl"], r["step"]))
-    low_b = min(base.values(), key=lambda r: (r["ppl"], r["step"]))
+    low_a, low_b = _lowest(other.values()), _lowest(base.values())
     text = (
         f" Lowest validation of each: {low_a['ppl']:.2f} (step {low_a['step']:,}) against "
         f"{low_b['ppl']:.2f} (step {low_b['step']:,}) ({low_a['ppl'] / low_b['ppl'] - 1:+.1%})"
@@ -1065,11 +1082,10 @@ def _accuracy_gap(runs: dict[str, RunInfo | None], decode: str) -> list[str]:
         )
         if info is None or test is None:
             continue
-        valid = [r for r in _valid(info.folder) if r.get("emotion_accuracy") is not None]
-        kept = next((r for r in valid if r["step"] == info.best_step), None)
-        if kept is None:
+        valid = _valid(info.folder)
+        kept, peak = _kept(valid, info), _peak_accuracy(valid)
+        if kept is None or peak is None or kept.get("emotion_accuracy") is None:
             continue
-        peak = max(valid, key=lambda r: (r["emotion_accuracy"], -r["step"]))
         nll = ""
         if peak.get("emotion_nll") is not None and kept.get("emotion_nll") is not None:
             nll = (
@@ -1114,12 +1130,9 @@ def _validation_course(runs: dict[str, RunInfo | None], decode: str) -> list[str
         valid = _valid(info.folder)
         if not valid:
             continue
-        lowest = min(valid, key=lambda r: (r["ppl"], r["step"]))
-        kept = next((r for r in valid if r["step"] == info.best_step), None)
-        if kept is None:  # no best checkpoint kept (a run shorter than early_stopping_from)
-            kept = valid[-1]
-        with_acc = [r for r in valid if r.get("emotion_accuracy") is not None]
-        peak = max(with_acc, key=lambda r: (r["emotion_accuracy"], -r["step"]), default=None)
+        lowest, peak = _lowest(valid), _peak_accuracy(valid)
+        # no best checkpoint kept (a run shorter than early_stopping_from): the last one
+        kept = _kept(valid, info) or valid[-1]
         acc = (lambda r: f"{100 * r['emotion_accuracy']:.2f}") if peak else (lambda r: "-")
         test = (info.evaluations.get(decode) or {}).get("emotion_accuracy")
         rows.append(

@@ -883,6 +883,6 @@ def test_the_accuracy_gap_is_read_from_each_runs_validation_log(tmp_path: Path) 
         "and is 35.39% at the evaluated step 20,000 (-4.06 points) (validation emotion NLL "
         "2.16 -> 2.60); at that checkpoint test lies -3.81 points from validation."
     ) in lines
-    # no kept checkpoint, or no emotion head: nothing to say
+    # no kept checkpoint: nothing to say
     info.counters = None
     assert results_table._accuracy_gap({"kemp": info}, "greedy") == []
